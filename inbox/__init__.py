@@ -1,0 +1,1 @@
+"""Algorithmic Inbox: command line and settings."""

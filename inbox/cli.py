@@ -1,0 +1,62 @@
+"""`inbox` command line. Thin: each package registers its own sub-commands.
+
+Every package owning commands has a `cli.py` with
+`register(subparsers: argparse._SubParsersAction) -> None`; it must import only
+the standard library at module level (heavy imports go inside the handlers) so
+that `inbox --help` stays fast. A handler is set with
+`parser.set_defaults(func=handler)`; it receives the parsed namespace and
+returns an exit code (or None for 0).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+COMMAND_MODULES = [
+    "simulation.cli",
+    "features.cli",
+    "models.cli",
+    "experiments.bandit.cli",
+    "experiments.abtest.cli",
+    "serving.cli",
+    "inbox.demo",
+]
+
+
+class UsageError(Exception):
+    """Bad input at the command line; printed without a traceback, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inbox", description="Algorithmic Inbox: email personalization and experimentation."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except (UsageError, ValueError, FileNotFoundError) as exc:
+        print(f"inbox {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Read and write the event log with validation and atomic writes.
+
+Readers reject bad input with `SchemaError` naming the table, column and
+problem. Writers validate first, write to a temporary file beside the target
+and rename it into place, so a failure never leaves a half-written table.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from simulation.schema import TABLES, TableSchema
+
+
+class SchemaError(ValueError):
+    def __init__(self, table: str, column: str | None, problem: str):
+        self.table, self.column, self.problem = table, column, problem
+        where = f"{table}.{column}" if column else table
+        super().__init__(f"{where}: {problem}")
+
+
+def _schema(table: str) -> TableSchema:
+    if table not in TABLES:
+        raise SchemaError(table, None, f"unknown table; expected one of {sorted(TABLES)}")
+    return TABLES[table]
+
+
+def _to_arrow(data: pd.DataFrame | pa.Table) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    raise TypeError(f"expected a pandas DataFrame or pyarrow Table, got {type(data).__name__}")
+
+
+def _cast_column(table: str, col, arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    want = col.type
+    got = arr.type
+    if pa.types.is_timestamp(want):
+        if not pa.types.is_timestamp(got):
+            raise SchemaError(table, col.name, f"expected a UTC timestamp, got {got}")
+        if got.tz is None:
+            raise SchemaError(table, col.name, "naive timestamp; timestamps must be timezone-aware UTC")
+        return arr.cast(want)  # converts any tz to UTC instant representation
+    if got == want:
+        return arr
+    ok = (
+        (pa.types.is_integer(want) and pa.types.is_integer(got))
+        or (pa.types.is_floating(want) and (pa.types.is_floating(got) or pa.types.is_integer(got)))
+        or (pa.types.is_string(want) and (pa.types.is_large_string(got) or pa.types.is_dictionary(got)))
+        or (pa.types.is_null(got) and col.nullable)
+    )
+    if not ok:
+        raise SchemaError(table, col.name, f"expected {want}, got {got}")
+    try:
+        return arr.cast(want)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(table, col.name, f"cannot cast {got} to {want}: {exc}") from None
+
+
+def validate(table: str, data: pd.DataFrame | pa.Table) -> pa.Table:
+    """Return `data` as an Arrow table in the contract's schema, or raise SchemaError."""
+    schema = _schema(table)
+    at = _to_arrow(data)
+    missing = [c.name for c in schema.columns if c.name not in at.column_names]
+    if missing:
+        raise SchemaError(table, missing[0], f"missing column (required: {', '.join(missing)})")
+    arrays = []
+    for col in schema.columns:
+        arr = _cast_column(table, col, at.column(col.name))
+        nulls = arr.null_count
+        if nulls and not col.nullable:
+            raise SchemaError(table, col.name, f"{nulls} null value(s) in a required column")
+        if col.non_negative and len(arr) - nulls:
+            lo = pc.min(arr).as_py()
+            if lo is not None and lo < 0:
+                raise SchemaError(table, col.name, f"negative value {lo}; must be >= 0")
+        if col.min_exclusive is not None and len(arr) - nulls:
+            lo = pc.min(arr).as_py()
+            if lo is not None and lo <= col.min_exclusive:
+                raise SchemaError(table, col.name, f"value {lo} must be > {col.min_exclusive}")
+        if col.max_inclusive is not None and len(arr) - nulls:
+            hi = pc.max(arr).as_py()
+            if hi is not None and hi > col.max_inclusive:
+                raise SchemaError(table, col.name, f"value {hi} must be <= {col.max_inclusive}")
+        if col.allowed is not None and len(arr):
+            bad = pc.filter(arr, pc.invert(pc.is_in(arr, value_set=pa.array(col.allowed))))
+            if len(bad):
+                raise SchemaError(
+                    table, col.name, f"unknown value {bad[0].as_py()!r}; allowed: {', '.join(col.allowed)}"
+                )
+        if col.unique and len(arr):
+            distinct = pc.count_distinct(arr, mode="all").as_py()
+            if distinct != len(arr):
+                vc = pc.value_counts(arr)
+                dup = pc.filter(vc, pc.greater(vc.field("counts"), 1))[0]["values"].as_py()
+                raise SchemaError(table, col.name, f"duplicate id {dup!r} ({len(arr) - distinct} duplicate(s))")
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=schema.arrow)
+
+
+def table_path(events_dir: str | os.PathLike, table: str) -> Path:
+    _schema(table)
+    return Path(events_dir) / f"{table}.parquet"
+
+
+def write_table(table: str, data: pd.DataFrame | pa.Table, path: str | os.PathLike) -> Path:
+    """Validate then atomically write one table to `path` (a .parquet file)."""
+    at = validate(table, data)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(at, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_table(table: str, path: str | os.PathLike, *, as_arrow: bool = False) -> pd.DataFrame | pa.Table:
+    """Read and validate one table; `SchemaError` names the problem."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{table}: no such file {path}")
+    try:
+        at = pq.read_table(path)
+    except pa.ArrowInvalid as exc:
+        raise SchemaError(table, None, f"{path} is not a readable Parquet file: {exc}") from None
+    at = validate(table, at)
+    return at if as_arrow else at.to_pandas()
+
+
+def write_event_log(events_dir: str | os.PathLike, tables: dict[str, pd.DataFrame | pa.Table]) -> None:
+    """Validate every table first, then write them; nothing is written if any is invalid."""
+    validated = {name: validate(name, data) for name, data in tables.items()}
+    for name, at in validated.items():
+        write_table(name, at, table_path(events_dir, name))
+
+
+def read_event_log(events_dir: str | os.PathLike, *, as_arrow: bool = False) -> dict:
+    return {name: read_table(name, table_path(events_dir, name), as_arrow=as_arrow) for name in TABLES}
