@@ -1,0 +1,106 @@
+"""Figures a reviewer looks at in MLflow (matplotlib, Agg backend)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from models.metrics import cumulative_gain  # noqa: E402
+
+
+def roc(y, curves: dict[str, np.ndarray]):
+    from sklearn.metrics import roc_curve
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for label, p in curves.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        ax.plot(fpr, tpr, label=label)
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test period)")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def precision_recall(y, curves: dict[str, np.ndarray]):
+    from sklearn.metrics import precision_recall_curve
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for label, p in curves.items():
+        prec, rec, _ = precision_recall_curve(y, p)
+        ax.plot(rec, prec, label=label)
+    ax.axhline(np.mean(y), ls=":", color="grey", label="base rate")
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test period)")
+    ax.legend(loc="upper right")
+    return fig
+
+
+def calibration(y, curves: dict[str, np.ndarray], n_bins: int = 10):
+    fig, ax = plt.subplots(figsize=(5, 5))
+    y = np.asarray(y, dtype=float)
+    top = 0.0
+    for label, p in curves.items():
+        p = np.asarray(p, dtype=float)
+        qs = np.unique(np.quantile(p, np.linspace(0, 1, n_bins + 1)))
+        b = np.clip(np.searchsorted(qs, p, side="right") - 1, 0, len(qs) - 2)
+        n = np.bincount(b, minlength=len(qs) - 1)
+        keep = n > 0
+        mp = np.bincount(b, weights=p, minlength=len(qs) - 1)[keep] / n[keep]
+        my = np.bincount(b, weights=y, minlength=len(qs) - 1)[keep] / n[keep]
+        ax.plot(mp, my, "o-", label=label)
+        top = max(top, mp.max(), my.max())
+    ax.plot([0, top], [0, top], ":", color="grey", label="perfect")
+    ax.set(xlabel="predicted probability (decile mean)", ylabel="observed rate", title="Calibration (test period)")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def gain_and_lift(y, curves: dict[str, np.ndarray]):
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.5))
+    for label, p in curves.items():
+        share, captured = cumulative_gain(y, p)
+        a1.plot(share, captured, label=label)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lift = np.where(share > 0, captured / share, np.nan)
+        a2.plot(share[1:], lift[1:], label=label)
+    a1.plot([0, 1], [0, 1], ":", color="grey", label="random")
+    a1.set(xlabel="share of contacts targeted", ylabel="share of conversions captured", title="Cumulative gain")
+    a2.axhline(1.0, ls=":", color="grey")
+    a2.set(xlabel="share of contacts targeted", ylabel="lift over random", title="Lift")
+    a1.legend(loc="lower right")
+    return fig
+
+
+def importance(names: list[str], gains: np.ndarray, top: int = 25):
+    order = np.argsort(gains)[::-1][:top][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(order) + 1.2))
+    ax.barh([names[i] for i in order], np.asarray(gains)[order])
+    ax.set(xlabel="total gain", title="Global feature importance")
+    fig.tight_layout()
+    return fig
+
+
+def hour_of_week_heatmap(rows: dict[str, np.ndarray]):
+    """One 7 x 24 panel per entry (predicted P(open within 24 h) by local send hour)."""
+    n = len(rows)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 2.1 * n), squeeze=False)
+    days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    for ax, (label, grid) in zip(axes[:, 0], rows.items()):
+        im = ax.imshow(np.asarray(grid).reshape(7, 24), aspect="auto", cmap="viridis")
+        ax.set_yticks(range(7), days)
+        ax.set_xticks(range(0, 24, 3))
+        ax.set_title(label, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.025)
+    axes[-1, 0].set_xlabel("local hour of the send")
+    fig.tight_layout()
+    return fig
+
+
+def bars(title: str, values: dict[str, float], ylabel: str):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(list(values), list(values.values()))
+    ax.set(title=title, ylabel=ylabel)
+    fig.tight_layout()
+    return fig

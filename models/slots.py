@@ -1,0 +1,177 @@
+"""Send-slot selection in each contact's local time: windows, quiet hours, DST.
+
+A candidate slot is the top of a *local* hour inside the requested UTC window
+`[start, end)`. Candidates are generated on a 15-minute UTC grid and kept where
+the local minute is 0, so zones with :30 / :45 offsets (Asia/Kolkata,
+Asia/Kathmandu) and DST transitions come out right with no special cases: a
+local hour skipped by spring-forward never appears, and the repeated hour of
+fall-back appears twice (same local hour, the earlier instant wins on ties).
+"""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+
+HOURS_PER_WEEK = 168
+GRID = pd.Timedelta(minutes=15)
+
+
+def utc_timestamp(value, field: str) -> pd.Timestamp:
+    """Parse a timezone-aware timestamp into UTC; naive input is rejected (field named)."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{field}: not a timestamp: {value!r}") from exc
+    if ts.tzinfo is None:
+        raise ValueError(f"{field}: naive timestamp {value!r}; give a timezone (e.g. '...Z' for UTC)")
+    return ts.tz_convert("UTC")
+
+
+def validate_quiet_hours(quiet_hours) -> tuple[int, int] | None:
+    """`(start_hour, end_hour)` local, wrapping midnight if start > end; None or equal hours = no quiet hours."""
+    if quiet_hours is None:
+        return None
+    try:
+        start, end = (int(h) for h in quiet_hours)
+    except (TypeError, ValueError):
+        raise ValueError(f"quiet_hours: expected (start_hour, end_hour), got {quiet_hours!r}") from None
+    for h in (start, end):
+        if not 0 <= h <= 23:
+            raise ValueError(f"quiet_hours: hours must be in 0..23, got {quiet_hours!r}")
+    return None if start == end else (start, end)
+
+
+def is_quiet(local_hour: np.ndarray, quiet_hours: tuple[int, int] | None) -> np.ndarray:
+    local_hour = np.asarray(local_hour)
+    if quiet_hours is None:
+        return np.zeros(local_hour.shape, dtype=bool)
+    start, end = quiet_hours
+    if start < end:
+        return (local_hour >= start) & (local_hour < end)
+    return (local_hour >= start) | (local_hour < end)
+
+
+def validate_timezones(timezones) -> np.ndarray:
+    tz = np.asarray(timezones, dtype=object)
+    for name in pd.unique(tz):
+        try:
+            ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown IANA time zone {name!r}") from None
+    return tz
+
+
+def hour_of_week(local: pd.DatetimeIndex | pd.Series) -> np.ndarray:
+    """Monday 00:00 local = 0 ... Sunday 23:00 = 167."""
+    local = pd.DatetimeIndex(local)
+    return (local.dayofweek * 24 + local.hour).to_numpy().astype(np.int64)
+
+
+def local_hour_of_week(utc_times, timezones) -> np.ndarray:
+    """Local hour-of-week of each UTC instant in the matching IANA zone (vectorized per zone)."""
+    times = pd.DatetimeIndex(pd.to_datetime(pd.Series(utc_times), utc=True))
+    tz = np.asarray(timezones, dtype=object)
+    out = np.empty(len(times), dtype=np.int64)
+    for name in pd.unique(tz):
+        mask = tz == name
+        out[mask] = hour_of_week(times[mask].tz_convert(str(name)))
+    return out
+
+
+def candidate_slots(window_start, window_end, timezone: str) -> pd.DataFrame:
+    """Tops of local hours in `[window_start, window_end)`: columns send_at (UTC), local_time, how, local_hour."""
+    start = utc_timestamp(window_start, "window_start")
+    end = utc_timestamp(window_end, "window_end")
+    first = start.ceil(GRID)
+    grid = pd.date_range(first, end, freq=GRID, inclusive="left", tz="UTC") if first < end else pd.DatetimeIndex([], tz="UTC")
+    local = grid.tz_convert(timezone)
+    keep = np.asarray(local.minute == 0)
+    local = local[keep]
+    return pd.DataFrame(
+        {
+            "send_at": grid[keep],
+            "local_time": local.strftime("%Y-%m-%d %H:%M %Z"),
+            "how": hour_of_week(local),
+            "local_hour": np.asarray(local.hour),
+        }
+    )
+
+
+def choose_slots(
+    grid: np.ndarray,
+    timezones,
+    window_start,
+    window_end,
+    quiet_hours=(21, 7),
+) -> pd.DataFrame:
+    """Best allowed slot per row of `grid` (n x 168 scores by local hour-of-week).
+
+    Returns one row per input row: send_at (UTC, NaT if the window has no slot
+    outside quiet hours), local_time, how, probability (NaN when no slot).
+    """
+    grid = np.asarray(grid, dtype=float)
+    if grid.ndim != 2 or grid.shape[1] != HOURS_PER_WEEK:
+        raise ValueError(f"grid: expected shape (n, {HOURS_PER_WEEK}), got {grid.shape}")
+    tz = validate_timezones(timezones)
+    if len(tz) != len(grid):
+        raise ValueError(f"timezones: {len(tz)} values for {len(grid)} rows")
+    start = utc_timestamp(window_start, "window_start")
+    end = utc_timestamp(window_end, "window_end")
+    if not start < end:
+        raise ValueError(f"window_end ({end}) must be after window_start ({start})")
+    quiet = validate_quiet_hours(quiet_hours)
+    n = len(grid)
+    send_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    local_time = np.full(n, None, dtype=object)
+    how = np.full(n, -1, dtype=np.int64)
+    prob = np.full(n, np.nan)
+    for name in pd.unique(tz):
+        rows = np.flatnonzero(tz == name)
+        slots = candidate_slots(start, end, str(name))
+        slots = slots[~is_quiet(slots["local_hour"].to_numpy(), quiet)]
+        if slots.empty:
+            continue
+        scores = grid[np.ix_(rows, slots["how"].to_numpy())]
+        best = np.argmax(scores, axis=1)  # first maximum: earliest slot on ties
+        send_at[rows] = slots["send_at"].dt.tz_convert(None).to_numpy()[best]
+        local_time[rows] = slots["local_time"].to_numpy()[best]
+        how[rows] = slots["how"].to_numpy()[best]
+        prob[rows] = scores[np.arange(len(rows)), best]
+    return pd.DataFrame(
+        {
+            "send_at": pd.to_datetime(send_at).tz_localize("UTC"),
+            "local_time": local_time,
+            "how": how,
+            "probability": prob,
+        }
+    )
+
+
+def allowed_slot_table(timezones, window_start, window_end, quiet_hours=(21, 7)) -> pd.DataFrame:
+    """All allowed (row, slot) pairs: row, send_at, how. For evaluation against random/oracle slots."""
+    tz = validate_timezones(timezones)
+    quiet = validate_quiet_hours(quiet_hours)
+    parts = []
+    for name in pd.unique(tz):
+        rows = np.flatnonzero(tz == name)
+        slots = candidate_slots(window_start, window_end, str(name))
+        slots = slots[~is_quiet(slots["local_hour"].to_numpy(), quiet)]
+        if slots.empty:
+            continue
+        parts.append(
+            pd.DataFrame(
+                {
+                    "row": np.repeat(rows, len(slots)),
+                    "send_at": np.tile(slots["send_at"].to_numpy(), len(rows)),
+                    "how": np.tile(slots["how"].to_numpy(), len(rows)),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame({"row": pd.Series(dtype=np.int64), "send_at": pd.Series(dtype="datetime64[ns, UTC]"),
+                             "how": pd.Series(dtype=np.int64)})
+    out = pd.concat(parts, ignore_index=True)
+    out["send_at"] = pd.to_datetime(out["send_at"], utc=True)
+    return out.sort_values(["row", "send_at"], kind="stable").reset_index(drop=True)
