@@ -110,6 +110,12 @@ def table_path(events_dir: str | os.PathLike, table: str) -> Path:
     return Path(events_dir) / f"{table}.parquet"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_table(table: str, data: pd.DataFrame | pa.Table, path: str | os.PathLike) -> Path:
     """Validate then atomically write one table to `path` (a .parquet file)."""
     at = validate(table, data)
@@ -119,6 +125,7 @@ def write_table(table: str, data: pd.DataFrame | pa.Table, path: str | os.PathLi
     os.close(fd)
     try:
         pq.write_table(at, tmp, compression="zstd")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
