@@ -1,0 +1,372 @@
+"""The allocator facade used by serving: register campaigns, choose variants
+(logged before they are returned), ingest rewards, learn, hot-reload.
+
+One `Allocator` per process. Campaign configuration lives in the decision
+log (so a variant added or a kill switch thrown by one process is seen by
+every other process on its next request, no restart); the learned model
+lives in versioned snapshots (`reload()` picks up the newest live one).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .decision_log import DecisionBatch, DecisionLog, SQLiteDecisionLog, UnknownDecisionError
+from .features import VariantEncoder, context_matrix, joint_features
+from .linear import LinearPosterior
+from .policies import ArmSet, Scorer, apply_floor, make_policy, sample_actions
+from .randomness import contact_uniforms, decision_keys, new_decision_ids, string_key, uniforms
+from .snapshots import CampaignState, Snapshot, SnapshotStore
+from .timeutil import micros_array, parse_duration, to_micros
+
+MODES = ("policy", "holdout", "kill_switch", "apprentice")
+
+
+@dataclass
+class _CampaignCache:
+    """Per-process view of one campaign at one config version."""
+
+    config_version: int
+    config: dict
+    Z: np.ndarray            # (n_slots, f) variant features by slot
+    slot_of: dict[int, int]  # variant id -> slot
+    active: list[int]        # active variant ids, registration order
+    scorers: dict = field(default_factory=dict)  # (policy_version, eligible) -> Scorer
+
+
+class Allocator:
+    def __init__(self, log: DecisionLog, snapshots: SnapshotStore):
+        self.log = log
+        self.snapshots = snapshots
+        self._lock = threading.RLock()
+        self._cache: dict[str, _CampaignCache] = {}
+        self._snapshot = Snapshot(version=0)
+        self.reload()
+
+    @classmethod
+    def open(cls, bandit_dir: str | Path) -> "Allocator":
+        """SQLite decision log `decisions.db` and snapshots under `bandit_dir`."""
+        bandit_dir = Path(bandit_dir)
+        return cls(SQLiteDecisionLog(bandit_dir / "decisions.db"), SnapshotStore(bandit_dir / "snapshots"))
+
+    def close(self) -> None:
+        self.log.close()
+
+    @property
+    def policy_version(self) -> int:
+        return self._snapshot.version
+
+    # campaigns ---------------------------------------------------------------
+    def register_campaign(self, campaign_id: str, variants: pd.DataFrame, context_features: list[str],
+                          reward_event: str = "click", wait_window: str | float = "48h",
+                          policy: str = "lin_ts", floor: float = 0.02, holdout_share: float = 0.0,
+                          control_variant: int | None = None, *, policy_params: dict | None = None,
+                          default_reward: float = 0.0, aggregation: str = "first", ridge: float = 1.0,
+                          apprentice: bool = False, apprentice_baseline: str = "control") -> None:
+        """Create (or re-configure) a campaign. Variants: `content_id` + feature columns."""
+        if not campaign_id or not isinstance(campaign_id, str):
+            raise ValueError("campaign_id: must be a non-empty string")
+        _check_variants(variants)
+        make_policy(policy, **(policy_params or {}))  # validates name and params
+        if not 0.0 <= floor < 1.0:
+            raise ValueError("floor: must be in [0, 1)")
+        if not 0.0 <= holdout_share < 1.0:
+            raise ValueError("holdout_share: must be in [0, 1)")
+        if aggregation not in ("first", "sum"):
+            raise ValueError("aggregation: expected 'first' or 'sum'")
+        ids = variants["content_id"].astype(int).tolist()
+        if holdout_share > 0 and control_variant is None:
+            raise ValueError("control_variant: required when holdout_share > 0")
+        if control_variant is not None and int(control_variant) not in ids:
+            raise ValueError(f"control_variant: {control_variant} is not among the variants")
+        if apprentice_baseline not in ("control", "uniform"):
+            raise ValueError("apprentice_baseline: expected 'control' or 'uniform'")
+        if apprentice and apprentice_baseline == "control" and control_variant is None:
+            raise ValueError("control_variant: required for apprentice mode with the control baseline")
+        encoder = VariantEncoder.fit(variants)
+        Z = encoder.encode(variants)
+        config = {
+            "context_features": [str(c) for c in context_features],
+            "variant_encoder": encoder.to_dict(),
+            "variants": {str(v): {"slot": i, "z": Z[i].tolist(), "active": True} for i, v in enumerate(ids)},
+            "n_slots": len(ids),
+            "policy": policy, "policy_params": policy_params or {},
+            "floor": float(floor), "holdout_share": float(holdout_share),
+            "control_variant": None if control_variant is None else int(control_variant),
+            "reward_event": reward_event, "wait_window_us": parse_duration(wait_window),
+            "default_reward": float(default_reward), "aggregation": aggregation, "ridge": float(ridge),
+            "kill_switch": None, "apprentice": bool(apprentice), "apprentice_baseline": apprentice_baseline,
+        }
+        self.log.save_campaign(campaign_id, config)
+
+    def add_variant(self, campaign_id: str, variants: pd.DataFrame) -> None:
+        """Add variants (content_id + the campaign's feature columns); a retired id is re-activated."""
+        _check_variants(variants)
+        _, config = self.log.campaign(campaign_id)
+        encoder = VariantEncoder.from_dict(config["variant_encoder"])
+        Z = encoder.encode(variants)
+        for vid, z in zip(variants["content_id"].astype(int).tolist(), Z):
+            entry = config["variants"].get(str(vid))
+            if entry is None:
+                config["variants"][str(vid)] = {"slot": config["n_slots"], "z": z.tolist(), "active": True}
+                config["n_slots"] += 1
+            else:
+                entry["active"] = True
+        self.log.save_campaign(campaign_id, config)
+
+    def retire_variant(self, campaign_id: str, variant: int) -> None:
+        _, config = self.log.campaign(campaign_id)
+        entry = config["variants"].get(str(int(variant)))
+        if entry is None:
+            raise ValueError(f"variant: {variant} is not a variant of campaign {campaign_id!r}")
+        if variant in (config["control_variant"], config["kill_switch"]):
+            raise ValueError(f"variant: {variant} is the control or kill-switch variant; change that first")
+        entry["active"] = False
+        if not any(v["active"] for v in config["variants"].values()):
+            raise ValueError("variant: cannot retire the last active variant")
+        self.log.save_campaign(campaign_id, config)
+
+    def kill_switch(self, campaign_id: str, variant: int | None) -> None:
+        """Force every decision of the campaign to `variant` (None lifts the switch)."""
+        self._update(campaign_id, kill_switch=None if variant is None else int(variant),
+                     _active_check=variant)
+
+    def set_apprentice(self, campaign_id: str, enabled: bool, baseline: str | None = None) -> None:
+        """Apprentice mode: the baseline serves, the policy's choice is only logged."""
+        changes = {"apprentice": bool(enabled)}
+        if baseline is not None:
+            if baseline not in ("control", "uniform"):
+                raise ValueError("baseline: expected 'control' or 'uniform'")
+            changes["apprentice_baseline"] = baseline
+        self._update(campaign_id, **changes)
+
+    def set_guardrails(self, campaign_id: str, *, floor: float | None = None, holdout_share: float | None = None,
+                       control_variant: int | None = None) -> None:
+        changes = {}
+        if floor is not None:
+            if not 0.0 <= floor < 1.0:
+                raise ValueError("floor: must be in [0, 1)")
+            changes["floor"] = float(floor)
+        if holdout_share is not None:
+            if not 0.0 <= holdout_share < 1.0:
+                raise ValueError("holdout_share: must be in [0, 1)")
+            changes["holdout_share"] = float(holdout_share)
+        if control_variant is not None:
+            changes["control_variant"] = int(control_variant)
+        self._update(campaign_id, **changes, _active_check=control_variant)
+
+    def _update(self, campaign_id: str, _active_check=None, **changes) -> None:
+        _, config = self.log.campaign(campaign_id)
+        if _active_check is not None:
+            entry = config["variants"].get(str(int(_active_check)))
+            if entry is None or not entry["active"]:
+                raise ValueError(f"variant: {_active_check} is not an active variant of {campaign_id!r}")
+        config.update(changes)
+        if config["holdout_share"] > 0 and config["control_variant"] is None:
+            raise ValueError("control_variant: required when holdout_share > 0")
+        if config["apprentice"] and config["apprentice_baseline"] == "control" and config["control_variant"] is None:
+            raise ValueError("control_variant: required for apprentice mode with the control baseline")
+        self.log.save_campaign(campaign_id, config)
+
+    def _campaign(self, campaign_id: str) -> _CampaignCache:
+        version = self.log.campaign_version(campaign_id)
+        cached = self._cache.get(campaign_id)
+        if cached is not None and cached.config_version == version:
+            return cached
+        version, config = self.log.campaign(campaign_id)
+        entries = config["variants"]
+        Z = np.zeros((config["n_slots"], len(next(iter(entries.values()))["z"])))
+        slot_of = {}
+        for vid, entry in entries.items():
+            Z[entry["slot"]] = entry["z"]
+            slot_of[int(vid)] = entry["slot"]
+        active = [int(v) for v, e in sorted(entries.items(), key=lambda kv: kv[1]["slot"]) if e["active"]]
+        cached = _CampaignCache(version, config, Z, slot_of, active)
+        self._cache[campaign_id] = cached
+        return cached
+
+    def variants(self, campaign_id: str) -> list[int]:
+        """Active variant ids of a campaign."""
+        return list(self._campaign(campaign_id).active)
+
+    # model -------------------------------------------------------------------
+    def _posterior(self, campaign_id: str, cache: _CampaignCache) -> LinearPosterior:
+        d = 1 + len(cache.config["context_features"])
+        f = cache.Z.shape[1]
+        state = self._snapshot.campaigns.get(campaign_id)
+        if state is None:
+            return LinearPosterior.prior(d * (f + cache.config["n_slots"]), cache.config["ridge"])
+        post = state.posterior
+        missing = d * (f + cache.config["n_slots"]) - post.dim
+        if missing > 0:  # variants added after this snapshot: their own blocks start at the prior
+            post = LinearPosterior(post.A.copy(), post.b.copy(), post.n, post.ridge)
+            post.grow(missing)
+        return post
+
+    def _scorer(self, campaign_id: str, cache: _CampaignCache, eligible: tuple[int, ...]) -> Scorer:
+        key = (self._snapshot.version, eligible)
+        scorer = cache.scorers.get(key)
+        if scorer is None:
+            cfg = cache.config
+            policy = make_policy(cfg["policy"], **cfg["policy_params"])
+            slots = np.array([cache.slot_of[v] for v in eligible])
+            arms = ArmSet(cache.Z[slots], slots, cfg["n_slots"], 1 + len(cfg["context_features"]))
+            seed = string_key(f"{campaign_id}:{self._snapshot.version}")
+            scorer = policy.prepare(self._posterior(campaign_id, cache), arms, seed)
+            if len(cache.scorers) > 64:
+                cache.scorers.clear()
+            cache.scorers[key] = scorer
+        return scorer
+
+    def reload(self) -> bool:
+        """Load the newest live snapshot if it is newer than the one in use."""
+        newest = self.snapshots.newest(live_only=True)
+        if newest <= self._snapshot.version:
+            return False
+        snapshot = self.snapshots.read(newest)
+        with self._lock:
+            self._snapshot = snapshot
+        return True
+
+    # decisions ---------------------------------------------------------------
+    def decide(self, campaign_id: str, contact_ids, context: pd.DataFrame | np.ndarray | None = None,
+               now=None, exclude=None, decision_ids: list[str] | None = None) -> DecisionBatch:
+        """Choose a variant per contact; the batch is in the decision log when this returns."""
+        cache = self._campaign(campaign_id)
+        cfg = cache.config
+        contact_ids = np.asarray(contact_ids, dtype=np.int64).reshape(-1)
+        n = len(contact_ids)
+        excluded = set() if exclude is None else {int(v) for v in np.atleast_1d(exclude)}
+        eligible = tuple(v for v in cache.active if v not in excluded)
+        if not eligible:
+            raise ValueError("exclude: no eligible variant left for this request")
+        X = context_matrix(context, cfg["context_features"], n)
+        now_us = to_micros(now, "now")
+        if decision_ids is None:
+            decision_ids, keys = new_decision_ids(n, now_us)
+        else:
+            if len(decision_ids) != n:
+                raise ValueError("decision_ids: one per contact")
+            keys = decision_keys(list(decision_ids))
+        K = len(eligible)
+        with self._lock:
+            version = self._snapshot.version
+            policy_probs = apply_floor(self._scorer(campaign_id, cache, eligible).probabilities(X), cfg["floor"])
+        position = {v: i for i, v in enumerate(eligible)}
+        probs = policy_probs
+        mode = np.full(n, "policy", dtype=object)
+        kill = cfg["kill_switch"]
+        if kill is not None:
+            if kill not in position:
+                raise ValueError(f"exclude: the kill-switch variant {kill} must stay eligible")
+            probs = _one_hot(n, K, position[kill])
+            mode[:] = "kill_switch"
+        elif cfg["apprentice"]:
+            if cfg["apprentice_baseline"] == "uniform":
+                probs = np.full((n, K), 1.0 / K)
+            else:
+                probs = _control_probs(cfg, position, n, K)
+            mode[:] = "apprentice"
+        elif cfg["holdout_share"] > 0:
+            held = contact_uniforms(campaign_id, contact_ids) < cfg["holdout_share"]
+            if held.any():
+                probs = policy_probs.copy()
+                probs[held] = _control_probs(cfg, position, 1, K)
+                mode[held] = "holdout"
+        idx = sample_actions(probs, uniforms(keys, 0))
+        policy_idx = idx if probs is policy_probs else sample_actions(policy_probs, uniforms(keys, 1))
+        elig = np.asarray(eligible, dtype=np.int64)
+        batch = DecisionBatch(
+            decision_id=list(decision_ids), campaign_id=campaign_id, decided_at=now_us,
+            contact_id=contact_ids, eligible=elig, context=X[:, 1:], probabilities=probs,
+            variant=elig[idx], propensity=probs[np.arange(n), idx], policy_version=version,
+            mode=mode, policy_choice=elig[policy_idx],
+        )
+        self.log.log_decisions(batch, window_us=cfg["wait_window_us"])
+        return batch
+
+    def choose(self, campaign_id: str, contact_ids, context: pd.DataFrame | np.ndarray | None = None,
+               now=None, exclude=None, decision_ids: list[str] | None = None) -> pd.DataFrame:
+        """DataFrame[decision_id, contact_id, variant, propensity, probabilities, policy_version]."""
+        b = self.decide(campaign_id, contact_ids, context, now, exclude, decision_ids)
+        return pd.DataFrame({
+            "decision_id": b.decision_id, "contact_id": b.contact_id, "variant": b.variant,
+            "propensity": b.propensity, "probabilities": [list(p) for p in b.probabilities.tolist()],
+            "policy_version": b.policy_version, "mode": b.mode,
+        })
+
+    # rewards -----------------------------------------------------------------
+    def reward(self, decision_id: str, reward: float, occurred_at, event_id) -> str:
+        """'accepted' | 'duplicate' | 'late'; raises UnknownDecisionError (kept for audit)."""
+        status = self.rewards([decision_id], [reward], [occurred_at], [event_id])[0]
+        if status == "unknown":
+            raise UnknownDecisionError(
+                f"decision_id: unknown decision {decision_id!r} (reward rejected, kept in the audit table)")
+        return status
+
+    def rewards(self, decision_ids, rewards, occurred_at, event_ids, now=None) -> list[str]:
+        """Batch form of `reward`; unknown ids get status 'unknown' (and are audited) instead of raising."""
+        rewards = np.asarray(rewards, dtype=float)
+        if not (len(decision_ids) == len(rewards) == len(occurred_at) == len(event_ids)):
+            raise ValueError("rewards: decision_ids, rewards, occurred_at and event_ids must have the same length")
+        if not np.isfinite(rewards).all():
+            raise ValueError("reward: must be finite")
+        occurred = micros_array(occurred_at, "occurred_at")
+        return self.log.add_rewards([str(d) for d in decision_ids], rewards, occurred,
+                                    [str(e) for e in event_ids], to_micros(now, "now"))
+
+    # learning ----------------------------------------------------------------
+    def learn(self, now=None) -> int:
+        """Fold every decision whose wait window has closed into a new snapshot.
+
+        Resumes from the newest snapshot (live or candidate); returns the new
+        version (live). Only in-window rewards are used (late ones are stored,
+        not learned from); decisions with no reward get the default reward.
+        """
+        from .learner import fold_closed_decisions
+
+        now_us = to_micros(now, "now")
+        newest = self.snapshots.newest()
+        base = self.snapshots.read(newest) if newest else Snapshot(version=0)
+        campaigns: dict[str, CampaignState] = {}
+        for cid in self.log.campaign_ids():
+            cache = self._campaign(cid)
+            campaigns[cid] = fold_closed_decisions(self.log, cid, cache.config, cache.Z, cache.slot_of,
+                                                   base.campaigns.get(cid), now_us)
+        snapshot = Snapshot(version=newest + 1, campaigns=campaigns, live=True)
+        self.snapshots.write(snapshot)
+        return snapshot.version
+
+    # reports -----------------------------------------------------------------
+    def apprentice_report(self, campaign_id: str) -> dict:
+        """Agreement between what served (baseline) and what the policy would have chosen."""
+        df = self.log.decisions(campaign_id)
+        df = df[df["mode"] == "apprentice"]
+        agree = float((df["variant"] == df["policy_choice"]).mean()) if len(df) else float("nan")
+        return {"campaign_id": campaign_id, "decisions": int(len(df)), "agreement": agree}
+
+
+def _one_hot(n: int, K: int, j: int) -> np.ndarray:
+    out = np.zeros((n, K))
+    out[:, j] = 1.0
+    return out
+
+
+def _control_probs(cfg: dict, position: dict[int, int], n: int, K: int) -> np.ndarray:
+    control = cfg["control_variant"]
+    if control not in position:
+        raise ValueError(f"exclude: the control variant {control} must stay eligible")
+    return _one_hot(n, K, position[control])
+
+
+def _check_variants(variants: pd.DataFrame) -> None:
+    if not isinstance(variants, pd.DataFrame) or "content_id" not in variants.columns:
+        raise ValueError("variants: expected a DataFrame with a content_id column")
+    if len(variants) == 0:
+        raise ValueError("variants: at least one variant is required")
+    if variants["content_id"].duplicated().any():
+        raise ValueError("variants: content_id values must be unique")

@@ -1,0 +1,230 @@
+"""The decision log: every decision, every reward, every rejected reward.
+
+`DecisionLog` is the interface; `SQLiteDecisionLog` (WAL mode) is the
+embedded default. A PostgreSQL or Redis log implements the same methods.
+
+Vectors (eligible variants, context, probabilities) are stored as
+little-endian blobs (int64 / float64) so a batch is written without
+per-row JSON; `decisions()` decodes them into a DataFrame.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+
+class UnknownDecisionError(KeyError):
+    """A reward names a decision id that was never logged (kept in the audit table)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else "unknown decision id"
+
+
+@dataclass
+class DecisionBatch:
+    """What one `choose` call decided, row-aligned numpy arrays."""
+
+    decision_id: list[str]
+    campaign_id: str
+    decided_at: int               # epoch microseconds, shared by the batch
+    contact_id: np.ndarray        # (n,) int64
+    eligible: np.ndarray          # (K,) int64 variant ids
+    context: np.ndarray           # (n, c) float64 context features (without bias)
+    probabilities: np.ndarray     # (n, K) float64, served distribution
+    variant: np.ndarray           # (n,) int64 chosen variant
+    propensity: np.ndarray        # (n,) float64 = probabilities[row, chosen]
+    policy_version: int
+    mode: np.ndarray              # (n,) str: policy | holdout | kill_switch | apprentice
+    policy_choice: np.ndarray     # (n,) int64: the learning policy's own choice
+
+
+class DecisionLog(Protocol):
+    def save_campaign(self, campaign_id: str, config: dict) -> int: ...
+    def campaign(self, campaign_id: str) -> tuple[int, dict]: ...
+    def campaign_version(self, campaign_id: str) -> int: ...
+    def campaign_ids(self) -> list[str]: ...
+    def log_decisions(self, batch: DecisionBatch, window_us: int = 0) -> None: ...
+    def add_rewards(self, decision_ids: list[str], rewards: np.ndarray, occurred_at: np.ndarray,
+                    event_ids: list[str], received_at: int) -> list[str]: ...
+    def joined(self, campaign_id: str, after: int, upto: int, aggregation: str,
+               default_reward: float) -> pd.DataFrame: ...
+    def decisions(self, campaign_id: str | None = None) -> pd.DataFrame: ...
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign_id TEXT PRIMARY KEY, config TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
+    campaign_id TEXT NOT NULL, decided_at INTEGER NOT NULL, contact_id INTEGER NOT NULL,
+    eligible BLOB NOT NULL, context BLOB NOT NULL, probabilities BLOB NOT NULL,
+    variant INTEGER NOT NULL, propensity REAL NOT NULL, policy_version INTEGER NOT NULL,
+    mode TEXT NOT NULL, policy_choice INTEGER NOT NULL, window_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS decisions_by_campaign_time ON decisions (campaign_id, decided_at);
+CREATE TABLE IF NOT EXISTS rewards (
+    event_id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, reward REAL NOT NULL,
+    occurred_at INTEGER NOT NULL, received_at INTEGER NOT NULL, late INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rewards_by_decision ON rewards (decision_id, late, occurred_at);
+CREATE TABLE IF NOT EXISTS reward_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT, event_id TEXT, reward REAL,
+    occurred_at INTEGER, received_at INTEGER NOT NULL, reason TEXT NOT NULL);
+"""
+
+
+class SQLiteDecisionLog:
+    """Decision log in one SQLite file (WAL: readers never block the writer)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # campaigns ---------------------------------------------------------------
+    def save_campaign(self, campaign_id: str, config: dict) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT version FROM campaigns WHERE campaign_id=?", (campaign_id,)).fetchone()
+            version = (row[0] if row else 0) + 1
+            self._db.execute(
+                "INSERT OR REPLACE INTO campaigns (campaign_id, config, version) VALUES (?, ?, ?)",
+                (campaign_id, json.dumps(config), version),
+            )
+        return version
+
+    def campaign(self, campaign_id: str) -> tuple[int, dict]:
+        row = self._db.execute("SELECT version, config FROM campaigns WHERE campaign_id=?", (campaign_id,)).fetchone()
+        if row is None:
+            raise ValueError(f"campaign_id: unknown campaign {campaign_id!r}; register it first")
+        return row[0], json.loads(row[1])
+
+    def campaign_version(self, campaign_id: str) -> int:
+        row = self._db.execute("SELECT version FROM campaigns WHERE campaign_id=?", (campaign_id,)).fetchone()
+        if row is None:
+            raise ValueError(f"campaign_id: unknown campaign {campaign_id!r}; register it first")
+        return row[0]
+
+    def campaign_ids(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT campaign_id FROM campaigns ORDER BY campaign_id")]
+
+    # decisions ---------------------------------------------------------------
+    def log_decisions(self, batch: DecisionBatch, window_us: int = 0) -> None:
+        eligible = batch.eligible.astype("<i8").tobytes()
+        contexts = batch.context.astype("<f8")
+        probs = batch.probabilities.astype("<f8")
+        n = len(batch.decision_id)
+        rows = zip(
+            batch.decision_id,
+            [batch.campaign_id] * n,
+            [int(batch.decided_at)] * n,
+            batch.contact_id.tolist(),
+            [eligible] * n,
+            map(np.ndarray.tobytes, contexts),
+            map(np.ndarray.tobytes, probs),
+            batch.variant.tolist(),
+            batch.propensity.tolist(),
+            [int(batch.policy_version)] * n,
+            batch.mode.tolist(),
+            batch.policy_choice.tolist(),
+            [int(window_us)] * n,
+        )
+        sql = (
+            "INSERT INTO decisions (decision_id, campaign_id, decided_at, contact_id, eligible, context,"
+            " probabilities, variant, propensity, policy_version, mode, policy_choice, window_us)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def decisions(self, campaign_id: str | None = None) -> pd.DataFrame:
+        sql = ("SELECT decision_id, campaign_id, decided_at, contact_id, eligible, context, probabilities,"
+               " variant, propensity, policy_version, mode, policy_choice FROM decisions")
+        params: tuple = ()
+        if campaign_id is not None:
+            sql += " WHERE campaign_id=?"
+            params = (campaign_id,)
+        df = pd.read_sql_query(sql + " ORDER BY seq", self._db, params=params)
+        for col, dtype in (("eligible", "<i8"), ("context", "<f8"), ("probabilities", "<f8")):
+            df[col] = [np.frombuffer(b, dtype=dtype) for b in df[col]]
+        df["decided_at"] = pd.to_datetime(df["decided_at"], unit="us", utc=True)
+        return df
+
+    # rewards -----------------------------------------------------------------
+    def add_rewards(self, decision_ids, rewards, occurred_at, event_ids, received_at: int) -> list[str]:
+        """Store rewards; per row 'accepted' | 'duplicate' | 'late' | 'unknown'.
+
+        Unknown decision ids go to `reward_audit`; the same event_id twice is
+        stored once; a reward after its decision's wait window is stored with
+        late=1 and never joined for learning.
+        """
+        statuses: list[str] = []
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for did, r, occ, eid in zip(decision_ids, np.asarray(rewards, float).tolist(),
+                                            np.asarray(occurred_at, np.int64).tolist(), event_ids):
+                    dec = self._db.execute(
+                        "SELECT decided_at, window_us FROM decisions WHERE decision_id=?", (did,)
+                    ).fetchone()
+                    if dec is None:
+                        self._db.execute(
+                            "INSERT INTO reward_audit (decision_id, event_id, reward, occurred_at, received_at, reason)"
+                            " VALUES (?, ?, ?, ?, ?, 'unknown decision id')", (did, eid, r, occ, received_at))
+                        statuses.append("unknown")
+                        continue
+                    late = int(occ > dec[0] + dec[1])
+                    cur = self._db.execute(
+                        "INSERT OR IGNORE INTO rewards (event_id, decision_id, reward, occurred_at, received_at, late)"
+                        " VALUES (?, ?, ?, ?, ?, ?)", (eid, did, r, occ, received_at, late))
+                    statuses.append("duplicate" if cur.rowcount == 0 else ("late" if late else "accepted"))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return statuses
+
+    def audit(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM reward_audit ORDER BY id", self._db)
+
+    def rewards(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM rewards", self._db)
+
+    def joined(self, campaign_id: str, after: int, upto: int, aggregation: str = "first",
+               default_reward: float = 0.0) -> pd.DataFrame:
+        """Decisions with after < decided_at <= upto joined with their in-window rewards.
+
+        aggregation 'first' takes the earliest in-window reward, 'sum' adds them;
+        decisions without a reward get `default_reward`.
+        """
+        if aggregation == "first":
+            agg = ("(SELECT r.reward FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0"
+                   " ORDER BY r.occurred_at, r.event_id LIMIT 1)")
+        elif aggregation == "sum":
+            agg = "(SELECT SUM(r.reward) FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0)"
+        else:
+            raise ValueError(f"aggregation: expected 'first' or 'sum', got {aggregation!r}")
+        sql = (f"SELECT d.decision_id, d.decided_at, d.context, d.variant, d.propensity, d.policy_version,"
+               f" d.mode, COALESCE({agg}, ?) AS reward FROM decisions d"
+               " WHERE d.campaign_id = ? AND d.decided_at > ? AND d.decided_at <= ? ORDER BY d.seq")
+        df = pd.read_sql_query(sql, self._db, params=(default_reward, campaign_id, int(after), int(upto)))
+        df["context"] = [np.frombuffer(b, dtype="<f8") for b in df["context"]]
+        return df
+
