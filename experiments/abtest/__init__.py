@@ -1,1 +1,40 @@
+"""A/B and multivariate test analysis and design for email campaigns.
 
+Public API (imported lazily so that ``inbox --help`` stays fast):
+
+- analysis: ``analyze``, ``analyze_statistics``, ``AnalysisSettings``, ``MetricSpec``,
+  ``MetricStats``, ``AnalysisResult``; plots: ``plot_lifts``, ``plot_posteriors``;
+- design: ``sample_size``, ``minimum_detectable_effect``, ``test_and_roll``,
+  ``factorial_design``; ``estimate_effects`` (main effects and interactions).
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "analyze": "experiments.abtest.analysis",
+    "analyze_statistics": "experiments.abtest.analysis",
+    "AnalysisSettings": "experiments.abtest.settings",
+    "MetricSpec": "experiments.abtest.metrics",
+    "parse_metric": "experiments.abtest.metrics",
+    "MetricStats": "experiments.abtest.sufficient",
+    "AnalysisResult": "experiments.abtest.results",
+    "LiftRecord": "experiments.abtest.results",
+    "srm_test": "experiments.abtest.srm",
+    "plot_lifts": "experiments.abtest.plots",
+    "plot_posteriors": "experiments.abtest.plots",
+    "log_analysis": "experiments.abtest.tracking",
+    "sample_size": "experiments.abtest.sample_size",
+    "minimum_detectable_effect": "experiments.abtest.sample_size",
+    "test_and_roll": "experiments.abtest.test_and_roll",
+    "factorial_design": "experiments.abtest.factorial",
+    "estimate_effects": "experiments.abtest.factorial_effects",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'experiments.abtest' has no attribute {name!r}")
