@@ -1,0 +1,140 @@
+"""The Feast repo's objects: entities, sources, feature views, on-demand view, services.
+
+Built from the feature tables in `features_dir` (so the topic-affinity view
+has one feature per topic present in the content table). Feature names are
+unique across views, so services can be read without view prefixes.
+
+Feature views (source file = `<features_dir>/<view>.parquet`):
+- `contact_engagement` (contact, daily): see `features.ENGAGEMENT_FEATURES`
+- `contact_send_time` (contact, daily): open_share_{wd,we}_hHH, opens_weekday/weekend, best_hour_weekday/weekend
+- `contact_topics` (contact, daily): click_affinity_<topic>
+- `contact_profile` (contact, valid from created_at): attributes + email quality
+- `content_features` (content, daily): content traits and smoothed rates
+- on-demand `request_context`: local_hour, local_weekday, local_is_weekend from the
+  contact's `timezone` and the request's `request_time`
+
+Feature services: `lead_scoring`, `send_time` (includes `request_context`, so reads
+need a `request_time`), `content_preference` (entities contact + content),
+`content_catalog` (content only).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Bool, Float32, Float64, Int64, String, UnixTimestamp
+
+from features.pipeline import TABLE_FILES
+
+contact = Entity(name="contact", join_keys=["contact_id"], value_type=ValueType.INT64,
+                 description="an email recipient")
+content = Entity(name="content", join_keys=["content_id"], value_type=ValueType.INT64,
+                 description="a content item / campaign variant")
+
+VIEW_ENTITY = {
+    "contact_engagement": contact,
+    "contact_send_time": contact,
+    "contact_topics": contact,
+    "contact_profile": contact,
+    "content_features": content,
+}
+# daily snapshots are refreshed every day; a snapshot older than this is not served
+SNAPSHOT_TTL = timedelta(days=3)
+TTL = {"contact_profile": timedelta(0)}  # 0 = never expires (attributes valid from created_at)
+
+_ARROW_TO_FEAST = {"int64": Int64, "int32": Int64, "double": Float64, "float": Float32, "bool": Bool,
+                   "string": String, "large_string": String}
+
+SEND_TIME_ENGAGEMENT = ["open_rate_30d", "open_rate_90d", "sends_7d", "sends_since_last_open",
+                        "days_since_last_open", "engagement_score"]
+
+
+def _schema(path: Path, join_key: str) -> list[Field]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path.name}: feature table missing in {path.parent}; run `inbox features build` first")
+    fields = []
+    for f in pq.read_schema(path):
+        if f.name in (join_key, "event_timestamp"):
+            continue
+        t = _ARROW_TO_FEAST.get(str(f.type))
+        if t is None:
+            raise ValueError(f"{path.name}: column {f.name} has unsupported type {f.type}")
+        fields.append(Field(name=f.name, dtype=t))
+    return fields
+
+
+def feature_views(features_dir) -> dict[str, FeatureView]:
+    features_dir = Path(features_dir)
+    views = {}
+    for name, entity in VIEW_ENTITY.items():
+        path = features_dir / TABLE_FILES[name]
+        join_key = entity.join_key
+        source = FileSource(name=f"{name}_source", path=str(path.resolve()), timestamp_field="event_timestamp")
+        views[name] = FeatureView(
+            name=name,
+            entities=[entity],
+            ttl=TTL.get(name, SNAPSHOT_TTL),
+            schema=_schema(path, join_key),
+            source=source,
+            online=True,
+        )
+    return views
+
+
+request_source = RequestSource(name="request", schema=[Field(name="request_time", dtype=UnixTimestamp)])
+
+
+def request_context_view(profile: FeatureView):
+    @on_demand_feature_view(
+        sources=[profile[["timezone"]], request_source],
+        schema=[Field(name="local_hour", dtype=Int64), Field(name="local_weekday", dtype=Int64),
+                Field(name="local_is_weekend", dtype=Bool)],
+        mode="pandas",
+        description="local hour (0-23) and weekday (0 = Monday) of the request time in the contact's time zone",
+    )
+    def request_context(inputs: pd.DataFrame) -> pd.DataFrame:
+        when = pd.to_datetime(inputs["request_time"], utc=True)
+        zones = inputs["timezone"].fillna("UTC").astype(str)
+        hour = pd.Series(0, index=inputs.index, dtype="int64")
+        weekday = pd.Series(0, index=inputs.index, dtype="int64")
+        for tz, idx in zones.groupby(zones).groups.items():  # one conversion per time zone
+            try:
+                local = when.loc[idx].dt.tz_convert(tz)
+            except Exception:  # unknown zone name: fall back to UTC rather than fail the request
+                local = when.loc[idx]
+            hour.loc[idx] = local.dt.hour.to_numpy()
+            weekday.loc[idx] = local.dt.weekday.to_numpy()
+        out = pd.DataFrame(index=inputs.index)
+        out["local_hour"] = hour.astype("int64")
+        out["local_weekday"] = weekday.astype("int64")
+        out["local_is_weekend"] = weekday >= 5
+        return out
+
+    return request_context
+
+
+def build_repo(features_dir) -> dict:
+    """All Feast objects for `store.apply`: {'entities', 'views', 'odfv', 'services'}."""
+    views = feature_views(features_dir)
+    odfv = request_context_view(views["contact_profile"])
+    eng, prof = views["contact_engagement"], views["contact_profile"]
+    services = {
+        "lead_scoring": FeatureService(
+            name="lead_scoring", features=[eng, prof],
+            description="engagement history, profile and email quality per contact"),
+        "send_time": FeatureService(
+            name="send_time",
+            features=[views["contact_send_time"], eng[SEND_TIME_ENGAGEMENT], prof[["timezone"]], odfv],
+            description="local-time open profile, recent engagement and request-time local hour/weekday"),
+        "content_preference": FeatureService(
+            name="content_preference", features=[views["contact_topics"], views["content_features"]],
+            description="per-topic click affinities of the contact and traits/CTR of the content item"),
+        "content_catalog": FeatureService(
+            name="content_catalog", features=[views["content_features"]],
+            description="content traits and smoothed historical rates"),
+    }
+    return {"entities": [contact, content], "views": views, "odfv": odfv, "services": services}
