@@ -28,8 +28,8 @@ from contextlib import nullcontext
 import numpy as np
 import pandas as pd
 
-from simulation.localtime import US_PER_DAY, US_PER_HOUR, local_to_utc
-from simulation.response import TYPE_CODE, _TYPES
+from simulation.localtime import US_PER_DAY, US_PER_HOUR
+from simulation.response import _TYPES, TYPE_CODE, frame, utc_timestamps
 from simulation.world import World
 
 SLOTS = 10  # ring of recent campaign send times per contact (>= 7 days of campaigns, one campaign a day at most)
@@ -86,7 +86,7 @@ def simulate_history(world: World, progress: bool = True) -> dict[str, pd.DataFr
     contact_ids = contacts["contact_id"].to_numpy(np.int64)
     created = contacts["created_at"].to_numpy("datetime64[us]").astype(np.int64)
     suppressed_at = np.where(contacts["consent"].to_numpy(bool), NEVER, np.iinfo(np.int64).min)
-    tz_codes, zones = model._tz, model._zones
+    tz_codes = model._tz
     recent_ring = np.full((SLOTS, n), np.iinfo(np.int64).min // 2, dtype=np.int64)
     start_us, end_us = cfg.start_ts.value // 1000, cfg.end_ts.value // 1000
     content_rows = {int(c): r for r, c in enumerate(world.content["content_id"].to_numpy(np.int64))}
@@ -104,7 +104,7 @@ def simulate_history(world: World, progress: bool = True) -> dict[str, pd.DataFr
             else:
                 daytime = rng.random(m) < 0.85
                 hour = np.where(daytime, rng.uniform(6.0, 22.5, m), rng.uniform(0.0, 24.0, m))
-                t = local_to_utc(tz_codes[rows], zones, day_us + (hour * US_PER_HOUR).astype(np.int64))
+                t = model.clock.to_utc(tz_codes[rows], day_us + (hour * US_PER_HOUR).astype(np.int64))
             ok = (t > created[rows]) & (t < suppressed_at[rows]) & (t >= start_us) & (t < end_us)
             rows, t = rows[ok], t[ok]
             m = len(rows)
@@ -131,6 +131,16 @@ def simulate_history(world: World, progress: bool = True) -> dict[str, pd.DataFr
     }
 
 
+def _decision_ids(logged: np.ndarray) -> np.ndarray:
+    """Object array: 'd<position>' where `logged`, else None (built in Arrow, 3x faster than pandas)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    positions = pa.array(np.arange(len(logged), dtype=np.int64), mask=~logged)
+    text = pc.binary_join_element_wise("d", pc.cast(positions, pa.string()), "")
+    return np.array(text.to_pylist(), dtype=object)
+
+
 def _assemble(world, campaigns, parts_sends, parts_events, contact_ids, end_us) -> dict[str, pd.DataFrame]:
     """Concatenate per-campaign arrays; sends ordered by time, events by time, fresh ids."""
     if parts_sends:
@@ -148,31 +158,29 @@ def _assemble(world, campaigns, parts_sends, parts_events, contact_ids, end_us) 
     n_variants = np.array([len(v) for v in campaigns["variants"]]) if len(campaigns) else np.zeros(0, int)
     logged = campaigns["logged"].to_numpy(bool) if len(campaigns) else np.zeros(0, bool)
     send_logged = logged[camp] if len(camp) else np.zeros(0, bool)
-    decision = np.full(len(t), None, dtype=object)
-    ids = np.flatnonzero(send_logged)
-    decision[ids] = ("d" + pd.Series(ids, dtype=np.int64).astype(str)).to_numpy(dtype=object)
+    decision = _decision_ids(send_logged)
     propensity = np.where(send_logged, 1.0 / np.maximum(n_variants[camp] if len(camp) else 1, 1), np.nan)
     campaign_names = campaigns["campaign_id"].to_numpy(dtype=object) if len(campaigns) else np.zeros(0, object)
-    sends = pd.DataFrame({
+    sends = frame({
         "send_id": np.arange(len(t), dtype=np.int64),
         "contact_id": contact_ids[rows],
         "campaign_id": campaign_names[camp] if len(camp) else np.zeros(0, object),
         "content_id": content_ids[ki],
-        "sent_at": pd.to_datetime(t, unit="us", utc=True),
+        "sent_at": utc_timestamps(t),
         "decision_id": decision,
         "propensity": propensity,
     })
 
     keep = when < end_us
     srow, code, when, value = srow[keep], code[keep], when[keep], value[keep]
-    eorder = np.argsort(when, kind="stable")
+    eorder = np.argsort(when)
     send_id = new_send_id[srow[eorder]]
-    events = pd.DataFrame({
+    events = frame({
         "event_id": np.arange(len(eorder), dtype=np.int64),
         "send_id": send_id,
         "contact_id": sends["contact_id"].to_numpy()[send_id],
         "type": _TYPES[code[eorder]],
-        "occurred_at": pd.to_datetime(when[eorder], unit="us", utc=True),
+        "occurred_at": utc_timestamps(when[eorder]),
         "value": value[eorder],
     })
     return {"sends": sends, "events": events}

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from simulation import catalog as cat
-from simulation.localtime import US_PER_HOUR, hour_and_weekday, utc_to_local
+from simulation.localtime import US_PER_HOUR, ZoneClock, hour_and_weekday
 from simulation.schema import EVENT_TYPES
 
 E0 = -1.35  # population-average base engagement (centre of the engagement terms)
@@ -76,6 +76,17 @@ BOUNCE_DELAY = (5.0, 600.0)
 
 TYPE_CODE = {t: i for i, t in enumerate(EVENT_TYPES)}
 _TYPES = np.array(EVENT_TYPES, dtype=object)
+
+
+def utc_timestamps(us: np.ndarray) -> pd.Series:
+    """µs since the epoch as a `datetime64[us, UTC]` Series."""
+    return pd.Series(np.asarray(us, dtype=np.int64).view("datetime64[us]"), dtype=pd.DatetimeTZDtype("us", "UTC"))
+
+
+def frame(columns: dict) -> pd.DataFrame:
+    """DataFrame from equal-length columns without consolidating blocks (a full copy for big tables)."""
+    return pd.concat({k: v if isinstance(v, pd.Series) else pd.Series(v) for k, v in columns.items()},
+                     axis=1, copy=False)
 
 
 def _sigmoid(x):
@@ -112,7 +123,7 @@ def to_utc_us(sent_at) -> np.ndarray:
         ts = pd.Timestamp(sent_at)
         if ts.tzinfo is None:
             raise ValueError("sent_at: naive timestamp; pass a timezone-aware (UTC) time")
-        return np.array([ts.tz_convert("UTC").as_unit("us").value], dtype=np.int64)
+        return np.array([ts.value // 1000], dtype=np.int64)  # .value is ns whatever the unit
     if isinstance(sent_at, (pd.Series, pd.DatetimeIndex)):
         idx = pd.DatetimeIndex(sent_at)
         if idx.tz is None:
@@ -135,6 +146,7 @@ class ResponseModel:
         self._contact_ids = contacts["contact_id"].to_numpy(np.int64)
         self._content_ids = content["content_id"].to_numpy(np.int64)
         self._zones, self._tz = np.unique(contacts["timezone"].to_numpy(dtype=str), return_inverse=True)
+        self.clock = ZoneClock(self._zones)
         self._seniority = pd.Categorical(contacts["seniority"], categories=cat.SENIORITIES).codes
         source = contacts["signup_source"].to_numpy()
         self._is_free = tr.domain_kind == "free_mail"
@@ -201,7 +213,19 @@ class ResponseModel:
     # --- the generative model ----------------------------------------------------
     def local_time(self, contact_rows: np.ndarray, sent_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fractional local hour and weekday (Mon = 0) of each send in the contact's zone."""
-        return hour_and_weekday(utc_to_local(self._tz[contact_rows], self._zones, sent_us))
+        return hour_and_weekday(self.clock.to_local(self._tz[contact_rows], sent_us))
+
+    def utc_at_local(self, contact_ids, local_times) -> np.ndarray:
+        """UTC instants (datetime64[us]) at which each contact's wall clock shows `local_times` (naive)."""
+        c, t = np.broadcast_arrays(np.asarray(contact_ids), np.asarray(local_times, dtype="datetime64[us]"))
+        rows = self._rows(c.ravel(), self._contact_ids, "contact_ids")
+        local_us = t.ravel().astype(np.int64)
+        return self.clock.to_utc(self._tz[rows], local_us).astype("datetime64[us]")
+
+    def local_hour(self, contact_ids, sent_at) -> tuple[np.ndarray, np.ndarray]:
+        """Fractional local hour and weekday (Mon = 0) of `sent_at` in each contact's zone."""
+        c, t = np.broadcast_arrays(np.asarray(contact_ids), to_utc_us(sent_at))
+        return self.local_time(self._rows(c.ravel(), self._contact_ids, "contact_ids"), t.ravel())
 
     def hour_effect(self, contact_rows: np.ndarray, hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
         tr = self.traits
@@ -269,12 +293,7 @@ class ResponseModel:
         """Draw responses: DataFrame[row, type, occurred_at, value], `row` = position of the send in the inputs."""
         ci, ki, t, r = self._prepare(contact_ids, content_ids, sent_at, recent_sends)
         row, code, when, value = self.sample_arrays(ci, ki, t, r, rng)
-        return pd.DataFrame({
-            "row": row,
-            "type": _TYPES[code],
-            "occurred_at": pd.to_datetime(when, unit="us", utc=True),
-            "value": value,
-        })
+        return frame({"row": row, "type": _TYPES[code], "occurred_at": utc_timestamps(when), "value": value})
 
     def sample_arrays(self, ci, ki, sent_us, recent, rng: np.random.Generator):
         """Vectorized draw for row indices: (send row, type code, occurred µs, value) arrays."""
