@@ -58,7 +58,8 @@ class MetricStats:
     # --- moments (ddof=1) -------------------------------------------------
     @property
     def mean_value(self):
-        return np.divide(self.sum, self.n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.divide(self.sum, self.n)
 
     @property
     def var_value(self):
@@ -85,22 +86,24 @@ class MetricStats:
     def mean(self):
         """The metric: mean per recipient, or sum(num)/sum(den) for a ratio."""
         if self.is_ratio:
-            return np.divide(self.sum, self.den_sum)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.divide(self.sum, self.den_sum)
         return self.mean_value
 
     @property
     def variance_of_mean(self):
         """Variance of ``mean``; for a ratio by the delta method (Deng et al. 2018, eq. 3)."""
-        if not self.is_ratio:
-            return np.divide(self.var_value, self.n)
-        mu_y = self.mean_value
-        mu_x = np.divide(self.den_sum, self.n)
-        unit = (
-            self.var_value / mu_x**2
-            - 2.0 * mu_y * self.cov_value_den / mu_x**3
-            + mu_y**2 * self.var_den / mu_x**4
-        )
-        return np.divide(unit, self.n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if not self.is_ratio:
+                return np.divide(self.var_value, self.n)
+            mu_y = self.mean_value
+            mu_x = np.divide(self.den_sum, self.n)
+            unit = (
+                self.var_value / mu_x**2
+                - 2.0 * mu_y * self.cov_value_den / mu_x**3
+                + mu_y**2 * self.var_den / mu_x**4
+            )
+            return np.divide(unit, self.n)
 
 
 def _sample_cov(n, sum_a, sum_b, sum_ab):
