@@ -243,3 +243,18 @@ def test_markdown_lists_every_column():
         for c in t.columns:
             assert f"`{c.name}`" in md
     assert table_path("/x", "sends").name == "sends.parquet"
+
+
+def test_unique_check_on_large_shuffled_ids():
+    rng = np.random.default_rng(0)
+    ids = rng.permutation(200_000).astype(np.int64)
+    events = pd.DataFrame({
+        "event_id": ids, "send_id": ids, "contact_id": ids, "type": "open",
+        "occurred_at": pd.Series(pd.Timestamp("2026-02-01", tz="UTC"), index=range(len(ids))),
+        "value": np.nan,
+    })
+    assert validate("events", events).num_rows == len(ids)
+    events.loc[123_456, "event_id"] = ids[7]
+    events.loc[99, "event_id"] = ids[7]
+    with pytest.raises(SchemaError, match=rf"duplicate id {ids[7]} \(2 duplicate\(s\)\)"):
+        validate("events", events)
