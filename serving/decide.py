@@ -1,0 +1,75 @@
+"""`choose` and `decide`: model predictions first, the allocator last.
+
+The allocator logs every decision before returning it, so it is called only
+after every other step of the request has succeeded: a request that fails
+(unknown campaign, unknown content id, a model error) leaves no decision row.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+
+from serving.predict import (
+    ContactFeatures, bandit_context, content_rankings, lead_scores, ordered_content, send_slots,
+)
+from serving.schemas import DecideResponse, Decision
+from serving.state import ServingState
+
+
+def _unique_ids(contact_ids) -> np.ndarray:
+    ids = np.asarray(contact_ids, dtype=np.int64)
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"contact_ids: duplicate contact id {int(uniq[counts > 1][0])} in one batch")
+    return ids
+
+
+def choose(state: ServingState, campaign_id: str, contact_ids, exclude=None):
+    """Allocator choices with the campaign's context features read from the online store."""
+    config = state.campaign_config(campaign_id)
+    ids = _unique_ids(contact_ids)
+    services = _context_services(state, config)
+    feats = ContactFeatures.read(state, ids, services) if services else None
+    scores = None
+    if feats is not None and "lead_probability" in config["context_features"]:
+        scores = lead_scores(state, feats, reasons=False)
+    context = bandit_context(config, feats, scores) if feats is not None else None
+    return state.allocator.choose(campaign_id, ids, context, exclude=exclude)
+
+
+def _context_services(state: ServingState, config: dict) -> list[str]:
+    if not config["context_features"]:
+        return []
+    return [state.models["lead_scoring"].feature_service]
+
+
+def decide(state: ServingState, campaign_id: str, contact_ids, start: datetime, end: datetime,
+           quiet_hours=(21, 7), content_ids=None, k: int = 3) -> DecideResponse:
+    config = state.campaign_config(campaign_id)  # unknown campaign -> ValueError before any work
+    ids = _unique_ids(contact_ids)
+    lead_model = state.models["lead_scoring"]
+    send_model = state.models["send_time"]
+    ranker = state.models["content_preference"]
+    services = list(dict.fromkeys([lead_model.feature_service, send_model.feature_service,
+                                   ranker.feature_service]))
+    feats = ContactFeatures.read(state, ids, services, request_time=start)
+    scores = lead_scores(state, feats, reasons=False)
+    slots = send_slots(state, feats, start, end, quiet_hours)
+    order = ordered_content(content_rankings(state, feats, content_ids, k), ids)
+    context = bandit_context(config, feats, scores)
+    chosen = state.allocator.choose(campaign_id, ids, context)  # logged: must stay the last step
+    send_at = slots["send_at"]
+    send_at = [None if s is None or s != s else s.to_pydatetime() for s in send_at.tolist()]
+    decisions = [
+        Decision.model_construct(contact_id=c, decision_id=d, variant=v, propensity=p, send_at=s, send_level=lv,
+                                 lead_score=ls, lead_tier=lt, content_order=o, fallback=f)
+        for c, d, v, p, s, lv, ls, lt, o, f in zip(
+            ids.tolist(), chosen["decision_id"].tolist(), chosen["variant"].tolist(),
+            chosen["propensity"].tolist(), send_at, slots["level"].tolist(), scores["score"].tolist(),
+            scores["tier"].tolist(), order, feats.fallback.tolist())
+    ]
+    versions = state.model_versions
+    return DecideResponse.model_construct(
+        campaign_id=campaign_id, policy_version=int(chosen["policy_version"].iloc[0]) if len(chosen) else 0,
+        model_versions=versions, decisions=decisions)

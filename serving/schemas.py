@@ -1,0 +1,140 @@
+"""Request and response bodies of the scoring API (pydantic, validated at the boundary).
+
+A bad field gets HTTP 400 from BentoML with pydantic's error list, whose `loc`
+names the field (e.g. `["contact_ids"]`, "List should have at most 1000 items").
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from typing_extensions import Annotated
+
+MAX_BATCH = 1000
+MAX_CANDIDATES = 200
+
+ContactId = Annotated[int, Field(ge=0, description="contact_id (int64, >= 0)")]
+ContactIds = Annotated[
+    list[ContactId],
+    Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} contact ids"),
+]
+CampaignId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must be timezone-aware (e.g. 2026-05-01T09:00:00Z)")
+    return value.astimezone(timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error: a typo in a field name should not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SendWindow(Strict):
+    start: UtcDatetime
+    end: UtcDatetime
+    quiet_hours: tuple[int, int] = Field(default=(21, 7), description="local [start, end) hours never used")
+
+
+# --- responses --------------------------------------------------------------
+class LeadScore(BaseModel):
+    contact_id: int
+    probability: float
+    score: float
+    tier: str
+    reasons_positive: list[str]
+    reasons_negative: list[str]
+    fallback: bool
+
+
+class ScoreResponse(BaseModel):
+    model_version: str
+    scores: list[LeadScore]
+
+
+class SendSlot(BaseModel):
+    contact_id: int
+    send_at: datetime | None
+    local_time: str | None
+    probability: float | None
+    level: str
+    fallback: bool
+
+
+class SendTimeResponse(BaseModel):
+    model_version: str
+    slots: list[SendSlot]
+
+
+class RankedContent(BaseModel):
+    content_id: int
+    score: float
+    rank: int
+
+
+class RankResponse(BaseModel):
+    model_version: str
+    contact_id: int
+    ranking: list[RankedContent]
+    fallback: bool
+
+
+class Choice(BaseModel):
+    decision_id: str
+    contact_id: int
+    variant: int
+    propensity: float
+    policy_version: int
+    mode: str
+
+
+class ChooseResponse(BaseModel):
+    campaign_id: str
+    choices: list[Choice]
+
+
+class RewardResponse(BaseModel):
+    decision_id: str
+    status: Literal["accepted", "duplicate", "late"]
+
+
+class Decision(BaseModel):
+    contact_id: int
+    decision_id: str
+    variant: int
+    propensity: float
+    send_at: datetime | None
+    send_level: str
+    lead_score: float
+    lead_tier: str
+    content_order: list[int]
+    fallback: bool
+
+
+class DecideResponse(BaseModel):
+    campaign_id: str
+    policy_version: int
+    model_versions: dict[str, str]
+    decisions: list[Decision]
+
+
+class WebhookResponse(BaseModel):
+    provider: str
+    received: int
+    recorded: int
+    duplicates: int
+    ignored: int
+    rewards: dict[str, int]
+
+
+class ReloadResponse(BaseModel):
+    model_versions: dict[str, str]
+    policy_version: int
+    features_loaded: bool

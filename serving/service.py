@@ -1,0 +1,282 @@
+"""The Algorithmic Inbox scoring service (BentoML 1.4).
+
+    bentoml serve serving.service:InboxService      # or: inbox serve
+
+Start-up loads the `champion` of each model, the Feast online reader, the
+content catalog and the bandit allocator (see `serving.state`); `/readyz`
+answers 200 only once all of them are loaded. Every endpoint is an `async def`
+working on one immutable `ServingState`, so `reload` can build a new state in
+a thread and swap it in without failing a request. Bad input gets a 4xx that
+names the field; `decide` asks the allocator last, so a request that fails
+logs no decision. Latency settings and their reasons: `serving.config`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+import bentoml
+import numpy as np
+from pydantic import Field
+from starlette.responses import JSONResponse
+
+from serving.config import SERVICE_CONFIG, tune_process
+from serving.schemas import (
+    MAX_CANDIDATES, CampaignId, ChooseResponse, Choice, ContactId, ContactIds, DecideResponse,
+    Decision, LeadScore, RankedContent, RankResponse, ReloadResponse, RewardResponse, ScoreResponse,
+    SendSlot, SendTimeResponse, SendWindow, UtcDatetime, WebhookResponse,
+)
+
+logger = logging.getLogger("inbox.serving")
+
+ContentIds = list[ContactId] | None
+
+
+def error(status: int, field: str, message: str) -> JSONResponse:
+    """A 4xx/5xx body in the same shape as BentoML's validation errors: names the field."""
+    return JSONResponse({"error": f"{field}: {message}", "field": field}, status_code=status)
+
+
+def _field_of(exc: Exception) -> str:
+    text = str(exc)
+    return text.split(":", 1)[0] if ":" in text else "body"
+
+
+@bentoml.service(**SERVICE_CONFIG)
+class InboxService:
+    def __init__(self) -> None:
+        from inbox.settings import load_settings
+        from serving.eventsink import EventJournal
+
+        self.settings = load_settings()
+        self.state = None
+        self.load_error: str | None = None
+        self.journal = EventJournal(self.settings.events_dir)
+        self.mailgun_key = os.environ.get("INBOX_MAILGUN_SIGNING_KEY") or None
+        try:
+            self.state = self._load_state()
+        except Exception as exc:  # not ready; /readyz says 503, /reload retries
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            logger.error("serving state not loaded: %s", self.load_error)
+        tune_process()
+
+    def _load_state(self, allocator=None):
+        from serving.state import ServingState
+        from serving.warmup import warm_up
+
+        state = ServingState.load(self.settings, allocator=allocator)
+        warm_up(state)
+        return state
+
+    async def __is_ready__(self) -> bool:
+        return self.state is not None
+
+    def _not_ready(self) -> JSONResponse:
+        return error(503, "service", f"not ready ({self.load_error or 'loading'})")
+
+    # --- models -------------------------------------------------------------
+    @bentoml.api
+    async def score(self, contact_ids: ContactIds, reasons: bool = True) -> ScoreResponse:
+        """Lead score (0-100), probability, tier (A-D) and top reasons per contact."""
+        from serving.predict import ContactFeatures, lead_scores
+
+        state = self.state
+        if state is None:
+            return self._not_ready()
+        model = state.models["lead_scoring"]
+        feats = ContactFeatures.read(state, contact_ids, [model.feature_service])
+        df = lead_scores(state, feats, reasons=reasons)
+        pos = df["reasons_positive"] if reasons else [[]] * len(df)
+        neg = df["reasons_negative"] if reasons else [[]] * len(df)
+        return ScoreResponse(model_version=str(model.version), scores=[
+            LeadScore(contact_id=c, probability=p, score=s, tier=t, reasons_positive=rp, reasons_negative=rn,
+                      fallback=f)
+            for c, p, s, t, rp, rn, f in zip(df["contact_id"].tolist(), df["probability"].tolist(),
+                                             df["score"].tolist(), df["tier"].tolist(), pos, neg,
+                                             feats.fallback.tolist())
+        ])
+
+    @bentoml.api
+    async def send_time(self, contact_ids: ContactIds, window: SendWindow | None = None) -> SendTimeResponse:
+        """Best send time per contact in the window (default: the next 24 h), local quiet hours honored."""
+        from serving.predict import ContactFeatures, default_window, send_slots
+
+        state = self.state
+        if state is None:
+            return self._not_ready()
+        start, end, quiet = _window(window)
+        if end <= start:
+            return error(400, "window.end", "must be after window.start")
+        model = state.models["send_time"]
+        feats = ContactFeatures.read(state, contact_ids, [model.feature_service], request_time=start)
+        df = send_slots(state, feats, start, end, quiet)
+        return SendTimeResponse(model_version=str(model.version), slots=[
+            SendSlot(contact_id=c, send_at=_ts(s), local_time=None if lt is None else str(lt),
+                     probability=None if p is None or np.isnan(p) else p, level=lv, fallback=f)
+            for c, s, lt, p, lv, f in zip(df["contact_id"].tolist(), df["send_at"].tolist(),
+                                          df["local_time"].tolist(), df["probability"].tolist(),
+                                          df["level"].tolist(), feats.fallback.tolist())
+        ])
+
+    @bentoml.api
+    async def rank_content(self, contact_id: ContactId,
+                           content_ids: list[ContactId] | None = Field(default=None, max_length=MAX_CANDIDATES),
+                           k: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES)) -> RankResponse:
+        """Candidate content blocks (default: the whole catalog) ranked for one contact."""
+        from serving.predict import ContactFeatures, content_rankings
+
+        state = self.state
+        if state is None:
+            return self._not_ready()
+        model = state.models["content_preference"]
+        feats = ContactFeatures.read(state, [contact_id], [model.feature_service])
+        try:
+            df = content_rankings(state, feats, content_ids, k).sort_values("rank")
+        except ValueError as exc:
+            return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
+        return RankResponse(model_version=str(model.version), contact_id=contact_id,
+                            fallback=bool(feats.fallback[0]), ranking=[
+                                RankedContent(content_id=c, score=s, rank=r)
+                                for c, s, r in zip(df["content_id"].tolist(), df["score"].tolist(),
+                                                   df["rank"].tolist())])
+
+    # --- allocation ---------------------------------------------------------
+    @bentoml.api
+    async def choose_variant(self, campaign_id: CampaignId, contact_id: ContactId,
+                             exclude: list[int] = Field(default_factory=list, max_length=MAX_CANDIDATES)
+                             ) -> ChooseResponse:
+        """The allocator's choice for one contact: decision id, variant, propensity, policy version."""
+        from serving.decide import choose
+
+        state = self.state
+        if state is None:
+            return self._not_ready()
+        try:
+            df = choose(state, campaign_id, [contact_id], exclude or None)
+        except ValueError as exc:
+            return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
+        return ChooseResponse(campaign_id=campaign_id, choices=[
+            Choice(decision_id=d, contact_id=c, variant=v, propensity=p, policy_version=pv, mode=m)
+            for d, c, v, p, pv, m in zip(df["decision_id"], df["contact_id"].tolist(), df["variant"].tolist(),
+                                         df["propensity"].tolist(), df["policy_version"].tolist(),
+                                         df["mode"].tolist())])
+
+    @bentoml.api
+    async def reward(self, decision_id: str = Field(min_length=1, max_length=100),
+                     reward: float = Field(allow_inf_nan=False),
+                     occurred_at: UtcDatetime | None = None,
+                     event_id: str = Field(min_length=1, max_length=200)) -> RewardResponse:
+        """A reward for a decision id: accepted, duplicate (same event_id) or late (after the wait window)."""
+        from experiments.bandit import UnknownDecisionError
+
+        state = self.state
+        if state is None:
+            return self._not_ready()
+        when = occurred_at or datetime.now(timezone.utc)
+        try:
+            status = state.allocator.reward(decision_id, reward, when, event_id)
+        except UnknownDecisionError as exc:
+            return error(404, "decision_id", str(exc).split(": ", 1)[-1])
+        except ValueError as exc:
+            return error(400, _field_of(exc), str(exc))
+        return RewardResponse(decision_id=decision_id, status=status)
+
+    @bentoml.api
+    async def decide(self, campaign_id: CampaignId, contact_ids: ContactIds, window: SendWindow | None = None,
+                     content_ids: list[ContactId] | None = Field(default=None, max_length=MAX_CANDIDATES),
+                     k: int = Field(default=3, ge=1, le=MAX_CANDIDATES)) -> DecideResponse:
+        """Everything the send pipeline needs for up to 1,000 recipients of one campaign, in one call:
+        variant + decision id + propensity, send time, lead score, content order."""
+        from serving.decide import decide
+
+        state = self.state
+        if state is None:
+            return self._not_ready()
+        start, end, quiet = _window(window)
+        if end <= start:
+            return error(400, "window.end", "must be after window.start")
+        try:
+            out = decide(state, campaign_id, contact_ids, start, end, quiet, content_ids, k)
+        except ValueError as exc:
+            return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
+        return out
+
+    # --- operations ---------------------------------------------------------
+    @bentoml.api
+    async def reload(self) -> ReloadResponse:
+        """Load the newest champions, features and allocator snapshot; swap them in without a pause."""
+        import anyio.to_thread
+
+        old = self.state
+        try:
+            new = await anyio.to_thread.run_sync(self._load_state, old.allocator if old else None)
+        except Exception as exc:
+            logger.exception("reload failed; keeping the current state")
+            return error(503, "reload", f"{type(exc).__name__}: {exc}")
+        self.state, self.load_error = new, None
+        if old is not None:
+            old.close(keep_allocator=True)
+        return ReloadResponse(model_versions=new.model_versions, policy_version=new.allocator.policy_version,
+                              features_loaded=True)
+
+    # --- ESP webhooks -------------------------------------------------------
+    @bentoml.api(route="/webhooks/sendgrid")
+    async def webhook_sendgrid(self, events: list[dict[str, Any]], /) -> WebhookResponse:
+        """SendGrid Event Webhook: a JSON array of events (custom args send_id, contact_id, decision_id)."""
+        return self._ingest("sendgrid", events)
+
+    @bentoml.api(route="/webhooks/mailgun")
+    async def webhook_mailgun(self, payload: dict[str, Any], /) -> WebhookResponse:
+        """Mailgun webhook: {"signature": {...}, "event-data": {...}} (ids in user-variables)."""
+        return self._ingest("mailgun", payload)
+
+    @bentoml.api(route="/webhooks/ses")
+    async def webhook_ses(self, payload: dict[str, Any], /) -> WebhookResponse:
+        """Amazon SES event through SNS: {"Type": "Notification", "Message": "<json>"} (ids in tags/headers)."""
+        return self._ingest("ses", payload)
+
+    def _ingest(self, provider: str, payload: Any):
+        from serving.ingest import ingest
+        from serving.webhooks import WebhookPayloadError
+
+        state = self.state
+        if state is None:
+            return self._not_ready()
+        try:
+            return ingest(provider, payload, self.journal, state,
+                          signing_key=self.mailgun_key if provider == "mailgun" else None)
+        except WebhookPayloadError as exc:
+            return error(400, exc.field, str(exc).split(": ", 1)[-1])
+
+    @bentoml.on_shutdown
+    def _flush_events(self) -> None:
+        from serving.eventsink import flush
+
+        try:
+            flush(self.settings.events_dir)
+        finally:
+            self.journal.close()
+
+
+def _window(window: SendWindow | None):
+    from serving.predict import default_window
+
+    if window is None:
+        start, end = default_window()
+        return start, end, (21, 7)
+    return window.start, window.end, tuple(window.quiet_hours)
+
+
+def _ts(value) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value.to_pydatetime() if hasattr(value, "to_pydatetime") else value

@@ -1,0 +1,84 @@
+"""Everything a request needs, loaded once and swapped whole on reload.
+
+`ServingState.load(settings)` loads the three champions (`models:/<name>@champion`),
+opens the Feast store with the fast `OnlineReader`, caches the content
+catalog's features and the contacts' time zones, and opens the bandit
+`Allocator` (decision log + newest live snapshot). A request takes one
+reference to the current state and uses only it, so a reload (building a new
+state in a thread, then one reference assignment) never mixes versions within
+a request and never drops one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MODEL_NAMES = ("lead_scoring", "send_time", "content_preference")
+CATALOG_SERVICE = "content_catalog"
+
+
+@dataclass
+class ServingState:
+    models: dict                 # name -> native predictor (.version, .feature_service)
+    reader: object               # features.online.OnlineReader
+    catalog: pd.DataFrame        # content features (content_catalog service), one row per content id
+    timezones: pd.Series         # contact_id -> IANA time zone (contacts table)
+    allocator: object            # experiments.bandit.Allocator
+    settings: object = None
+    campaign_cache: dict = field(default_factory=dict)
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        return {name: str(m.version) for name, m in self.models.items()}
+
+    @classmethod
+    def load(cls, settings, allocator=None) -> "ServingState":
+        from experiments.bandit import Allocator
+        from features.online import OnlineReader
+        from features.store import get_store
+        from models.loading import load_champion
+
+        models = {name: load_champion(name, tracking_uri=settings.tracking_uri) for name in MODEL_NAMES}
+        store = get_store(settings)
+        reader = OnlineReader(store)
+        catalog = load_catalog(reader, settings)
+        timezones = load_timezones(settings.events_dir)
+        if allocator is None:
+            allocator = Allocator.open(settings.bandit_dir)
+        else:
+            allocator.reload()
+        return cls(models, reader, catalog, timezones, allocator, settings)
+
+    def close(self, keep_allocator: bool = False) -> None:
+        self.reader.close()
+        if not keep_allocator:
+            self.allocator.close()
+
+    def timezones_of(self, contact_ids: np.ndarray) -> np.ndarray:
+        """IANA zone per contact; unknown contacts get UTC (the fallback)."""
+        return self.timezones.reindex(contact_ids).fillna("UTC").to_numpy(dtype=object)
+
+    def campaign_config(self, campaign_id: str) -> dict:
+        """The campaign's configuration from the decision log (ValueError naming campaign_id if unknown)."""
+        _, config = self.allocator.log.campaign(campaign_id)
+        return config
+
+
+def load_catalog(reader, settings) -> pd.DataFrame:
+    from simulation.eventlog import read_table, table_path
+
+    content = read_table("content", table_path(settings.events_dir, "content"))
+    ids = content["content_id"].to_numpy(np.int64)
+    return reader.read(CATALOG_SERVICE, content_ids=ids)
+
+
+def load_timezones(events_dir: Path) -> pd.Series:
+    import pyarrow.parquet as pq
+
+    from simulation.eventlog import table_path
+
+    t = pq.read_table(table_path(events_dir, "contacts"), columns=["contact_id", "timezone"]).to_pandas()
+    return pd.Series(t["timezone"].to_numpy(dtype=object), index=t["contact_id"].to_numpy(np.int64))
