@@ -19,7 +19,7 @@ function sigma. The chain of one send is::
                                        + 0.5 import + 0.3 promo)
     complaint | delivered        sigma(-7.8 + 0.25 fatigue_sensitivity r + 1.0 role + 0.8 import + 0.3 promo)
 
-* `hour(h, wd) = 1.9 * (bump - mean(bump)) - 0.6 night`, with
+* `hour(h, wd) = 2.6 * (bump - mean(bump)) - 0.6 night`, with
   `bump = exp(-d^2 / (2 w^2))`, d the circular distance (hours) from h to the
   contact's preferred hour (`peak_hour_weekday` Mon-Fri, `peak_hour_weekend`
   Sat-Sun), w = `hour_width`, night = local 00:00-05:30. Sending at a contact's
@@ -52,7 +52,7 @@ from simulation.localtime import US_PER_HOUR, ZoneClock, hour_and_weekday
 from simulation.schema import EVENT_TYPES
 
 E0 = -1.35  # population-average base engagement (centre of the engagement terms)
-HOUR_AMPLITUDE = 1.9
+HOUR_AMPLITUDE = 2.6
 NIGHT_PENALTY = 0.6
 FATIGUE_PER_SEND = 0.3
 FORMAT_CLICK = np.array([0.0, 0.15, -0.1, -0.15])  # newsletter, plain, promo, digest

@@ -301,7 +301,7 @@ def _traits(c: dict[str, np.ndarray], rng) -> Traits:
     )
     weekend_evening = np.where(evening, rng.random(n) < 0.7, rng.random(n) < 0.2)
     peak_we = np.where(weekend_evening, rng.normal(20.0, 1.2, n), rng.normal(10.5, 1.5, n))
-    width = rng.uniform(1.2, 2.6, n)
+    width = rng.uniform(1.0, 2.2, n)
     affinity = (
         cat.TOPIC_INDUSTRY[c["industry"]] + cat.TOPIC_SENIORITY[c["seniority"]]
         + rng.normal(0.0, 0.7, (n, len(cat.TOPICS)))
