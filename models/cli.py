@@ -1,0 +1,97 @@
+"""`inbox train` and `inbox score` (stdlib-only at import; heavy imports inside handlers)."""
+from __future__ import annotations
+
+import argparse
+
+MODEL_CHOICES = ("lead_scoring", "send_time", "content_preference")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train, register and maybe promote a model (or all three)",
+        description="Train on the event log + features, log to MLflow, register as challenger, and promote to "
+                    "champion only if it beats the current champion on the same test period.")
+    p.add_argument("model", choices=MODEL_CHOICES + ("all",))
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--fast", action="store_true", help="small configs (smoke tests, tiny worlds)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set num_boost_round=20 (repeatable; single model only)")
+    p.set_defaults(func=_train)
+
+    s = subparsers.add_parser(
+        "score", help="score every contact of the offline store with a champion model",
+        description="Batch scoring with models:/<MODEL>@champion on the newest feature snapshot.")
+    s.add_argument("model", choices=MODEL_CHOICES)
+    s.add_argument("--out", required=True, help="output .parquet file")
+    s.add_argument("--window-start", help="send_time: window start (ISO, with time zone); default next hour")
+    s.add_argument("--window-end", help="send_time: window end (ISO, with time zone); default start + 24 h")
+    s.add_argument("--quiet-hours", default="21-7", help="send_time: local quiet hours START-END (default 21-7)")
+    s.add_argument("--k", type=int, default=3, help="content_preference: top k per contact (default 3)")
+    s.add_argument("--no-reasons", action="store_true", help="lead_scoring: skip the per-contact reasons")
+    s.set_defaults(func=_score)
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set: expected KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _train(args: argparse.Namespace) -> int:
+    from models.training import MODEL_NAMES, print_summary, train_all, train_model
+
+    overrides = _overrides(args.set)
+    if args.model == "all":
+        if overrides:
+            raise ValueError("--set applies to a single model, not 'all'")
+        results = train_all(progress=True, fast=args.fast, seed=args.seed)
+    else:
+        results = [train_model(args.model, progress=True, fast=args.fast, seed=args.seed,
+                               overrides=overrides).as_dict()]
+        print_summary(results)
+    assert set(r["model"] for r in results) <= set(MODEL_NAMES)
+    return 0
+
+
+def _quiet_hours(text: str) -> tuple[int, int]:
+    start, sep, end = text.partition("-")
+    try:
+        return int(start), int(end)
+    except ValueError:
+        raise ValueError(f"--quiet-hours: expected START-END hours like 21-7, got {text!r}") from None
+
+
+def _score(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.console import Console
+
+    from models.scoring import score_all, write_parquet
+    from models.slots import utc_timestamp
+
+    start = utc_timestamp(args.window_start, "--window-start") if args.window_start else None
+    end = utc_timestamp(args.window_end, "--window-end") if args.window_end else None
+    if start is not None and end is None:
+        import pandas as pd
+
+        end = start + pd.Timedelta(hours=24)
+    if args.k < 1:
+        raise ValueError(f"--k: must be >= 1, got {args.k}")
+    t0 = time.perf_counter()
+    frame = score_all(args.model, window_start=start, window_end=end, quiet_hours=_quiet_hours(args.quiet_hours),
+                      k=args.k, reasons=not args.no_reasons)
+    path = write_parquet(frame, args.out)
+    Console().print(f"{args.model} v{frame.attrs.get('model_version')}: {len(frame):,} rows -> {path} "
+                    f"({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def train_all(settings=None, progress=True):
+    """Entry point for `inbox demo` (see models.training.train_all)."""
+    from models.training import train_all as _train_all
+
+    return _train_all(settings=settings, progress=progress)

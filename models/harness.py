@@ -1,0 +1,201 @@
+"""The shared training harness: one MLflow run per training, register, promote.
+
+A model module provides a `ModelSpec` (what data, how to fit, how to score a
+predictor on the test rows, how to log it). `run_training(spec, context)`
+does the rest in the same order for every model:
+
+1. MLflow run in experiment `inbox/<name>` with tags (git commit, data range,
+   feature service, feature source, world seed) and split params;
+2. `spec.prepare` builds the point-in-time training set and its time split,
+   logged as MLflow input datasets;
+3. `spec.fit` returns the *native predictor* (the same class the loader
+   returns), `spec.evaluate` measures it, the baselines and the oracle on the
+   test rows and returns metrics and figures;
+4. `spec.log_model` logs it with signature, input example and explicit pip
+   requirements; the version is registered with alias `challenger`;
+5. the current champion is loaded and scored by `spec.primary_metric` on the
+   same test rows; `champion` moves only if the challenger wins.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class TrainingContext:
+    """What every model needs: paths, the event log, the oracle world, knobs."""
+
+    settings: Any
+    seed: int = 7
+    progress: Callable[[str], None] = lambda msg: None
+    fast: bool = False  # small configs (tests)
+    overrides: dict = field(default_factory=dict)  # per-model config overrides
+
+    @cached_property
+    def events(self) -> dict[str, pd.DataFrame]:
+        from simulation.eventlog import read_event_log
+
+        return read_event_log(self.settings.events_dir)
+
+    @cached_property
+    def world(self):
+        """The simulator's ground truth (oracle only; never a feature)."""
+        from simulation.world import World
+
+        return World.load(self.settings.world_dir)
+
+    @cached_property
+    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """(first send day, end of the last day with events) in UTC."""
+        sends, events = self.events["sends"], self.events["events"]
+        first = sends["sent_at"].min().floor("D")
+        last = max(sends["sent_at"].max(), events["occurred_at"].max())
+        return first, last.ceil("D")
+
+    def world_seed(self) -> str:
+        try:
+            return str(self.world.config.seed)
+        except FileNotFoundError:
+            return "unknown"
+
+
+@dataclass
+class Evaluation:
+    """Outcome of `spec.evaluate`: the summary row plus everything to log."""
+
+    metric: str
+    ours: float
+    baseline_name: str
+    baseline: float
+    oracle: float
+    target: str
+    target_met: bool
+    metrics: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """One line of `inbox train`: plain record (the demo prints these)."""
+
+    model: str
+    metric: str
+    baseline_name: str
+    baseline: float
+    ours: float
+    oracle: float
+    target: str
+    target_met: bool
+    version: str
+    promoted: bool
+    champion_version: str | None
+    promotion_reason: str
+    run_id: str
+    feature_source: str
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ModelSpec(Protocol):
+    name: str
+    feature_service: str
+    primary_metric: str
+    higher_is_better: bool
+
+    def prepare(self, ctx: TrainingContext) -> Any: ...
+    def fit(self, prepared: Any, ctx: TrainingContext) -> Any: ...
+    def evaluate(self, predictor: Any, prepared: Any, ctx: TrainingContext) -> Evaluation: ...
+    def score_predictor(self, predictor: Any, prepared: Any, ctx: TrainingContext) -> float: ...
+    def log_model(self, predictor: Any, prepared: Any) -> Any: ...
+    def params(self) -> dict: ...
+
+
+def _log_inputs(prepared) -> None:
+    import mlflow
+
+    for context, (frame, name, target) in getattr(prepared, "datasets", lambda: {})().items():
+        ds = mlflow.data.from_pandas(frame, name=name, targets=target)
+        mlflow.log_input(ds, context=context)
+
+
+def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
+    import mlflow
+
+    from models import registry, tracking
+    from models.loading import load_version
+
+    t0 = time.perf_counter()
+    tracking.configure(ctx.settings, spec.name)
+    first, last = ctx.data_range
+    with mlflow.start_run(run_name=f"{spec.name}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}") as run:
+        mlflow.set_tags(
+            {
+                "git_commit": tracking.git_commit(),
+                "model": spec.name,
+                "feature_service": spec.feature_service,
+                "data_range": f"{first.isoformat()}/{last.isoformat()}",
+                "world_seed": ctx.world_seed(),
+            }
+        )
+        mlflow.log_params(spec.params())
+        ctx.progress(f"{spec.name}: building the training set")
+        prepared = spec.prepare(ctx)
+        mlflow.log_params(prepared.split.describe())
+        mlflow.set_tag("feature_source", prepared.feature_source)
+        mlflow.log_params({f"rows_{k}": v for k, v in prepared.row_counts().items()})
+        _log_inputs(prepared)
+        ctx.progress(f"{spec.name}: fitting")
+        t_fit = time.perf_counter()
+        predictor = spec.fit(prepared, ctx)
+        mlflow.log_metric("fit_seconds", time.perf_counter() - t_fit)
+        ctx.progress(f"{spec.name}: evaluating against baselines and the oracle")
+        ev = spec.evaluate(predictor, prepared, ctx)
+        mlflow.log_metrics({k: float(v) for k, v in ev.metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({"target_met": float(ev.target_met)})
+        mlflow.set_tag("target", ev.target)
+        for filename, fig in ev.figures.items():
+            tracking.log_figure(fig, filename)
+        for filename, table in ev.tables.items():
+            mlflow.log_table(table, f"tables/{filename}")
+        ctx.progress(f"{spec.name}: logging and registering the model")
+        info = spec.log_model(predictor, prepared)
+        version = registry.register(info.model_uri, spec.name, run.info.run_id,
+                                    tags={"feature_service": spec.feature_service})
+        challenger_value = spec.score_predictor(predictor, prepared, ctx)
+        decision = registry.decide(
+            spec.name,
+            spec.primary_metric,
+            version,
+            challenger_value,
+            lambda v: spec.score_predictor(load_version(spec.name, v), prepared, ctx),
+            higher_is_better=spec.higher_is_better,
+        )
+        registry.log_decision(decision)
+        seconds = time.perf_counter() - t0
+        mlflow.log_metric("train_seconds", seconds)
+    return TrainResult(
+        model=spec.name,
+        metric=ev.metric,
+        baseline_name=ev.baseline_name,
+        baseline=ev.baseline,
+        ours=ev.ours,
+        oracle=ev.oracle,
+        target=ev.target,
+        target_met=ev.target_met,
+        version=version,
+        promoted=decision.promoted,
+        champion_version=decision.champion_version,
+        promotion_reason=decision.reason,
+        run_id=run.info.run_id,
+        feature_source=prepared.feature_source,
+        seconds=round(seconds, 2),
+    )

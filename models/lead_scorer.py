@@ -1,0 +1,124 @@
+"""Lead-scoring predictor: calibrated probability, 0-100 score, tier, reasons.
+
+* probability: LightGBM's raw probability mapped through the calibrator fitted
+  on the validation period (`models.calibration`);
+* score: the probability's percentile among the validation-period contacts
+  (0 = lowest, 100 = highest), so a score keeps its meaning across retrains;
+* tier by score band: A >= 90 (top 10 %), B 70-89, C 40-69, D < 40;
+* reasons: top 3 positive / negative TreeSHAP contributions in words
+  (`models.reasons`).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.calibration import Calibrator
+from models.encoding import FeatureEncoder
+
+TIERS = (("A", 90.0), ("B", 70.0), ("C", 40.0), ("D", 0.0))
+META_FILE = "predictor.json"
+
+
+def tier_of(score: np.ndarray) -> np.ndarray:
+    score = np.asarray(score, dtype=float)
+    labels = np.array([t for t, _ in TIERS], dtype=object)
+    bounds = np.array([b for _, b in TIERS])
+    idx = (score[:, None] < bounds[None, :]).sum(axis=1)  # how many bands are above the score
+    return labels[np.minimum(idx, len(TIERS) - 1)]
+
+
+class LeadScorer:
+    """Native lead-scoring model (LightGBM Booster on numpy + calibration)."""
+
+    name = "lead_scoring"
+    feature_service = "lead_scoring"
+
+    def __init__(self, booster, encoder: FeatureEncoder, calibrator: Calibrator, score_knots, version=None,
+                 num_threads: int = 0):
+        self.booster = booster
+        self.encoder = encoder
+        self.calibrator = calibrator
+        self.score_knots = np.asarray(score_knots, dtype=float)  # probabilities at percentiles 0..100
+        self.version = version
+        self.num_threads = num_threads
+
+    # --- predictions --------------------------------------------------------
+    def matrix(self, features_df: pd.DataFrame) -> np.ndarray:
+        return self.encoder.transform(features_df)
+
+    def raw_probability(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, num_threads=self.num_threads)
+
+    def probability_from_matrix(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrator.transform(self.raw_probability(X))
+
+    def probability(self, features_df: pd.DataFrame) -> np.ndarray:
+        return self.probability_from_matrix(self.matrix(features_df))
+
+    def score_from_probability(self, p: np.ndarray) -> np.ndarray:
+        """Percentile of `p` among the reference (validation) contacts, mid-rank on ties."""
+        knots = self.score_knots
+        n = len(knots)
+        p = np.asarray(p, dtype=float)
+        lo = np.searchsorted(knots, p, side="left")
+        hi = np.searchsorted(knots, p, side="right")
+        j = np.clip(lo, 1, n - 1)
+        gap = np.maximum(knots[j] - knots[j - 1], 1e-300)
+        between = j - 1 + np.clip((p - knots[j - 1]) / gap, 0.0, 1.0)
+        idx = np.where(hi > lo, (lo + hi - 1) / 2.0, between)
+        return np.clip(np.round(idx * 100.0 / (n - 1)), 0, 100).astype(np.int64)
+
+    def score(self, features_df: pd.DataFrame, reasons: bool = True, k: int = 3) -> pd.DataFrame:
+        """DataFrame[contact_id, probability, score, tier, reasons_positive, reasons_negative]."""
+        if "contact_id" not in features_df.columns:
+            raise ValueError("features_df: missing column 'contact_id'")
+        X = self.matrix(features_df)
+        p = self.probability_from_matrix(X)
+        score = self.score_from_probability(p)
+        out = pd.DataFrame(
+            {
+                "contact_id": features_df["contact_id"].to_numpy(np.int64),
+                "probability": p,
+                "score": score,
+                "tier": tier_of(score),
+            }
+        )
+        if reasons:
+            from models.reasons import top_reasons
+
+            contrib = self.booster.predict(X, pred_contrib=True, num_threads=self.num_threads)
+            display = features_df[self.encoder.columns].reset_index(drop=True)
+            pos, neg = top_reasons(contrib, display, k=k)
+            out["reasons_positive"] = pos
+            out["reasons_negative"] = neg
+        return out
+
+    # --- persistence --------------------------------------------------------
+    def metadata(self) -> dict:
+        return {
+            "kind": "lead_scoring",
+            "feature_service": self.feature_service,
+            "encoder": self.encoder.to_dict(),
+            "calibrator": self.calibrator.to_dict(),
+            "score_knots": self.score_knots.tolist(),
+            "tiers": [list(t) for t in TIERS],
+        }
+
+    def write_metadata(self, directory: Path) -> Path:
+        path = Path(directory) / META_FILE
+        path.write_text(json.dumps(self.metadata()))
+        return path
+
+    @classmethod
+    def load(cls, model_dir: Path, version=None) -> "LeadScorer":
+        import lightgbm as lgb
+
+        model_dir = Path(model_dir)
+        meta = json.loads((model_dir / "extra_files" / META_FILE).read_text())
+        booster = lgb.Booster(model_file=str(model_dir / "model.lgb"))
+        return cls(booster, FeatureEncoder.from_dict(meta["encoder"]), Calibrator.from_dict(meta["calibrator"]),
+                   meta["score_knots"], version=version)

@@ -1,0 +1,45 @@
+"""The training set a model spec prepares: one frame, its time split, its provenance."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from models.split import TEST, TRAIN, VALID, TimeSplit
+
+
+@dataclass
+class Prepared:
+    frame: pd.DataFrame  # features + label + "block" (train / valid / test)
+    split: TimeSplit
+    feature_source: str
+    label: str
+    extra: dict = field(default_factory=dict)
+
+    def part(self, block: str) -> pd.DataFrame:
+        return self.frame[self.frame["block"] == block]
+
+    @property
+    def train(self) -> pd.DataFrame:
+        return self.part(TRAIN)
+
+    @property
+    def valid(self) -> pd.DataFrame:
+        return self.part(VALID)
+
+    @property
+    def test(self) -> pd.DataFrame:
+        return self.part(TEST)
+
+    def row_counts(self) -> dict[str, int]:
+        counts = self.frame["block"].value_counts()
+        return {b: int(counts.get(b, 0)) for b in (TRAIN, VALID, TEST)}
+
+    def datasets(self) -> dict[str, tuple[pd.DataFrame, str, str]]:
+        """MLflow input datasets by context (training / validation / test)."""
+        name = self.extra.get("dataset_name", "training_set")
+        return {
+            "training": (self.train, f"{name}_train", self.label),
+            "validation": (self.valid, f"{name}_valid", self.label),
+            "test": (self.test, f"{name}_test", self.label),
+        }

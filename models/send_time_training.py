@@ -1,0 +1,292 @@
+"""Training and evaluation of the send-time model (see `models.send_time`).
+
+Rows are past sends: contact features as of the send (point-in-time, service
+`send_time`), the send's local hour-of-week, label = first open within 24 h.
+Time split over send time (24 h purge). Evaluation on the test period, against
+the simulator's true P(open within 24 h):
+
+* for sampled mailable contacts and several 24-hour UTC windows, every
+  allowed slot (local quiet hours removed) is scored by the oracle;
+* uplift of a policy = mean true probability at its chosen slot minus the mean
+  over all allowed slots (a random slot); the oracle picks the true best;
+* ours vs baselines: population best hour-of-week, contact's most frequent
+  past open hour. Primary metric: uplift ratio = ours / oracle uplift.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models import metrics as M
+from models.encoding import FeatureEncoder
+from models.harness import Evaluation, TrainingContext
+from models.prepared import Prepared
+from models.send_time import (CONTACT_EXCLUDE, SLOT_COLUMNS, SendTimePlanner, profile_arrays, segment_key,
+                              slot_features)
+from models.slots import HOURS_PER_WEEK, allowed_slot_table, choose_slots, local_hour_of_week
+from models.split import TimeSplit
+
+LABEL = "opened_24h"
+
+
+@dataclass(frozen=True)
+class SendTimeConfig:
+    warmup_days: int = 14
+    valid_fraction: float = 0.15
+    test_fraction: float = 0.15
+    max_train_rows: int = 400_000
+    num_boost_round: int = 400
+    early_stopping_rounds: int = 40
+    learning_rate: float = 0.08
+    num_leaves: int = 63
+    min_data_in_leaf: int = 200
+    min_contact_opens: int = 3
+    min_segment_contacts: int = 30
+    grid_contacts: int = 6000  # contacts whose grids are averaged into segment / population grids
+    eval_contacts: int = 5000
+    eval_windows: tuple[int, ...] = (0, 2, 5)  # window start offsets (days) from the test start
+    quiet_hours: tuple[int, int] = (21, 7)
+    threads: int = 2
+
+    @classmethod
+    def fast(cls) -> "SendTimeConfig":
+        return cls(warmup_days=7, max_train_rows=60_000, num_boost_round=80, early_stopping_rounds=15,
+                   min_data_in_leaf=50, num_leaves=31, grid_contacts=1500, eval_contacts=1000,
+                   min_segment_contacts=10)
+
+
+class SendTimeSpec:
+    name = "send_time"
+    feature_service = "send_time"
+    primary_metric = "uplift_ratio"
+    higher_is_better = True
+
+    def __init__(self, config: SendTimeConfig | None = None):
+        self.config = config or SendTimeConfig()
+
+    def params(self) -> dict:
+        return {f"cfg.{k}": v for k, v in asdict(self.config).items()}
+
+    # --- data -----------------------------------------------------------------
+    def prepare(self, ctx: TrainingContext) -> Prepared:
+        from models.datasets import feature_frame
+        from models.labels import send_outcome
+
+        cfg = self.config
+        first, end = ctx.data_range
+        split = TimeSplit.from_fractions(first + pd.Timedelta(days=cfg.warmup_days), end, pd.Timedelta(hours=24),
+                                         valid=cfg.valid_fraction, test=cfg.test_fraction)
+        sends = ctx.events["sends"][["send_id", "contact_id", "sent_at"]]
+        block = split.assign(sends["sent_at"])
+        rng = np.random.default_rng(ctx.seed)
+        keep = np.flatnonzero(block != "")
+        train_idx = keep[block[keep] == "train"]
+        if len(train_idx) > cfg.max_train_rows:
+            train_idx = np.sort(rng.choice(train_idx, cfg.max_train_rows, replace=False))
+        other = keep[block[keep] != "train"]
+        other = np.sort(rng.choice(other, min(len(other), cfg.max_train_rows // 2), replace=False))
+        idx = np.concatenate([train_idx, other])
+        rows = sends.iloc[idx].reset_index(drop=True)
+        rows[LABEL] = send_outcome(rows, ctx.events["events"], "open", within=pd.Timedelta(hours=24)).astype(np.int8)
+        entity = rows.rename(columns={"sent_at": "event_timestamp"})
+        frame = feature_frame(entity[["contact_id", "event_timestamp"]], self.feature_service, ctx.settings)
+        frame[LABEL] = rows[LABEL].to_numpy()
+        tz = ctx.events["contacts"].set_index("contact_id")["timezone"]
+        frame["slot_how"] = local_hour_of_week(frame["event_timestamp"], tz.reindex(frame["contact_id"]).to_numpy())
+        frame["block"] = block[idx]
+        return Prepared(frame, split, frame.attrs.get("feature_source", "unknown"), LABEL,
+                        extra={"dataset_name": "send_time"})
+
+    # --- fitting --------------------------------------------------------------
+    def _pairs(self, encoder: FeatureEncoder, frame: pd.DataFrame) -> np.ndarray:
+        X = encoder.transform(frame)
+        rows = np.arange(len(frame))
+        return np.hstack([X, slot_features(profile_arrays(frame), rows, frame["slot_how"].to_numpy())])
+
+    def fit(self, prepared: Prepared, ctx: TrainingContext) -> SendTimePlanner:
+        import lightgbm as lgb
+
+        cfg = self.config
+        train, valid = prepared.train, prepared.valid
+        encoder = FeatureEncoder.fit(train.drop(columns=[LABEL, "block", "slot_how"]), exclude=CONTACT_EXCLUDE)
+        names = encoder.columns + SLOT_COLUMNS
+        dtrain = lgb.Dataset(self._pairs(encoder, train), train[LABEL].to_numpy(), feature_name=names,
+                             categorical_feature=encoder.categorical_indices, free_raw_data=False)
+        dvalid = lgb.Dataset(self._pairs(encoder, valid), valid[LABEL].to_numpy(), reference=dtrain)
+        params = {
+            "objective": "binary", "learning_rate": cfg.learning_rate, "num_leaves": cfg.num_leaves,
+            "min_data_in_leaf": cfg.min_data_in_leaf, "feature_fraction": 0.9, "bagging_fraction": 0.8,
+            "bagging_freq": 1, "lambda_l2": 1.0, "num_threads": cfg.threads, "seed": ctx.seed,
+            "deterministic": True, "force_row_wise": True, "verbose": -1, "metric": "binary_logloss",
+        }
+        booster = lgb.train(params, dtrain, num_boost_round=cfg.num_boost_round, valid_sets=[dvalid],
+                            callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
+        planner = SendTimePlanner(booster, encoder, [], np.zeros((0, HOURS_PER_WEEK)), np.zeros(HOURS_PER_WEEK),
+                                  cfg.min_contact_opens, num_threads=cfg.threads)
+        self._fallback_grids(planner, prepared, ctx)
+        return planner
+
+    def _fallback_grids(self, planner: SendTimePlanner, prepared: Prepared, ctx: TrainingContext) -> None:
+        """Segment and population grids: mean predicted grids of contacts as of the validation start."""
+        cfg = self.config
+        snap = self._snapshot(prepared.split.valid_start, ctx, cfg.grid_contacts, ctx.seed + 1)
+        grid = planner.contact_grid(snap)
+        keys = segment_key(snap)
+        frame = pd.DataFrame(grid).assign(key=keys)
+        counts = frame.groupby("key").size()
+        means = frame.groupby("key").mean()
+        keep = counts[counts >= cfg.min_segment_contacts].index
+        planner.segment_keys = list(keep)
+        planner.segment_index = {k: i for i, k in enumerate(planner.segment_keys)}
+        planner.segment_grids = means.loc[keep].to_numpy(dtype=float).reshape(-1, HOURS_PER_WEEK)
+        planner.population_grid = grid.mean(axis=0)
+
+    def _snapshot(self, at: pd.Timestamp, ctx: TrainingContext, n: int, seed: int) -> pd.DataFrame:
+        """Features of up to `n` random mailable contacts as of `at`."""
+        from models.datasets import feature_frame
+
+        contacts = ctx.events["contacts"]
+        alive = contacts[(contacts["created_at"] < at) & contacts["consent"]]
+        rng = np.random.default_rng(seed)
+        ids = np.sort(rng.choice(alive["contact_id"].to_numpy(), min(n, len(alive)), replace=False))
+        frame = feature_frame(pd.DataFrame({"contact_id": ids, "event_timestamp": at}), self.feature_service,
+                              ctx.settings)
+        mailable = ~(frame.get("unsubscribed", False) | frame.get("bounced", False) | frame.get("complained", False))
+        return frame[np.asarray(mailable, dtype=bool)].reset_index(drop=True)
+
+    # --- evaluation -----------------------------------------------------------
+    def _windows(self, prepared: Prepared) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        t0 = prepared.split.test_start.ceil("D")
+        return [(t0 + pd.Timedelta(days=d), t0 + pd.Timedelta(days=d + 1)) for d in self.config.eval_windows]
+
+    def _eval_set(self, prepared: Prepared, ctx: TrainingContext) -> dict:
+        """Contacts, their allowed slots per window and the oracle's true probabilities (cached)."""
+        if "eval_set" in prepared.extra:
+            return prepared.extra["eval_set"]
+        cfg = self.config
+        snap = self._snapshot(prepared.split.test_start.ceil("D"), ctx, cfg.eval_contacts, ctx.seed + 2)
+        tz = snap["timezone"].to_numpy(dtype=object)
+        content_id = int(ctx.events["content"]["content_id"].iloc[0])
+        windows = []
+        for start, end in self._windows(prepared):
+            slots = allowed_slot_table(tz, start, end, cfg.quiet_hours)
+            true = ctx.world.response.probabilities(
+                snap["contact_id"].to_numpy(np.int64)[slots["row"].to_numpy()], content_id,
+                slots["send_at"])["open_24h"]
+            windows.append((start, end, slots.assign(true=true)))
+        out = {"features": snap, "tz": tz, "windows": windows}
+        prepared.extra["eval_set"] = out
+        return out
+
+    def _policy_value(self, grid: np.ndarray, ev: dict) -> np.ndarray:
+        """Mean true P(open 24 h) at the slots a score grid chooses, per window (array)."""
+        values = []
+        for start, end, slots in ev["windows"]:
+            chosen = choose_slots(grid, ev["tz"], start, end, self.config.quiet_hours)
+            key = pd.DataFrame({"row": np.arange(len(grid)), "send_at": chosen["send_at"]})
+            hit = key.merge(slots, on=["row", "send_at"], how="left")
+            values.append(float(hit["true"].mean()))
+        return np.array(values)
+
+    def _reference(self, ev: dict) -> tuple[np.ndarray, np.ndarray]:
+        rand, best = [], []
+        for _, _, slots in ev["windows"]:
+            per_row = slots.groupby("row")["true"]
+            rand.append(float(per_row.mean().mean()))
+            best.append(float(per_row.max().mean()))
+        return np.array(rand), np.array(best)
+
+    def _decision_grid(self, planner: SendTimePlanner, ev: dict) -> tuple[np.ndarray, np.ndarray]:
+        hows = np.unique(np.concatenate([w[2]["how"].to_numpy() for w in ev["windows"]]))
+        grid, level = planner.grid(ev["features"], hows=hows)
+        return np.where(np.isfinite(grid), grid, -np.inf), level
+
+    def score_predictor(self, predictor: SendTimePlanner, prepared: Prepared, ctx: TrainingContext) -> float:
+        ev = self._eval_set(prepared, ctx)
+        grid, _ = self._decision_grid(predictor, ev)
+        rand, best = self._reference(ev)
+        return float((self._policy_value(grid, ev) - rand).mean() / (best - rand).mean())
+
+    def baseline_grids(self, prepared: Prepared, ev: dict) -> dict[str, np.ndarray]:
+        train = prepared.train
+        rate = train.groupby("slot_how")[LABEL].mean().reindex(range(HOURS_PER_WEEK)).fillna(0).to_numpy()
+        n = len(ev["features"])
+        population = np.tile(rate, (n, 1))
+        prof = profile_arrays(ev["features"])
+        how = np.arange(HOURS_PER_WEEK)
+        hour, weekend = how % 24, (how // 24) >= 5
+        best = np.where(weekend[None, :], prof["best_we"][:, None], prof["best_wd"][:, None])
+        dist = np.abs((hour[None, :] - best + 12) % 24 - 12)
+        frequent = -dist - 1e-3 * hour[None, :]  # closest to the most frequent open hour, earlier on ties
+        return {"population best hour": population, "contact's most frequent open hour": frequent}
+
+    def evaluate(self, predictor: SendTimePlanner, prepared: Prepared, ctx: TrainingContext) -> Evaluation:
+        from models import plots
+
+        ev = self._eval_set(prepared, ctx)
+        rand, best = self._reference(ev)
+        grid, level = self._decision_grid(predictor, ev)
+        ours = self._policy_value(grid, ev)
+        base = {name: self._policy_value(g, ev) for name, g in self.baseline_grids(prepared, ev).items()}
+        oracle_uplift = float((best - rand).mean())
+        ratio = lambda v: float((v - rand).mean() / oracle_uplift)  # noqa: E731
+        ours_ratio = ratio(ours)
+        base_ratio = {k: ratio(v) for k, v in base.items()}
+        test = prepared.test
+        p_test = predictor.booster.predict(self._pairs(predictor.encoder, test), num_threads=self.config.threads)
+        metrics = {
+            "uplift_ratio": ours_ratio, "oracle_uplift_ratio": 1.0,
+            "mean_true_open24_ours": float(ours.mean()), "mean_true_open24_random": float(rand.mean()),
+            "mean_true_open24_oracle": float(best.mean()),
+            "uplift_ours": float((ours - rand).mean()), "uplift_oracle": oracle_uplift,
+            "test_auc_open24": M.auc(test[LABEL].to_numpy(), p_test),
+            "test_log_loss_open24": M.log_loss(test[LABEL].to_numpy(), p_test),
+            "share_level_contact": float(np.mean(level == "contact")),
+            "share_level_segment": float(np.mean(level == "segment")),
+            "share_level_population": float(np.mean(level == "population")),
+            "eval_contacts": float(len(ev["features"])),
+        }
+        slug = {"population best hour": "population_best_hour", "contact's most frequent open hour": "frequent_open_hour"}
+        for k, v in base_ratio.items():
+            metrics[f"uplift_ratio_baseline_{slug[k]}"] = v
+        best_base_name = max(base_ratio, key=base_ratio.get)
+        met = bool(ours_ratio >= 0.9 and all(ours_ratio > v for v in base_ratio.values()))
+        sample = ev["features"].head(3)
+        heat = {"population (mean predicted grid)": predictor.population_grid}
+        full = predictor.contact_grid(sample)
+        for i in range(len(sample)):
+            heat[f"contact {int(sample['contact_id'].iloc[i])}"] = full[i]
+        figures = {
+            "hour_of_week_heatmap.png": plots.hour_of_week_heatmap(heat),
+            "uplift_vs_random.png": plots.bars(
+                "Uplift over a random allowed slot (true P(open 24 h))",
+                {"ours": float((ours - rand).mean()), **{k: float((v - rand).mean()) for k, v in base.items()},
+                 "oracle": oracle_uplift}, "probability points"),
+        }
+        return Evaluation(
+            metric="uplift share of oracle", ours=ours_ratio, baseline_name=best_base_name,
+            baseline=base_ratio[best_base_name], oracle=1.0,
+            target=">= 0.90 of the oracle's uplift over random and above both baselines",
+            target_met=met, metrics=metrics, figures=figures,
+        )
+
+    # --- logging --------------------------------------------------------------
+    def log_model(self, predictor: SendTimePlanner, prepared: Prepared):
+        import mlflow
+        from mlflow.models import infer_signature
+
+        from models.tracking import pinned
+
+        X = self._pairs(predictor.encoder, prepared.test.head(5))
+        example = pd.DataFrame(X, columns=predictor.columns)
+        signature = infer_signature(example, predictor.booster.predict(X))
+        with tempfile.TemporaryDirectory() as tmp:
+            meta = predictor.write_metadata(Path(tmp))
+            return mlflow.lightgbm.log_model(
+                predictor.booster, name="model", signature=signature, input_example=example,
+                pip_requirements=list(pinned("lightgbm", "numpy", "pandas")), extra_files=[str(meta)],
+            )
