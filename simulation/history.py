@@ -50,7 +50,8 @@ def plan_campaigns(world: World) -> pd.DataFrame:
     rows = []
     for i, d in enumerate(chosen):
         day = days[d]
-        available = content_ids[content_created < day.value // 1000]
+        # local dates run up to a day ahead of UTC: offer only items that existed the day before
+        available = content_ids[content_created < day.value // 1000 - US_PER_DAY]
         if len(available) == 0:
             continue
         k = min(int(rng.integers(cfg.variants_per_campaign[0], cfg.variants_per_campaign[1] + 1)), len(available))
@@ -86,7 +87,7 @@ def simulate_history(world: World, progress: bool = True) -> dict[str, pd.DataFr
     contact_ids = contacts["contact_id"].to_numpy(np.int64)
     created = contacts["created_at"].to_numpy("datetime64[us]").astype(np.int64)
     suppressed_at = np.where(contacts["consent"].to_numpy(bool), NEVER, np.iinfo(np.int64).min)
-    tz_codes = model._tz
+    tz_codes = model.tz_codes
     recent_ring = np.full((SLOTS, n), np.iinfo(np.int64).min // 2, dtype=np.int64)
     start_us, end_us = cfg.start_ts.value // 1000, cfg.end_ts.value // 1000
     content_rows = {int(c): r for r, c in enumerate(world.content["content_id"].to_numpy(np.int64))}
@@ -146,6 +147,8 @@ def _assemble(world, campaigns, parts_sends, parts_events, contact_ids, end_us) 
     if parts_sends:
         camp, rows, ki, t = (np.concatenate(a) for a in zip(*parts_sends))
         srow, code, when, value = (np.concatenate(a) for a in zip(*parts_events))
+        parts_sends.clear()  # the caller's lists: drop per-campaign copies before sorting
+        parts_events.clear()
     else:
         camp = rows = ki = t = srow = code = when = np.zeros(0, dtype=np.int64)
         value = np.zeros(0)
@@ -175,6 +178,7 @@ def _assemble(world, campaigns, parts_sends, parts_events, contact_ids, end_us) 
     srow, code, when, value = srow[keep], code[keep], when[keep], value[keep]
     eorder = np.argsort(when)
     send_id = new_send_id[srow[eorder]]
+    del srow, new_send_id
     events = frame({
         "event_id": np.arange(len(eorder), dtype=np.int64),
         "send_id": send_id,

@@ -174,6 +174,11 @@ class ResponseModel:
         self._is_promo = fmt == cat.FORMATS.index("promo")
         self._topic_conv = TOPIC_CONVERSION[topic]
 
+    @property
+    def tz_codes(self) -> np.ndarray:
+        """Per contact row, the index of its zone in `self.clock.zones`."""
+        return self._tz
+
     # --- indexing ----------------------------------------------------------------
     @staticmethod
     def _rows(ids, known: np.ndarray, field: str) -> np.ndarray:
