@@ -55,27 +55,24 @@ def normal_posterior(mean: float, variance_of_mean: float) -> Posterior:
     return Posterior("normal", float(mean), float(np.sqrt(variance_of_mean)))
 
 
-def _treatment_grid(treatment: Posterior, points: int = 4001) -> np.ndarray:
+def _treatment_grid(treatment: Posterior, points: int = 1201) -> np.ndarray:
     """Where the treatment posterior has its mass: the integrands below vanish elsewhere."""
     lo, hi = treatment.interval(1.0 - 1e-12)
     return np.linspace(lo, hi, points)
 
 
-def beta_chance_to_beat(treatment: Posterior, control: Posterior) -> float:
-    """P(p_t > p_c) = integral of f_t(x) F_c(x) dx (Simpson's rule on a fine grid)."""
+def beta_chance_and_loss(treatment: Posterior, control: Posterior) -> tuple[float, float]:
+    """P(p_t > p_c) = integral f_t(x) F_c(x) dx and the expected loss of shipping the treatment
+    E[max(p_c - p_t, 0)] = integral f_t(x) (E[p_c; p_c > x] - x P(p_c > x)) dx, with
+    E[p_c; p_c > x] = mean_c P(Beta(a_c + 1, b_c) > x); Simpson's rule on one grid."""
     x = _treatment_grid(treatment)
-    value = integrate.simpson(stats.beta.pdf(x, treatment.a, treatment.b) * stats.beta.cdf(x, control.a, control.b), x=x)
-    return float(np.clip(value, 0.0, 1.0))
-
-
-def beta_expected_loss(treatment: Posterior, control: Posterior) -> float:
-    """E[max(p_c - p_t, 0)] = integral f_t(x) (E[p_c; p_c > x] - x P(p_c > x)) dx,
-    with E[p_c; p_c > x] = mean_c * P(Beta(a_c + 1, b_c) > x)."""
-    x = _treatment_grid(treatment)
+    density = stats.beta.pdf(x, treatment.a, treatment.b)
+    cdf_c = stats.beta.cdf(x, control.a, control.b)
     mean_c = control.a / (control.a + control.b)
-    tail = mean_c * stats.beta.sf(x, control.a + 1.0, control.b) - x * stats.beta.sf(x, control.a, control.b)
-    value = integrate.simpson(stats.beta.pdf(x, treatment.a, treatment.b) * tail, x=x)
-    return float(max(value, 0.0))
+    tail = mean_c * stats.beta.sf(x, control.a + 1.0, control.b) - x * (1.0 - cdf_c)
+    chance = integrate.simpson(density * cdf_c, x=x)
+    loss = integrate.simpson(density * tail, x=x)
+    return float(np.clip(chance, 0.0, 1.0)), float(max(loss, 0.0))
 
 
 def normal_chance_and_loss(mu, sigma):
@@ -86,8 +83,7 @@ def normal_chance_and_loss(mu, sigma):
 
 def binary_lift(n_t, s_t, n_c, s_c, prior=(1.0, 1.0), alpha=0.05, higher_is_better=True) -> BayesLift:
     post_t, post_c = beta_posterior(n_t, s_t, prior), beta_posterior(n_c, s_c, prior)
-    beats = beta_chance_to_beat(post_t, post_c)
-    loss_if_higher_better = beta_expected_loss(post_t, post_c)
+    beats, loss_if_higher_better = beta_chance_and_loss(post_t, post_c)
     mean_t, var_t = stats.beta.stats(post_t.a, post_t.b, moments="mv")
     mean_c, var_c = stats.beta.stats(post_c.a, post_c.b, moments="mv")
     if higher_is_better:

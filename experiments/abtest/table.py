@@ -81,11 +81,12 @@ def summarize(
     if len(set(names)) != len(names):
         raise ValueError(f"metric names must be unique, got {names}")
     _require_columns(df.columns, needed_columns(variant, metrics, covariate), source="data")
-    labels = df[variant]
-    if labels.isna().any():
-        raise ValueError(f"variant column {variant!r} has {int(labels.isna().sum())} missing values")
-    codes, uniques = pd.factorize(labels.astype(str), sort=True)
+    codes, uniques = pd.factorize(df[variant])
+    if (codes < 0).any():
+        raise ValueError(f"variant column {variant!r} has {int((codes < 0).sum())} missing values")
     observed = [str(u) for u in uniques]
+    if len(set(observed)) != len(observed):
+        raise ValueError(f"variant column {variant!r}: labels {list(uniques)} are not distinct as text")
     control = str(control)
     if control not in observed:
         raise ValueError(f"control {control!r} not found in column {variant!r}; variants present: {observed}")
