@@ -131,6 +131,8 @@ def markdown() -> str:
             notes = [c.doc] if c.doc else []
             if c.unique:
                 notes.append("unique")
+            if c.non_negative:
+                notes.append(">= 0")
             if c.allowed:
                 notes.append("one of " + ", ".join(c.allowed))
             out.append(f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {'; '.join(notes)} |")
