@@ -15,7 +15,7 @@ function sigma. The chain of one send is::
                                        + 0.35 urgency x (promotion|event) + 0.1 personalization
                                        + 0.35 (e - e0) + click_appeal[k] - 0.5 fat)
     conversion | click           sigma(conversion_propensity[i] + topic_conv(k) + 0.3 aff)
-    unsubscribe | delivered      sigma(-6.6 + 0.4 fatigue_sensitivity r - 0.3 aff - 0.25 (e - e0)
+    unsubscribe | delivered      sigma(-6.9 + 0.4 fatigue_sensitivity r - 0.3 aff - 0.25 (e - e0)
                                        + 0.5 import + 0.3 promo)
     complaint | delivered        sigma(-7.8 + 0.25 fatigue_sensitivity r + 1.0 role + 0.8 import + 0.3 promo)
 
@@ -150,7 +150,7 @@ class ResponseModel:
         self._seniority = pd.Categorical(contacts["seniority"], categories=cat.SENIORITIES).codes
         source = contacts["signup_source"].to_numpy()
         self._is_free = tr.domain_kind == "free_mail"
-        self._unsub_base = -6.6 - 0.25 * (tr.base_engagement - E0) + 0.5 * (source == "import")
+        self._unsub_base = -6.9 - 0.25 * (tr.base_engagement - E0) + 0.5 * (source == "import")
         self._complaint_base = -7.8 + 1.0 * (tr.domain_kind == "role") + 0.8 * (source == "import")
         self._value_mean = np.exp(tr.value_log_mean + VALUE_LOG_SD**2 / 2)
 
