@@ -123,13 +123,13 @@ def analyze_table(
 
 def _analyze_metric(metric, stats: MetricStats, table: VariantTable, settings, warnings):
     means, variances = np.asarray(stats.mean, dtype=float), np.asarray(stats.variance_of_mean, dtype=float)
+    raw_variances = variances
     use_cuped = stats.has_covariate and not stats.is_ratio
-    reduction = None
     if stats.has_covariate and stats.is_ratio:
         warnings.append(f"metric {metric.name!r}: CUPED is not applied to ratio metrics")
     if use_cuped:
         adj = cuped_adjust(stats)
-        means, variances, reduction = adj.means, adj.variances_of_mean, adj.variance_reduction
+        means, variances = adj.means, adj.variances_of_mean
     n = np.asarray(stats.n, dtype=float)
     z = sps.norm.ppf(1.0 - settings.alpha / 2.0)
     summaries = []
@@ -150,7 +150,10 @@ def _analyze_metric(metric, stats: MetricStats, table: VariantTable, settings, w
     else:
         alternative = settings.alternative
     m_c, v_c = means[0], variances[0]
-    unit_sd_control = float(np.sqrt(np.asarray(stats.variance_of_mean)[0] * n[0]))
+    if m_c == 0:
+        warnings.append(f"metric {metric.name!r}: the control mean is 0, so relative lifts are undefined")
+    if np.all(variances[n >= 2] == 0):
+        warnings.append(f"metric {metric.name!r}: no variation in any variant, nothing to test")
     records = []
     for i in range(1, len(table.variants)):
         if n[i] < 2:
@@ -170,12 +173,14 @@ def _analyze_metric(metric, stats: MetricStats, table: VariantTable, settings, w
                                          metric.higher_is_better)
         seq = {}
         if settings.sequential:
-            tau = settings.sequential_tau * unit_sd_control
+            unit_sd = np.sqrt((raw_variances[i] * n[i] + raw_variances[0] * n[0]) / 2.0)  # per recipient
+            tau = settings.sequential_tau * unit_sd
             var_abs = v_t + v_c
             low, high = sequential.confidence_sequence(absolute.estimate, var_abs, tau, settings.alpha)
-            rel_low, rel_high = sequential.confidence_sequence(
-                relative.estimate, relative.se**2, tau / abs(m_c), settings.alpha
-            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel_low, rel_high = sequential.confidence_sequence(
+                    relative.estimate, relative.se**2, tau / abs(m_c), settings.alpha
+                )
             seq = dict(
                 seq_p_value=float(sequential.msprt_p_value(absolute.estimate, var_abs, tau)),
                 seq_abs_low=float(low), seq_abs_high=float(high),
@@ -191,8 +196,8 @@ def _analyze_metric(metric, stats: MetricStats, table: VariantTable, settings, w
             significant=bool(p < settings.alpha), harm=bool(p < settings.alpha) if metric.guardrail else None,
             chance_to_beat=bayes.chance_to_beat, expected_loss=bayes.expected_loss,
             post_rel_mean=bayes.rel_mean, post_rel_low=bayes.rel_low, post_rel_high=bayes.rel_high,
-            cuped=use_cuped, variance_reduction=None if reduction is None else float(
-                1.0 - (v_t + v_c) / (np.asarray(stats.variance_of_mean)[i] + np.asarray(stats.variance_of_mean)[0])),
+            cuped=use_cuped,  # reduction of the variance of the lift estimate
+            variance_reduction=float(1.0 - (v_t + v_c) / (raw_variances[i] + raw_variances[0])) if use_cuped else None,
             winsor_cap=table.winsor_caps.get(metric.name), **seq,
         ))
     return records, summaries
@@ -202,7 +207,7 @@ def _with_adjusted_p_values(records: list[LiftRecord], settings: AnalysisSetting
     """Holm and BH over the decision metrics (guardrails stay unadjusted)."""
     from dataclasses import replace
 
-    family = [i for i, r in enumerate(records) if not r.guardrail]
+    family = [i for i, r in enumerate(records) if not r.guardrail and np.isfinite(r.p_value)]
     if not family:
         return records
     p = np.array([records[i].p_value for i in family])

@@ -98,13 +98,14 @@ def binary_lift(n_t, s_t, n_c, s_c, prior=(1.0, 1.0), alpha=0.05, higher_is_bett
 
 def normal_lift(mean_t, var_t, mean_c, var_c, prior_sd=None, alpha=0.05, higher_is_better=True) -> BayesLift:
     """Relative-lift posterior from the delta-method normal approximation, optional N(0, prior_sd^2) prior."""
-    rel = mean_t / mean_c - 1.0
-    rel_var = var_t / mean_c**2 + mean_t**2 * var_c / mean_c**4
-    if prior_sd is not None:
-        precision = 1.0 / rel_var + 1.0 / prior_sd**2
-        rel, rel_var = (rel / rel_var) / precision, 1.0 / precision
-    sd = np.sqrt(rel_var)
-    sign = 1.0 if higher_is_better else -1.0
-    chance, rel_loss = normal_chance_and_loss(sign * rel, sd)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero control mean leaves it undefined (nan)
+        rel = mean_t / mean_c - 1.0
+        rel_var = var_t / mean_c**2 + mean_t**2 * var_c / mean_c**4
+        if prior_sd is not None:
+            precision = 1.0 / rel_var + 1.0 / prior_sd**2
+            rel, rel_var = (rel / rel_var) / precision, 1.0 / precision
+        sd = np.sqrt(rel_var)
+        sign = 1.0 if higher_is_better else -1.0
+        chance, rel_loss = normal_chance_and_loss(sign * rel, sd)
     z = stats.norm.ppf(1.0 - alpha / 2.0)
     return BayesLift(float(chance), float(rel_loss * abs(mean_c)), float(rel), float(rel - z * sd), float(rel + z * sd))

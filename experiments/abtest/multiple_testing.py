@@ -9,30 +9,24 @@ from __future__ import annotations
 import numpy as np
 
 
-def holm(p_values) -> np.ndarray:
+def _step(p_values, scale, accumulate, reverse: bool) -> np.ndarray:
+    """Sort, scale the i-th smallest p by scale(i, m), make monotone, cap at 1, unsort."""
     p = np.asarray(p_values, dtype=float)
     m = p.size
-    if m == 0:
-        return p.copy()
     order = np.argsort(p, kind="mergesort")
-    scaled = (m - np.arange(m)) * p[order]
-    adjusted = np.minimum(1.0, np.maximum.accumulate(scaled))
+    scaled = scale(np.arange(m), m) * p[order]
+    monotone = accumulate(scaled[::-1])[::-1] if reverse else accumulate(scaled)
     out = np.empty(m)
-    out[order] = adjusted
+    out[order] = np.minimum(1.0, monotone)
     return out
+
+
+def holm(p_values) -> np.ndarray:
+    return _step(p_values, lambda i, m: m - i, np.maximum.accumulate, reverse=False)
 
 
 def benjamini_hochberg(p_values) -> np.ndarray:
-    p = np.asarray(p_values, dtype=float)
-    m = p.size
-    if m == 0:
-        return p.copy()
-    order = np.argsort(p, kind="mergesort")
-    scaled = p[order] * m / np.arange(1, m + 1)
-    adjusted = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
-    out = np.empty(m)
-    out[order] = adjusted
-    return out
+    return _step(p_values, lambda i, m: m / (i + 1.0), np.minimum.accumulate, reverse=True)
 
 
 def adjust(p_values, method: str) -> np.ndarray:

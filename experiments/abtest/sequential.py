@@ -26,15 +26,17 @@ def msprt_p_value(estimate, variance, tau):
     """min(1, 1/Lambda) at one look; take ``running_p_values`` across looks."""
     v = np.asarray(variance, dtype=float)
     t2 = np.asarray(tau, dtype=float) ** 2
-    log_lambda = 0.5 * np.log(v / (v + t2)) + t2 * np.asarray(estimate) ** 2 / (2.0 * v * (v + t2))
-    return np.minimum(1.0, np.exp(-log_lambda))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_lambda = 0.5 * np.log(v / (v + t2)) + t2 * np.asarray(estimate) ** 2 / (2.0 * v * (v + t2))
+        return np.minimum(1.0, np.exp(-log_lambda))
 
 
 def confidence_sequence(estimate, variance, tau, alpha: float):
     """(low, high) of the (1 - alpha) mSPRT confidence sequence at one look."""
     v = np.asarray(variance, dtype=float)
     t2 = np.asarray(tau, dtype=float) ** 2
-    half = np.sqrt(v * (v + t2) / t2 * (np.log((v + t2) / v) - 2.0 * np.log(alpha)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        half = np.sqrt(v * (v + t2) / t2 * (np.log((v + t2) / v) - 2.0 * np.log(alpha)))
     return estimate - half, estimate + half
 
 

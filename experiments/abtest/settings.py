@@ -23,7 +23,7 @@ class AnalysisSettings:
         continuous and ratio metrics (None = flat), as gbstats' proper prior.
     sequential: also compute always-valid p-values and confidence sequences (mSPRT).
     sequential_tau: mixing-distribution sd of the mSPRT, in units of the per-recipient
-        standard deviation of the control (a standardized effect size).
+        standard deviation (pooled over treatment and control): a standardized effect size.
     srm_threshold: p-value below which a sample-ratio mismatch is flagged.
     """
 

@@ -95,3 +95,23 @@ def test_effects_rejects_non_binary_factor(df):
         estimate_effects(df.assign(f=df.index % 3), ["f"], "open")
     with pytest.raises(ValueError, match="0/1 outcome"):
         estimate_effects(df, ["variant"], "revenue", model="logistic")
+
+
+def test_degenerate_metrics_warn_instead_of_crashing():
+    import json
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"v": rng.choice(["a", "b"], 2000), "complaint": 0, "revenue": 0.0})
+    df.loc[df.v == "b", "complaint"] = (rng.random((df.v == "b").sum()) < 0.01).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy division warnings leak out
+        result = analyze(df, "v", "a", ["revenue:continuous"], AnalysisSettings(sequential=True),
+                         guardrails=["complaint:binary"])
+    assert any("no variation" in w for w in result.warnings)
+    assert any("control mean is 0" in w for w in result.warnings)
+    assert result.record("complaint", "b").harm  # complaints from zero: harm, one-sided
+    json.loads(result.to_json())  # nan/inf become null

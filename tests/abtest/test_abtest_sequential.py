@@ -70,5 +70,6 @@ def test_analysis_sequential_fields_are_wider_than_fixed_horizon_intervals():
     fixed = absolute_lift(r.mean, 4250 * 15750 / 20000**2 / 19999, r.control_mean, 4000 * 16000 / 20000**2 / 19999)
     assert r.seq_abs_low < r.abs_ci_low and r.seq_abs_high > r.abs_ci_high
     assert r.seq_p_value >= r.p_value
-    assert r.seq_abs_low == pytest.approx(confidence_sequence(
-        r.abs_lift, fixed.se**2, 0.05 * np.sqrt(0.2 * 0.8 * 20000 / 19999), 0.05)[0], rel=1e-6)
+    pooled_sd = np.sqrt((0.2 * 0.8 + 0.2125 * 0.7875) / 2 * 20000 / 19999)
+    assert r.seq_abs_low == pytest.approx(confidence_sequence(r.abs_lift, fixed.se**2, 0.05 * pooled_sd, 0.05)[0],
+                                          rel=1e-6)
