@@ -138,7 +138,7 @@ def _analyze_metric(metric, stats: MetricStats, table: VariantTable, settings, w
             continue
         posterior = (
             bayesian.beta_posterior(n[i], float(np.asarray(stats.sum)[i]), settings.beta_prior)
-            if metric.kind == "binary"
+            if metric.kind == "binary" and not use_cuped
             else bayesian.normal_posterior(means[i], variances[i])
         )
         sd = float(np.sqrt(variances[i]))
@@ -163,7 +163,7 @@ def _analyze_metric(metric, stats: MetricStats, table: VariantTable, settings, w
         absolute = frequentist.absolute_lift(m_t, v_t, m_c, v_c, settings.alpha, alternative, df)
         relative = frequentist.relative_lift(m_t, v_t, m_c, v_c, settings.alpha, alternative, df)
         p = float(frequentist.p_value(absolute.estimate, absolute.se, alternative, df))
-        if metric.kind == "binary":
+        if metric.kind == "binary" and not use_cuped:  # with CUPED: the adjusted normal approximation
             bayes = bayesian.binary_lift(
                 n[i], float(np.asarray(stats.sum)[i]), n[0], float(np.asarray(stats.sum)[0]),
                 settings.beta_prior, settings.alpha, metric.higher_is_better,

@@ -6,7 +6,7 @@
   two Beta posteriors (the closed forms of Miller 2015, "Formulas for Bayesian
   A/B testing", and Stucchio 2015 are the integer-parameter special cases the tests
   compare with).
-- Continuous and ratio metrics: normal approximation of the relative lift
+- Continuous and ratio metrics, and binary metrics adjusted by CUPED: normal approximation of the relative lift
   (delta method) with an optional proper prior N(0, sd^2) on it, as GrowthBook's
   gbstats (Bayesian engine with a "proper prior"); chance to beat = Phi(mu/sigma)
   and expected loss = sigma phi(mu/sigma) - mu Phi(-mu/sigma), in relative

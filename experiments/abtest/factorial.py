@@ -82,6 +82,7 @@ class FactorialDesign:
                 "effect": effect,
                 "factors": ":".join(names[c] for c in effect),
                 "aliased_with": " = ".join(aliased),
+                "aliased_factors": " = ".join(":".join(names[c] for c in a) for a in aliased),
                 "clear": not any(len(a) <= max_order for a in aliased),
             })
         return pd.DataFrame(rows)

@@ -42,6 +42,9 @@ def plot_lifts(result: AnalysisResult):
             color = "tab:red" if (r.harm or (r.significant and (r.rel_lift > 0) != r.higher_is_better)) else (
                 "tab:green" if r.significant else "tab:blue")
             ax.plot([low, high], [yi, yi], color=color, lw=3)
+            for bound, end, marker in ((r.rel_ci_low, low, "<"), (r.rel_ci_high, high, ">")):
+                if not np.isfinite(bound):  # one-sided: the interval is open on this side
+                    ax.plot([end], [yi], marker, color=color, ms=8)
             ax.plot([r.rel_lift], [yi], "o", color="black", ms=5)
             ax.annotate(f"{r.rel_lift:+.1%} (p={good:.3g})", (r.rel_lift, yi), xytext=(0, 7),
                         textcoords="offset points", ha="center", fontsize=8)
