@@ -9,6 +9,7 @@ lives in versioned snapshots (`reload()` picks up the newest live one).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,11 +37,16 @@ class _CampaignCache:
     slot_of: dict[int, int]  # variant id -> slot
     active: list[int]        # active variant ids, registration order
     scorers: dict = field(default_factory=dict)  # (policy_version, eligible) -> Scorer
+    checked_at: float = 0.0  # time.monotonic() of the last version check
 
 
 class Allocator:
-    def __init__(self, log: DecisionLog, snapshots: SnapshotStore):
+    def __init__(self, log: DecisionLog, snapshots: SnapshotStore, config_ttl: float = 0.5):
+        """`config_ttl`: seconds a campaign's configuration is trusted before the log is
+        asked again (changes made through this instance apply at once; changes by other
+        processes, e.g. a kill switch, within `config_ttl`)."""
         self.log = log
+        self.config_ttl = config_ttl
         self.snapshots = snapshots
         self._lock = threading.RLock()
         self._cache: dict[str, _CampaignCache] = {}
@@ -48,10 +54,11 @@ class Allocator:
         self.reload()
 
     @classmethod
-    def open(cls, bandit_dir: str | Path) -> "Allocator":
+    def open(cls, bandit_dir: str | Path, config_ttl: float = 0.5) -> "Allocator":
         """SQLite decision log `decisions.db` and snapshots under `bandit_dir`."""
         bandit_dir = Path(bandit_dir)
-        return cls(SQLiteDecisionLog(bandit_dir / "decisions.db"), SnapshotStore(bandit_dir / "snapshots"))
+        return cls(SQLiteDecisionLog(bandit_dir / "decisions.db"), SnapshotStore(bandit_dir / "snapshots"),
+                   config_ttl=config_ttl)
 
     def close(self) -> None:
         self.log.close()
@@ -101,7 +108,7 @@ class Allocator:
             "default_reward": float(default_reward), "aggregation": aggregation, "ridge": float(ridge),
             "kill_switch": None, "apprentice": bool(apprentice), "apprentice_baseline": apprentice_baseline,
         }
-        self.log.save_campaign(campaign_id, config)
+        self._save(campaign_id, config)
 
     def add_variant(self, campaign_id: str, variants: pd.DataFrame) -> None:
         """Add variants (content_id + the campaign's feature columns); a retired id is re-activated."""
@@ -116,7 +123,7 @@ class Allocator:
                 config["n_slots"] += 1
             else:
                 entry["active"] = True
-        self.log.save_campaign(campaign_id, config)
+        self._save(campaign_id, config)
 
     def retire_variant(self, campaign_id: str, variant: int) -> None:
         _, config = self.log.campaign(campaign_id)
@@ -128,7 +135,7 @@ class Allocator:
         entry["active"] = False
         if not any(v["active"] for v in config["variants"].values()):
             raise ValueError("variant: cannot retire the last active variant")
-        self.log.save_campaign(campaign_id, config)
+        self._save(campaign_id, config)
 
     def kill_switch(self, campaign_id: str, variant: int | None) -> None:
         """Force every decision of the campaign to `variant` (None lifts the switch)."""
@@ -170,12 +177,20 @@ class Allocator:
             raise ValueError("control_variant: required when holdout_share > 0")
         if config["apprentice"] and config["apprentice_baseline"] == "control" and config["control_variant"] is None:
             raise ValueError("control_variant: required for apprentice mode with the control baseline")
+        self._save(campaign_id, config)
+
+    def _save(self, campaign_id: str, config: dict) -> None:
         self.log.save_campaign(campaign_id, config)
+        self._cache.pop(campaign_id, None)  # this process sees its own change at once
 
     def _campaign(self, campaign_id: str) -> _CampaignCache:
-        version = self.log.campaign_version(campaign_id)
         cached = self._cache.get(campaign_id)
+        now = time.monotonic()
+        if cached is not None and now - cached.checked_at < self.config_ttl:
+            return cached
+        version = self.log.campaign_version(campaign_id)
         if cached is not None and cached.config_version == version:
+            cached.checked_at = now
             return cached
         version, config = self.log.campaign(campaign_id)
         entries = config["variants"]
@@ -185,7 +200,7 @@ class Allocator:
             Z[entry["slot"]] = entry["z"]
             slot_of[int(vid)] = entry["slot"]
         active = [int(v) for v, e in sorted(entries.items(), key=lambda kv: kv[1]["slot"]) if e["active"]]
-        cached = _CampaignCache(version, config, Z, slot_of, active)
+        cached = _CampaignCache(version, config, Z, slot_of, active, checked_at=now)
         self._cache[campaign_id] = cached
         return cached
 
@@ -216,7 +231,10 @@ class Allocator:
             slots = np.array([cache.slot_of[v] for v in eligible])
             arms = ArmSet(cache.Z[slots], slots, cfg["n_slots"], 1 + len(cfg["context_features"]))
             seed = string_key(f"{campaign_id}:{self._snapshot.version}")
-            scorer = policy.prepare(self._posterior(campaign_id, cache), arms, seed)
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1):  # small dense algebra: one BLAS thread, no oversubscription
+                scorer = policy.prepare(self._posterior(campaign_id, cache), arms, seed)
             if len(cache.scorers) > 64:
                 cache.scorers.clear()
             cache.scorers[key] = scorer
@@ -320,24 +338,49 @@ class Allocator:
                                     [str(e) for e in event_ids], to_micros(now, "now"))
 
     # learning ----------------------------------------------------------------
-    def learn(self, now=None) -> int:
+    def learn(self, now=None, gate: bool = False, track: bool = False, min_gate_rows: int = 200) -> int:
         """Fold every decision whose wait window has closed into a new snapshot.
 
-        Resumes from the newest snapshot (live or candidate); returns the new
-        version (live). Only in-window rewards are used (late ones are stored,
+        Resumes from the newest snapshot (live or candidate) and returns the
+        new version. Only in-window rewards are used (late ones are stored,
         not learned from); decisions with no reward get the default reward.
+        Without `gate` every new snapshot is live at once. With `gate` a new
+        snapshot is a candidate; it is promoted (made live) by a later
+        `learn` when, on the decisions closed since its cutoff, its DR lower
+        bound beats the live policy's estimate (`gate.promotion_gate`; each
+        comparison is logged to MLflow when `track`).
         """
-        from .learner import fold_closed_decisions
+        from threadpoolctl import threadpool_limits
+
+        from .gate import candidate_dr, promotion_gate
+        from .learner import closed_decisions, fold_closed_decisions
 
         now_us = to_micros(now, "now")
         newest = self.snapshots.newest()
+        live = self.snapshots.newest(live_only=True)
         base = self.snapshots.read(newest) if newest else Snapshot(version=0)
+        pending = gate and newest > live
         campaigns: dict[str, CampaignState] = {}
-        for cid in self.log.campaign_ids():
-            cache = self._campaign(cid)
-            campaigns[cid] = fold_closed_decisions(self.log, cid, cache.config, cache.Z, cache.slot_of,
-                                                   base.campaigns.get(cid), now_us)
-        snapshot = Snapshot(version=newest + 1, campaigns=campaigns, live=True)
+        self.gate_decisions = []
+        with threadpool_limits(1):
+            for cid in self.log.campaign_ids():
+                cache = self._campaign(cid)
+                state = base.campaigns.get(cid)
+                rows, upto = closed_decisions(self.log, cid, cache.config, state, now_us)
+                served = rows[rows["mode"] == "policy"]
+                if pending and state is not None and len(served) >= min_gate_rows:
+                    dr, on_policy = candidate_dr(served, state.posterior, cache.config, cache.Z, cache.slot_of,
+                                                 seed=string_key(f"{cid}:{newest}"))
+                    decision = promotion_gate(dr, on_policy, newest, live)
+                    self.gate_decisions.append((cid, decision))
+                    if track:
+                        from .tracking import log_gate
+
+                        log_gate(decision, cid)
+                campaigns[cid] = fold_closed_decisions(rows, upto, cache.config, cache.Z, cache.slot_of, state)
+        if pending and self.gate_decisions and all(d.promote for _, d in self.gate_decisions):
+            self.snapshots.promote(newest)
+        snapshot = Snapshot(version=newest + 1, campaigns=campaigns, live=not gate)
         self.snapshots.write(snapshot)
         return snapshot.version
 

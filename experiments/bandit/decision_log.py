@@ -146,6 +146,9 @@ class SQLiteDecisionLog:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         with self._lock:
+            if n == 1:  # autocommit: one statement is one transaction
+                self._db.executemany(sql, rows)
+                return
             self._db.execute("BEGIN")
             try:
                 self._db.executemany(sql, rows)
@@ -221,10 +224,11 @@ class SQLiteDecisionLog:
             agg = "(SELECT SUM(r.reward) FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0)"
         else:
             raise ValueError(f"aggregation: expected 'first' or 'sum', got {aggregation!r}")
-        sql = (f"SELECT d.decision_id, d.decided_at, d.context, d.variant, d.propensity, d.policy_version,"
+        sql = (f"SELECT d.decision_id, d.decided_at, d.context, d.eligible, d.variant, d.propensity, d.policy_version,"
                f" d.mode, COALESCE({agg}, ?) AS reward FROM decisions d"
                " WHERE d.campaign_id = ? AND d.decided_at > ? AND d.decided_at <= ? ORDER BY d.seq")
         df = pd.read_sql_query(sql, self._db, params=(default_reward, campaign_id, int(after), int(upto)))
         df["context"] = [np.frombuffer(b, dtype="<f8") for b in df["context"]]
+        df["eligible"] = [np.frombuffer(b, dtype="<i8") for b in df["eligible"]]
         return df
 

@@ -92,7 +92,10 @@ def context_matrix(context: pd.DataFrame | np.ndarray | None, names: list[str], 
     if isinstance(context, np.ndarray):
         if context.shape != (n, len(names)):
             raise ValueError(f"context: expected shape {(n, len(names))}, got {context.shape}")
-        X[:, 1:] = np.nan_to_num(context.astype(float))
+        X[:, 1:] = context
+        bad = ~np.isfinite(X)
+        if bad.any():
+            X[bad] = 0.0
         return X
     if len(context) != n:
         raise ValueError(f"context: {len(context)} rows for {n} contacts")

@@ -23,11 +23,13 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finalizer applied elementwise to uint64 values (wrapping)."""
-    z = np.asarray(x, dtype=np.uint64) + _GOLDEN
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
+    z = np.atleast_1d(np.asarray(x, dtype=np.uint64)) + _GOLDEN  # arrays wrap silently (scalars would warn)
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
     return z ^ (z >> np.uint64(31))
+
+
+_STREAM_SALTS = splitmix64(np.arange(4, dtype=np.uint64))
 
 
 def string_key(text: str) -> int:
@@ -59,8 +61,8 @@ def decision_keys(decision_ids: list[str]) -> np.ndarray:
 
 def uniforms(keys: np.ndarray, stream: int = 0) -> np.ndarray:
     """One U[0, 1) draw per key for the given stream (0 = action draw, 1 = ...)."""
-    with np.errstate(over="ignore"):
-        mixed = splitmix64(np.asarray(keys, dtype=np.uint64) ^ splitmix64(np.uint64(stream)))
+    salt = _STREAM_SALTS[stream] if stream < len(_STREAM_SALTS) else splitmix64(np.uint64(stream))[0]
+    mixed = splitmix64(np.asarray(keys, dtype=np.uint64) ^ salt)
     return (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
@@ -85,5 +87,4 @@ def contact_uniforms(campaign_id: str, contact_ids: np.ndarray) -> np.ndarray:
     """U[0, 1) per (campaign, contact): stable assignment, e.g. holdout membership."""
     salt = np.uint64(string_key("holdout:" + campaign_id))
     ids = np.asarray(contact_ids).astype(np.int64).view(np.uint64)
-    with np.errstate(over="ignore"):
-        return (splitmix64(ids ^ salt) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return (splitmix64(ids ^ salt) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))

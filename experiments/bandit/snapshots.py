@@ -78,6 +78,12 @@ class SnapshotStore:
             raise
         return target
 
+    def promote(self, version: int) -> None:
+        """Make a candidate snapshot live (atomic rename)."""
+        candidate = self.path(version, live=False)
+        if candidate.exists():
+            os.replace(candidate, self.path(version, live=True))
+
     def read(self, version: int) -> Snapshot:
         live_path, cand_path = self.path(version, True), self.path(version, False)
         path = live_path if live_path.exists() else cand_path

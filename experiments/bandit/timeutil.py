@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timezone
 
 import numpy as np
@@ -14,7 +15,9 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def to_micros(when, field: str = "time") -> int:
     """A timezone-aware datetime / pandas Timestamp / ISO string -> epoch microseconds."""
     if when is None:
-        return int(datetime.now(timezone.utc).timestamp() * 1_000_000)
+        return time.time_ns() // 1000
+    if isinstance(when, datetime) and not isinstance(when, pd.Timestamp) and when.tzinfo is not None:
+        return int(when.timestamp() * 1_000_000)
     ts = pd.Timestamp(when)
     if ts.tzinfo is None:
         raise ValueError(f"{field}: timestamps must be timezone-aware UTC, got naive {when!r}")
