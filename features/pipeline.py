@@ -36,9 +36,9 @@ from typing import Callable, Iterable
 import pyarrow.parquet as pq
 
 from features.email_quality import email_quality
+from features.snapshots import EventArrays, SnapshotEngine
+from simulation.eventlog import SchemaError
 
-WINDOWS = (7, 30, 90)
-COUNT_MEASURES = ("sends", "opens", "clicks", "conversions")
 TABLE_FILES = {
     "contact_engagement": "contact_engagement.parquet",
     "contact_send_time": "contact_send_time.parquet",
@@ -90,6 +90,10 @@ def _check_inputs(events_dir: Path) -> None:
                 raise SchemaError(name, col.name, f"expected a UTC timestamp, got {t}")
 
 
+def _dayno(d: date) -> int:
+    return (d - date(1970, 1, 1)).days
+
+
 def snapshot_days(first: date, last: date, cadence_days: int) -> list[date]:
     """Snapshot days from the day after `first` through the day after `last`, every `cadence_days`."""
     days, d = [], first + timedelta(days=1)
@@ -108,6 +112,8 @@ def _connect(cfg: PipelineConfig, tmp_dir: Path):
     con.execute(f"SET temp_directory='{tmp_dir}'")
     con.execute("SET preserve_insertion_order=false")
     con.execute("SET TimeZone='UTC'")
+    con.execute("CREATE MACRO dayno(ts) AS (epoch_us(ts) // 86400000000)::INTEGER")
+    con.execute("CREATE MACRO days_between(snap, ts) AS (snap::BIGINT * 86400000000 - epoch_us(ts)) / 86400e6")
     return con
 
 
@@ -152,17 +158,17 @@ def build_features(
                 f"half_life_days={cfg.half_life_days} is too short for {span_half_lives * cfg.half_life_days:.0f} "
                 "days of history (decay underflows); use a longer half-life"
             )
-        con.execute("CREATE TEMP TABLE snaps AS SELECT unnest(?::DATE[]) AS snap", [days])
-        con.execute(f"SET VARIABLE t0 = DATE '{first.isoformat()}'")
+        # day numbers (days since 1970-01-01 UTC) everywhere: integer math, no time-zone library calls
+        con.execute(
+            "CREATE TEMP TABLE snaps AS SELECT unnest(?::INTEGER[]) AS snap, unnest(?::TIMESTAMPTZ[]) AS snap_ts",
+            [[_dayno(d) for d in days], [datetime(d.year, d.month, d.day, tzinfo=timezone.utc) for d in days]],
+        )
 
-        say("reducing events to daily activity")
-        _daily_tables(con, cfg, topics)
-        say("engagement features")
-        n_eng = _write_engagement(con, cfg, out_dir)
-        say("send-time profiles")
-        n_st = _write_send_time(con, cfg, out_dir)
-        say("topic affinities")
-        n_top = _write_topics(con, cfg, topics, out_dir)
+        say("reducing events")
+        ev = _event_arrays(con, topics)
+        say("contact snapshots")
+        counts = _write_contact_snapshots(ev, days, cfg, out_dir, say)
+        n_eng, n_st, n_top = (counts[k] for k in ("contact_engagement", "contact_send_time", "contact_topics"))
         say("content features")
         n_content = _write_content(con, cfg, out_dir)
         say("profiles and email quality")
@@ -208,10 +214,10 @@ def _snapshot_list(as_of_dates, first: date, last: date, cadence: int) -> list[d
     return sorted(set(out))
 
 
-def _daily_tables(con, cfg: PipelineConfig, topics: list[str]) -> None:
-    """Sparse per-(contact, day) activity and its running sums per contact."""
-    w = cfg.engagement_weights
-    h = float(cfg.half_life_days)
+def _event_arrays(con, topics: list[str]) -> EventArrays:
+    """Per-fact numpy arrays (contact positions, µs times) for the snapshot engine."""
+    import numpy as np
+
     # first open / first click per send: "opens" and "clicks" count distinct sends
     con.execute(
         """
@@ -222,101 +228,82 @@ def _daily_tables(con, cfg: PipelineConfig, topics: list[str]) -> None:
         FROM events WHERE type IN ('open', 'click') GROUP BY send_id
         """
     )
-    # decayed weight of an event at time t: w * 2^((t - t0)/h), t0 = first day (see module doc)
-    decay = "pow(2.0, epoch({ts} - CAST(getvariable('t0') AS TIMESTAMPTZ)) / 86400.0 / " + f"{h})"
-    topic_cols_send = ", ".join(
-        f"count(*) FILTER (WHERE topic = '{t}')::INTEGER AS sends_t_{topic_slug(t)}" for t in topics
+    contacts = con.execute(
+        "SELECT contact_id, epoch_us(created_at) AS created_us, timezone FROM contacts ORDER BY contact_id"
+    ).fetchnumpy()
+    ids = np.asarray(contacts["contact_id"], dtype=np.int64)
+    zones, tz_codes = np.unique(np.asarray(contacts["timezone"], dtype=object).astype(str), return_inverse=True)
+    topic_case = "CASE c.topic " + " ".join(f"WHEN '{t.replace(chr(39), chr(39) * 2)}' THEN {i}" for i, t in enumerate(topics)) + " END"
+    sends = con.execute(
+        f"SELECT s.contact_id, epoch_us(s.sent_at) AS t, {topic_case} AS topic FROM sends s JOIN content c USING (content_id)"
+    ).fetchnumpy()
+    opens = con.execute(
+        "SELECT s.contact_id, epoch_us(f.first_open) AS t FROM firsts f JOIN sends s USING (send_id) "
+        "WHERE f.first_open IS NOT NULL"
+    ).fetchnumpy()
+    clicks = con.execute(
+        f"SELECT s.contact_id, epoch_us(f.first_click) AS t, {topic_case} AS topic FROM firsts f "
+        "JOIN sends s USING (send_id) JOIN content c ON c.content_id = s.content_id WHERE f.first_click IS NOT NULL"
+    ).fetchnumpy()
+    other = con.execute(
+        "SELECT contact_id, epoch_us(occurred_at) AS t, "
+        "CASE type WHEN 'conversion' THEN 0 WHEN 'unsubscribe' THEN 1 WHEN 'bounce' THEN 2 ELSE 3 END AS kind, "
+        "coalesce(value, 0.0) AS value FROM events WHERE type IN ('conversion', 'unsubscribe', 'bounce', 'complaint')"
+    ).fetchnumpy()
+
+    def pos(raw, table):
+        c = np.asarray(raw, dtype=np.int64)
+        p = np.searchsorted(ids, c)
+        bad = (p >= len(ids)) | (ids[np.minimum(p, len(ids) - 1)] != c)
+        if bad.any():
+            raise SchemaError(table, "contact_id", f"unknown contact id {int(c[bad][0])} (not in contacts)")
+        return p
+
+    def arr(x, dtype=np.int64):
+        return np.asarray(x, dtype=dtype)
+
+    return EventArrays(
+        contact_ids=ids, created_us=arr(contacts["created_us"]), tz_codes=tz_codes, zones=list(zones),
+        topics=[topic_slug(t) for t in topics],
+        send_c=pos(sends["contact_id"], "sends"), send_t=arr(sends["t"]), send_topic=arr(sends["topic"]),
+        open_c=pos(opens["contact_id"], "events"), open_t=arr(opens["t"]),
+        click_c=pos(clicks["contact_id"], "events"), click_t=arr(clicks["t"]), click_topic=arr(clicks["topic"]),
+        other_c=pos(other["contact_id"], "events"), other_t=arr(other["t"]), other_kind=arr(other["kind"]),
+        other_value=arr(other["value"], np.float64),
     )
-    topic_cols_click = ", ".join(
-        f"count(*) FILTER (WHERE topic = '{t}')::INTEGER AS clicks_t_{topic_slug(t)}" for t in topics
-    )
-    con.execute(
-        f"""
-        CREATE TEMP TABLE daily AS
-        WITH s AS (
-            SELECT s.contact_id, s.sent_at::DATE AS day, count(*)::INTEGER AS sends, max(s.sent_at) AS last_send_at,
-                   {topic_cols_send}
-            FROM sends s JOIN content c USING (content_id) GROUP BY ALL
-        ), o AS (
-            SELECT s.contact_id, f.first_open::DATE AS day, count(*)::INTEGER AS opens,
-                   max(f.first_open) AS last_open_at,
-                   sum({w.get('open', 0.0)} * {decay.format(ts='f.first_open')}) AS eng_decay
-            FROM firsts f JOIN sends s USING (send_id) WHERE f.first_open IS NOT NULL GROUP BY ALL
-        ), k AS (
-            SELECT s.contact_id, f.first_click::DATE AS day, count(*)::INTEGER AS clicks,
-                   max(f.first_click) AS last_click_at,
-                   sum({w.get('click', 0.0)} * {decay.format(ts='f.first_click')}) AS eng_decay,
-                   {topic_cols_click}
-            FROM firsts f JOIN sends s USING (send_id) JOIN content c ON c.content_id = s.content_id
-            WHERE f.first_click IS NOT NULL GROUP BY ALL
-        ), e AS (
-            SELECT contact_id, occurred_at::DATE AS day,
-                   count(*) FILTER (WHERE type = 'conversion')::INTEGER AS conversions,
-                   coalesce(sum(value) FILTER (WHERE type = 'conversion'), 0) AS revenue,
-                   count(*) FILTER (WHERE type = 'unsubscribe')::INTEGER AS unsubscribes,
-                   count(*) FILTER (WHERE type = 'bounce')::INTEGER AS bounces,
-                   count(*) FILTER (WHERE type = 'complaint')::INTEGER AS complaints,
-                   coalesce(sum({w.get('conversion', 0.0)} * {decay.format(ts='occurred_at')})
-                            FILTER (WHERE type = 'conversion'), 0) AS eng_decay
-            FROM events WHERE type IN ('conversion', 'unsubscribe', 'bounce', 'complaint') GROUP BY ALL
-        ), u AS (
-            SELECT * FROM s UNION ALL BY NAME SELECT * FROM o UNION ALL BY NAME SELECT * FROM k
-            UNION ALL BY NAME SELECT * FROM e
-        )
-        SELECT contact_id, day,
-               coalesce(sum(sends), 0)::INTEGER AS sends, coalesce(sum(opens), 0)::INTEGER AS opens,
-               coalesce(sum(clicks), 0)::INTEGER AS clicks, coalesce(sum(conversions), 0)::INTEGER AS conversions,
-               coalesce(sum(revenue), 0) AS revenue, coalesce(sum(unsubscribes), 0)::INTEGER AS unsubscribes,
-               coalesce(sum(bounces), 0)::INTEGER AS bounces, coalesce(sum(complaints), 0)::INTEGER AS complaints,
-               coalesce(sum(eng_decay), 0) AS eng_decay,
-               max(last_send_at) AS last_send_at, max(last_open_at) AS last_open_at,
-               max(last_click_at) AS last_click_at,
-               {", ".join(f"coalesce(sum(sends_t_{topic_slug(t)}), 0)::INTEGER AS sends_t_{topic_slug(t)}" for t in topics)},
-               {", ".join(f"coalesce(sum(clicks_t_{topic_slug(t)}), 0)::INTEGER AS clicks_t_{topic_slug(t)}" for t in topics)}
-        FROM u GROUP BY contact_id, day
-        """
-    )
-    sums = ["sends", "opens", "clicks", "conversions", "revenue", "unsubscribes", "bounces", "complaints", "eng_decay"]
-    sums += [f"sends_t_{topic_slug(t)}" for t in topics] + [f"clicks_t_{topic_slug(t)}" for t in topics]
-    win = "OVER (PARTITION BY contact_id ORDER BY day ROWS UNBOUNDED PRECEDING)"
-    con.execute(
-        f"""
-        CREATE TEMP TABLE cum AS
-        WITH c AS (
-            SELECT contact_id, day, (day + 1) AS valid_from, opens AS day_opens,
-                   {", ".join(f"sum({m}) {win} AS c_{m}" for m in sums)},
-                   max(last_send_at) {win} AS last_send_at, max(last_open_at) {win} AS last_open_at,
-                   max(last_click_at) {win} AS last_click_at
-            FROM daily
-        )
-        SELECT * EXCLUDE (day_opens),
-               max(CASE WHEN day_opens > 0 THEN c_sends END) {win} AS c_sends_at_last_open
-        FROM c
-        """
-    )
-    # population totals per day, for point-in-time priors
-    con.execute(
-        f"""
-        CREATE TEMP TABLE pop AS
-        SELECT sn.snap,
-               {", ".join(f"coalesce(sum(d.{m}) FILTER (WHERE d.day >= sn.snap - {wd}), 0) AS p_{m}_{wd}d"
-                          for wd in WINDOWS for m in ("sends", "opens", "clicks", "conversions"))},
-               {", ".join(f"coalesce(sum(d.sends_t_{topic_slug(t)}) FILTER (WHERE d.day >= sn.snap - 90), 0) AS p_sends_t_{topic_slug(t)}"
-                          for t in topics)},
-               {", ".join(f"coalesce(sum(d.clicks_t_{topic_slug(t)}) FILTER (WHERE d.day >= sn.snap - 90), 0) AS p_clicks_t_{topic_slug(t)}"
-                          for t in topics)}
-        FROM snaps sn LEFT JOIN (SELECT day, {", ".join(f"sum({m}) AS {m}" for m in sums)} FROM daily GROUP BY day) d
-          ON d.day < sn.snap
-        GROUP BY sn.snap
-        """
-    )
-    con.execute(
-        """
-        CREATE TEMP TABLE grid AS
-        SELECT c.contact_id, sn.snap, sn.snap - 7 AS snap_7, sn.snap - 30 AS snap_30, sn.snap - 90 AS snap_90
-        FROM contacts c JOIN snaps sn ON c.created_at < CAST(sn.snap AS TIMESTAMPTZ)
-        """
-    )
+
+
+def _write_contact_snapshots(ev: EventArrays, days: list[date], cfg: PipelineConfig, out_dir: Path, say) -> dict:
+    """Run the snapshot engine chunk by chunk, streaming each table to Parquet (atomic rename)."""
+    engine = SnapshotEngine(ev, [_dayno(d) for d in days], cfg.half_life_days, cfg.prior_strength,
+                            cfg.profile_prior_strength, cfg.engagement_weights)
+    # the widest dense array is contacts x 48 bins x days (float64); keep it near 160 MB
+    chunk = max(256, int(2e7 // (48 * (engine.nd + 1))))
+    names = ("contact_engagement", "contact_send_time", "contact_topics")
+    paths = {n: out_dir / TABLE_FILES[n] for n in names}
+    tmps = {n: p.with_name(f".{p.name}.tmp") for n, p in paths.items()}
+    writers: dict = {}
+    rows = dict.fromkeys(names, 0)
+    n = len(ev.contact_ids)
+    try:
+        for lo in range(0, max(n, 1), chunk):
+            tables = engine.chunk(lo, min(lo + chunk, n))
+            for name, t in tables.items():
+                if name not in writers:
+                    writers[name] = pq.ParquetWriter(tmps[name], t.schema, compression="zstd")
+                writers[name].write_table(t, row_group_size=262_144)
+                rows[name] += t.num_rows
+            say(f"contact snapshots {min(lo + chunk, n):,}/{n:,}")
+    except BaseException:
+        for w in writers.values():
+            w.close()
+        for t in tmps.values():
+            t.unlink(missing_ok=True)
+        raise
+    for name, w in writers.items():
+        w.close()
+        tmps[name].replace(paths[name])
+    return rows
 
 
 def _rate(k: str, n: str, p: str, a: float) -> str:
@@ -333,144 +320,6 @@ def _copy(con, query: str, path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def _write_engagement(con, cfg: PipelineConfig, out_dir: Path) -> int:
-    a = cfg.prior_strength
-    h = float(cfg.half_life_days)
-
-    def at(alias: str, m: str) -> str:
-        return f"coalesce({alias}.c_{m}, 0)"
-
-    cols = []
-    for wd, alias in ((7, "b7"), (30, "b30"), (90, "b90")):
-        for m in COUNT_MEASURES:
-            cols.append(f"({at('a', m)} - {at(alias, m)})::BIGINT AS {m}_{wd}d")
-    cols.append(f"({at('a', 'revenue')} - {at('b90', 'revenue')})::DOUBLE AS revenue_90d")
-    for wd, alias in ((30, "b30"), (90, "b90")):
-        n = f"({at('a', 'sends')} - {at(alias, 'sends')})"
-        for m, name in (("opens", "open_rate"), ("clicks", "click_rate")):
-            k = f"({at('a', m)} - {at(alias, m)})"
-            cols.append(f"{_rate(k, n, f'p.p_{m}_{wd}d / nullif(p.p_sends_{wd}d, 0)', a)} AS {name}_{wd}d")
-    n90 = f"({at('a', 'sends')} - {at('b90', 'sends')})"
-    k90 = f"({at('a', 'conversions')} - {at('b90', 'conversions')})"
-    cols.append(f"{_rate(k90, n90, 'p.p_conversions_90d / nullif(p.p_sends_90d, 0)', a)} AS conversion_rate_90d")
-    snap_ts = "CAST(g.snap AS TIMESTAMPTZ)"
-    cols += [
-        f"epoch({snap_ts} - a.last_open_at) / 86400.0 AS days_since_last_open",
-        f"epoch({snap_ts} - a.last_click_at) / 86400.0 AS days_since_last_click",
-        f"epoch({snap_ts} - a.last_send_at) / 86400.0 AS days_since_last_send",
-        f"{at('a', 'eng_decay')} * pow(2.0, -(g.snap - getvariable('t0')) / {h}) AS engagement_score",
-        f"({at('a', 'sends')} - coalesce(a.c_sends_at_last_open, 0))::BIGINT AS sends_since_last_open",
-        f"{at('a', 'sends')}::BIGINT AS sends_total",
-        f"{at('a', 'opens')}::BIGINT AS opens_total",
-        f"{at('a', 'clicks')}::BIGINT AS clicks_total",
-        f"{at('a', 'conversions')}::BIGINT AS conversions_total",
-        f"({at('a', 'unsubscribes')} > 0) AS unsubscribed",
-        f"({at('a', 'bounces')} > 0) AS bounced",
-        f"({at('a', 'complaints')} > 0) AS complained",
-        f"epoch({snap_ts} - ct.created_at) / 86400.0 AS tenure_days",
-    ]
-    query = f"""
-        SELECT g.contact_id, {snap_ts} AS event_timestamp, {", ".join(cols)}
-        FROM grid g
-        JOIN contacts ct ON ct.contact_id = g.contact_id
-        JOIN pop p ON p.snap = g.snap
-        ASOF LEFT JOIN cum a ON g.contact_id = a.contact_id AND g.snap >= a.valid_from
-        ASOF LEFT JOIN (SELECT contact_id, valid_from, c_sends, c_opens, c_clicks, c_conversions FROM cum) b7
-            ON g.contact_id = b7.contact_id AND g.snap_7 >= b7.valid_from
-        ASOF LEFT JOIN (SELECT contact_id, valid_from, c_sends, c_opens, c_clicks, c_conversions FROM cum) b30
-            ON g.contact_id = b30.contact_id AND g.snap_30 >= b30.valid_from
-        ASOF LEFT JOIN (SELECT contact_id, valid_from, c_sends, c_opens, c_clicks, c_conversions, c_revenue FROM cum) b90
-            ON g.contact_id = b90.contact_id AND g.snap_90 >= b90.valid_from
-    """
-    return _copy(con, query, out_dir / TABLE_FILES["contact_engagement"])
-
-
-def _write_send_time(con, cfg: PipelineConfig, out_dir: Path) -> int:
-    """Local-time open profile: smoothed shares of first opens per local hour, weekday vs weekend."""
-    a = cfg.profile_prior_strength
-    bins = [(kind, hr) for kind in ("wd", "we") for hr in range(24)]
-    # first opens by the contact's local hour and weekday (ISO dow 6, 7 = weekend)
-    con.execute(
-        f"""
-        CREATE TEMP TABLE open_hours_daily AS
-        WITH lo AS (
-            SELECT s.contact_id, f.first_open::DATE AS day, timezone(ct.timezone, f.first_open) AS local_ts
-            FROM firsts f JOIN sends s USING (send_id) JOIN contacts ct ON ct.contact_id = s.contact_id
-            WHERE f.first_open IS NOT NULL
-        )
-        SELECT contact_id, day,
-               {", ".join(f"count(*) FILTER (WHERE hour(local_ts) = {hr} AND isodow(local_ts) {'<= 5' if kind == 'wd' else '>= 6'})::INTEGER AS n_{kind}_{hr:02d}" for kind, hr in bins)}
-        FROM lo GROUP BY contact_id, day
-        """
-    )
-    con.execute(
-        f"""
-        CREATE TEMP TABLE open_hours AS
-        SELECT contact_id, day + 1 AS valid_from,
-               {", ".join(f"sum(n_{kind}_{hr:02d}) OVER w AS c_{kind}_{hr:02d}" for kind, hr in bins)}
-        FROM open_hours_daily WINDOW w AS (PARTITION BY contact_id ORDER BY day ROWS UNBOUNDED PRECEDING)
-        """
-    )
-    # population prior: shares of all first opens before the snapshot
-    con.execute(
-        f"""
-        CREATE TEMP TABLE pop_hours AS
-        WITH per_day AS (
-            SELECT day, {", ".join(f"sum(n_{kind}_{hr:02d}) AS n_{kind}_{hr:02d}" for kind, hr in bins)}
-            FROM open_hours_daily GROUP BY day
-        )
-        SELECT sn.snap, {", ".join(f"coalesce(sum(d.n_{kind}_{hr:02d}), 0) AS q_{kind}_{hr:02d}" for kind, hr in bins)}
-        FROM snaps sn LEFT JOIN per_day d ON d.day < sn.snap GROUP BY sn.snap
-        """
-    )
-    cols = []
-    for kind in ("wd", "we"):
-        n = " + ".join(f"coalesce(o.c_{kind}_{hr:02d}, 0)" for hr in range(24))
-        qn = " + ".join(f"q.q_{kind}_{hr:02d}" for hr in range(24))
-        cols.append(f"({n})::BIGINT AS opens_{'weekday' if kind == 'wd' else 'weekend'}")
-        for hr in range(24):
-            prior = f"CASE WHEN ({qn}) > 0 THEN q.q_{kind}_{hr:02d} / ({qn}) ELSE {1 / 24} END"
-            cols.append(
-                f"(coalesce(o.c_{kind}_{hr:02d}, 0) + {a} * ({prior})) / (({n}) + {a}) AS open_share_{kind}_h{hr:02d}"
-            )
-    query = f"""
-        WITH base AS (
-            SELECT g.contact_id, CAST(g.snap AS TIMESTAMPTZ) AS event_timestamp, {", ".join(cols)}
-            FROM grid g JOIN pop_hours q ON q.snap = g.snap
-            ASOF LEFT JOIN open_hours o ON g.contact_id = o.contact_id AND g.snap >= o.valid_from
-        )
-        SELECT *,
-            (list_position([{", ".join(f"open_share_wd_h{hr:02d}" for hr in range(24))}],
-                           greatest({", ".join(f"open_share_wd_h{hr:02d}" for hr in range(24))})) - 1)::BIGINT
-                AS best_hour_weekday,
-            (list_position([{", ".join(f"open_share_we_h{hr:02d}" for hr in range(24))}],
-                           greatest({", ".join(f"open_share_we_h{hr:02d}" for hr in range(24))})) - 1)::BIGINT
-                AS best_hour_weekend
-        FROM base
-    """
-    return _copy(con, query, out_dir / TABLE_FILES["contact_send_time"])
-
-
-def _write_topics(con, cfg: PipelineConfig, topics: list[str], out_dir: Path) -> int:
-    a = cfg.prior_strength
-    cols = []
-    for t in topics:
-        s = topic_slug(t)
-        k = f"(coalesce(a.c_clicks_t_{s}, 0) - coalesce(b.c_clicks_t_{s}, 0))"
-        n = f"(coalesce(a.c_sends_t_{s}, 0) - coalesce(b.c_sends_t_{s}, 0))"
-        cols.append(f"{_rate(k, n, f'p.p_clicks_t_{s} / nullif(p.p_sends_t_{s}, 0)', a)} AS click_affinity_{s}")
-    tcols = ", ".join(f"c_sends_t_{topic_slug(t)}, c_clicks_t_{topic_slug(t)}" for t in topics)
-    query = f"""
-        SELECT g.contact_id, CAST(g.snap AS TIMESTAMPTZ) AS event_timestamp, {", ".join(cols)}
-        FROM grid g JOIN pop p ON p.snap = g.snap
-        ASOF LEFT JOIN (SELECT contact_id, valid_from, {tcols} FROM cum) a
-            ON g.contact_id = a.contact_id AND g.snap >= a.valid_from
-        ASOF LEFT JOIN (SELECT contact_id, valid_from, {tcols} FROM cum) b
-            ON g.contact_id = b.contact_id AND g.snap_90 >= b.valid_from
-    """
-    return _copy(con, query, out_dir / TABLE_FILES["contact_topics"])
-
-
 def _write_content(con, cfg: PipelineConfig, out_dir: Path) -> int:
     """Per content item and snapshot: traits and smoothed lifetime open/click rates."""
     a = cfg.prior_strength
@@ -478,13 +327,13 @@ def _write_content(con, cfg: PipelineConfig, out_dir: Path) -> int:
         """
         CREATE TEMP TABLE content_cum AS
         WITH d AS (
-            SELECT s.content_id, s.sent_at::DATE AS day, count(*) AS sends, 0 AS opens, 0 AS clicks
+            SELECT s.content_id, dayno(s.sent_at) AS day, count(*) AS sends, 0 AS opens, 0 AS clicks
             FROM sends s GROUP BY ALL
             UNION ALL
-            SELECT s.content_id, f.first_open::DATE, 0, 1, 0 FROM firsts f JOIN sends s USING (send_id)
+            SELECT s.content_id, dayno(f.first_open), 0, 1, 0 FROM firsts f JOIN sends s USING (send_id)
             WHERE f.first_open IS NOT NULL
             UNION ALL
-            SELECT s.content_id, f.first_click::DATE, 0, 0, 1 FROM firsts f JOIN sends s USING (send_id)
+            SELECT s.content_id, dayno(f.first_click), 0, 0, 1 FROM firsts f JOIN sends s USING (send_id)
             WHERE f.first_click IS NOT NULL
         ), g AS (SELECT content_id, day, sum(sends) AS sends, sum(opens) AS opens, sum(clicks) AS clicks
                  FROM d GROUP BY ALL)
@@ -495,17 +344,17 @@ def _write_content(con, cfg: PipelineConfig, out_dir: Path) -> int:
     )
     query = f"""
         WITH grid_c AS (
-            SELECT c.*, sn.snap FROM content c JOIN snaps sn ON c.created_at < CAST(sn.snap AS TIMESTAMPTZ)
+            SELECT c.*, sn.snap, sn.snap_ts FROM content c JOIN snaps sn ON c.created_at < sn.snap_ts
         ), popc AS (
             SELECT snap, sum(coalesce(x.c_sends, 0)) AS ps, sum(coalesce(x.c_opens, 0)) AS po,
                    sum(coalesce(x.c_clicks, 0)) AS pk
             FROM grid_c g ASOF LEFT JOIN content_cum x ON g.content_id = x.content_id AND g.snap >= x.valid_from
             GROUP BY snap
         )
-        SELECT g.content_id, CAST(g.snap AS TIMESTAMPTZ) AS event_timestamp,
+        SELECT g.content_id, g.snap_ts AS event_timestamp,
                g.topic AS content_topic, g.format AS content_format,
                g.subject_length::BIGINT AS subject_length, g.has_personalization, g.has_urgency, g.has_emoji,
-               epoch(CAST(g.snap AS TIMESTAMPTZ) - g.created_at) / 86400.0 AS content_age_days,
+               days_between(g.snap, g.created_at) AS content_age_days,
                coalesce(x.c_sends, 0)::BIGINT AS content_sends_total,
                {_rate('coalesce(x.c_opens, 0)', 'coalesce(x.c_sends, 0)', 'pc.po / nullif(pc.ps, 0)', a)} AS content_open_rate,
                {_rate('coalesce(x.c_clicks, 0)', 'coalesce(x.c_sends, 0)', 'pc.pk / nullif(pc.ps, 0)', a)} AS content_click_rate

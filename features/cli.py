@@ -1,0 +1,72 @@
+"""`inbox features build | apply | materialize | all` (stdlib-only imports at module level)."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("features", help="build feature tables, apply the Feast repo, materialize")
+    sub = p.add_subparsers(dest="features_command", metavar="STEP")
+    b = sub.add_parser("build", help="event log -> daily feature snapshots (Parquet)")
+    b.add_argument("--half-life-days", type=float, default=14.0, help="decay half-life of the engagement score")
+    b.add_argument("--cadence-days", type=int, default=1, help="days between snapshots (default 1 = daily)")
+    b.set_defaults(func=_build)
+    a = sub.add_parser("apply", help="register entities, views and services with Feast")
+    a.set_defaults(func=_apply)
+    m = sub.add_parser("materialize", help="load the newest snapshots into the online store")
+    m.add_argument("--end", help="UTC timestamp (ISO 8601); default: now")
+    m.set_defaults(func=_materialize)
+    al = sub.add_parser("all", help="build, apply and materialize")
+    al.set_defaults(func=_all)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _config(args):
+    from features.pipeline import PipelineConfig
+
+    return PipelineConfig(half_life_days=getattr(args, "half_life_days", 14.0),
+                          cadence_days=getattr(args, "cadence_days", 1))
+
+
+def _build(args) -> int:
+    from features.workflow import build, print_summary
+
+    print_summary({"build": build(config=_config(args))})
+    return 0
+
+
+def _apply(args) -> int:
+    from features.workflow import apply_repo, print_summary
+
+    print_summary({"apply": apply_repo()})
+    return 0
+
+
+def _materialize(args) -> int:
+    from datetime import datetime, timezone
+
+    from features.workflow import materialize_online, print_summary
+
+    end = None
+    if args.end:
+        try:
+            end = datetime.fromisoformat(args.end)
+        except ValueError:
+            raise ValueError(f"--end: not an ISO 8601 timestamp: {args.end!r}") from None
+        end = end.replace(tzinfo=timezone.utc) if end.tzinfo is None else end.astimezone(timezone.utc)
+    print_summary({"materialize": materialize_online(end=end)})
+    return 0
+
+
+def _all(args) -> int:
+    from features.workflow import build_apply_materialize, print_summary
+
+    print_summary(build_apply_materialize(progress=True, config=_config(args)))
+    return 0
+
+
+def build_apply_materialize(settings=None, progress: bool = True, config=None) -> dict:
+    """Build, apply and materialize; returns {"build": {...}, "apply": {...}, "materialize": {...}}."""
+    from features.workflow import build_apply_materialize as run
+
+    return run(settings=settings, progress=progress, config=config)
