@@ -4,6 +4,7 @@ Public API (imported lazily so that ``inbox --help`` stays fast):
 
 - analysis: ``analyze``, ``analyze_statistics``, ``AnalysisSettings``, ``MetricSpec``,
   ``MetricStats``, ``AnalysisResult``; plots: ``plot_lifts``, ``plot_posteriors``;
+- monitoring: ``sequential_history``, ``plot_sequential``; data: ``campaign_outcomes`` (event log);
 - design: ``sample_size``, ``minimum_detectable_effect``, ``test_and_roll``,
   ``factorial_design``; ``estimate_effects`` (main effects and interactions).
 """
@@ -24,6 +25,9 @@ _EXPORTS = {
     "plot_lifts": "experiments.abtest.plots",
     "plot_posteriors": "experiments.abtest.plots",
     "log_analysis": "experiments.abtest.tracking",
+    "sequential_history": "experiments.abtest.monitoring",
+    "plot_sequential": "experiments.abtest.monitoring",
+    "campaign_outcomes": "experiments.abtest.outcomes",
     "sample_size": "experiments.abtest.sample_size",
     "minimum_detectable_effect": "experiments.abtest.sample_size",
     "test_and_roll": "experiments.abtest.test_and_roll",

@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_analyze(ab_sub)
     _register_design(ab_sub)
     _register_effects(ab_sub)
+    _register_outcomes(ab_sub)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -45,6 +46,9 @@ def _register_analyze(sub) -> None:
     p.add_argument("--covariate", help="pre-period column for CUPED variance reduction")
     p.add_argument("--split", help="planned split for the SRM check, e.g. a=0.5,b=0.5 (default: equal)")
     p.add_argument("--sequential", action="store_true", help="always-valid p-values and confidence sequences")
+    p.add_argument("--time", metavar="COL", help="with --sequential: time column (e.g. sent_at) to replay the "
+                   "test look by look (running-minimum p-values, intersected confidence sequences)")
+    p.add_argument("--looks", type=int, default=20, help="number of looks for --time (default 20)")
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--alternative", choices=["two-sided", "greater", "less"], default="two-sided")
     p.add_argument("--correction", choices=["holm", "bh", "none"], default="holm")
@@ -129,6 +133,19 @@ def _register_effects(sub) -> None:
     p.set_defaults(func=_effects)
 
 
+def _register_outcomes(sub) -> None:
+    p = sub.add_parser("campaigns", help="list the campaigns in the event log (sends, variants)")
+    p.set_defaults(func=_campaigns)
+    p = sub.add_parser("outcomes", help="per-recipient outcome table of one campaign from the event log",
+                       epilog="example: inbox ab outcomes c20260502-000 --out ab.parquet && inbox ab analyze "
+                       "ab.parquet --variant variant --control 3 --metric open:binary --covariate pre_opens")
+    p.add_argument("campaign", help="campaign_id (see `inbox ab campaigns`)")
+    p.add_argument("--out", required=True, help="Parquet (or .csv) file to write")
+    p.add_argument("--window-hours", type=float, default=72.0, help="attribution window after each send")
+    p.add_argument("--pre-days", type=float, default=28.0, help="pre-period for the CUPED covariates")
+    p.set_defaults(func=_outcomes)
+
+
 # --- handlers ------------------------------------------------------------------
 
 
@@ -160,28 +177,47 @@ def _analyze(args) -> int:
     )
     specs = metric_specs(args.metric, args.guardrail, args.winsorize)
     split = parse_split(args.split) if args.split else None
+    if args.time and not args.sequential:
+        raise ValueError("--time replays a sequential test: add --sequential")
+    columns = needed_columns(args.variant, specs, args.covariate) + ([args.time] if args.time else [])
     with console.status(f"reading {args.data}"):
-        df = read_table(args.data, needed_columns(args.variant, specs, args.covariate))
+        df = read_table(args.data, list(dict.fromkeys(columns)))
     with console.status(f"analysing {len(df):,} recipients"):
         result = analyze(df, args.variant, args.control, specs, settings, covariate=args.covariate, split=split)
+        histories = _histories(df, args, specs, settings) if args.time else []
     run_id = None
     if not args.no_mlflow:
         from experiments.abtest.tracking import log_analysis
 
         with console.status("logging the MLflow run"):
             run_id = log_analysis(result, experiment=args.experiment, run_name=args.run_name or Path(args.data).name,
-                                  params={"data": str(Path(args.data).resolve()), "variant_column": args.variant})
+                                  params={"data": str(Path(args.data).resolve()), "variant_column": args.variant},
+                                  histories=histories)
     if args.json:
+        from experiments.abtest.results import _finite
+
         payload = result.to_dict()
         payload["mlflow_run_id"] = run_id
+        if histories:
+            payload["sequential_history"] = _finite(
+                [row for h in histories for row in h.assign(time=h["time"].astype(str)).to_dict(orient="records")])
         print(json.dumps(payload, indent=2, allow_nan=False))
         return 0
-    from experiments.abtest.report import print_analysis
+    from experiments.abtest.report import print_analysis, sequential_table
 
     print_analysis(result, console)
+    if histories:
+        console.print(sequential_table(histories, settings.alpha))
     if run_id:
         console.print(f"MLflow run: [bold]{run_id}[/bold] (experiment {args.experiment!r})")
     return 0
+
+
+def _histories(df, args, specs, settings) -> list:
+    from experiments.abtest.monitoring import sequential_history
+
+    return [sequential_history(df, args.variant, args.control, spec, args.time, args.looks, settings)
+            for spec in specs]
 
 
 def _design_kwargs(args) -> dict:
@@ -229,7 +265,7 @@ def _factorial(args) -> int:
     design = factorial_design(args.factor, fraction=args.fraction, generators=args.generator or None)
     table = design.assign(range(args.recipients), seed=args.seed) if args.recipients else design.runs
     if args.out:
-        _write_csv(table, args.out)
+        _write_table(table, args.out)
     if args.json:
         print(json.dumps({
             "factors": {letter: name for letter, name in design.letters.items()},
@@ -274,7 +310,39 @@ def _effects(args) -> int:
     return 0
 
 
-def _write_csv(df, path: str) -> None:
+def _campaigns(args) -> int:
+    from rich.console import Console
+
+    from experiments.abtest.outcomes import campaign_summary
+    from experiments.abtest.report import frame_table
+    from inbox.settings import load_settings
+
+    Console().print(frame_table(campaign_summary(load_settings().events_dir), "campaigns in the event log"))
+    return 0
+
+
+def _outcomes(args) -> int:
+    from rich.console import Console
+
+    from experiments.abtest.outcomes import campaign_outcomes
+    from inbox.settings import load_settings
+
+    console = Console()
+    with console.status(f"building outcomes of {args.campaign}"):
+        df = campaign_outcomes(load_settings().events_dir, args.campaign, window_hours=args.window_hours,
+                               pre_days=args.pre_days)
+    _write_table(df, args.out)
+    counts = df["variant"].value_counts().sort_index()
+    console.print(f"wrote {len(df):,} recipients of {args.campaign} to {args.out}; variants: "
+                  + ", ".join(f"{v}={n:,}" for v, n in counts.items()))
+    if df["allocated"].any():
+        console.print("[yellow]warning:[/yellow] an adaptive allocator chose these variants (decision ids): "
+                      "a plain A/B comparison is biased; use off-policy evaluation (experiments.bandit)")
+    return 0
+
+
+def _write_table(df, path: str) -> None:
+    """Write CSV (or Parquet for a .parquet path) atomically: temp file + os.replace."""
     import os
     import tempfile
     from pathlib import Path
@@ -284,7 +352,10 @@ def _write_csv(df, path: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     os.close(fd)
     try:
-        df.to_csv(tmp, index=False)
+        if target.suffix.lower() in (".parquet", ".pq"):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)

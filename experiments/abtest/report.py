@@ -77,6 +77,24 @@ def print_analysis(result: AnalysisResult, console) -> None:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
+def sequential_table(histories, alpha: float):
+    """Per metric x variant, after replaying the looks: always-valid p and confidence sequence."""
+    from rich.table import Table
+
+    table = Table(title="Sequential replay (mSPRT, running over all looks)", title_justify="left")
+    for name in ("metric", "variant", "looks", "n", "always-valid p", "abs lift conf. sequence", "first look p<alpha"):
+        table.add_column(name, no_wrap=True, justify="left" if name in ("metric", "variant") else "right")
+    for history in histories:
+        for variant, part in history.groupby("variant"):
+            last = part.iloc[-1]
+            hits = part.loc[part.always_valid_p_value < alpha, "look"]
+            table.add_row(str(last.metric), str(variant), str(int(last.look)), f"{int(last.n):,}",
+                          _num(float(last.always_valid_p_value), ".3g"),
+                          _interval(float(last.cs_low), float(last.cs_high), False),
+                          str(int(hits.iloc[0])) if len(hits) else "-")
+    return table
+
+
 def key_value_table(title: str, values: dict):
     from rich.table import Table
 

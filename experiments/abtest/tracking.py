@@ -26,11 +26,13 @@ def log_analysis(
     experiment: str = DEFAULT_EXPERIMENT,
     run_name: str | None = None,
     params: dict | None = None,
+    histories: list | None = None,
 ) -> str:
     """Record ``result`` as one MLflow run; returns the run id."""
     import matplotlib.pyplot as plt
     import mlflow
 
+    from experiments.abtest.monitoring import plot_sequential
     from experiments.abtest.plots import plot_lifts, plot_posteriors
 
     if tracking_uri is None or artifact_root is None:
@@ -71,6 +73,12 @@ def log_analysis(
                 for name, plot in (("lift.png", plot_lifts), ("posteriors.png", plot_posteriors)):
                     fig = plot(result)
                     path = Path(tmp) / name
+                    fig.savefig(path, dpi=110)
+                    plt.close(fig)
+                    mlflow.log_artifact(str(path), "plots")
+                for history in histories or []:  # sequential replays: one plot per metric
+                    fig = plot_sequential(history, result.settings.alpha)
+                    path = Path(tmp) / f"sequential_{_key(history['metric'].iloc[0])}.png"
                     fig.savefig(path, dpi=110)
                     plt.close(fig)
                     mlflow.log_artifact(str(path), "plots")

@@ -101,3 +101,21 @@ def test_effects_command(env, capsys):
                  "--json"]) == 0
     rows = {r["term"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["subject"]["ci_low"] <= 0.1 <= rows["subject"]["ci_high"]
+
+
+def test_analyze_sequential_replay_over_time(env, capsys):
+    import numpy as np
+    import pandas as pd
+
+    df = recipient_table(n=4000, seed=12, open_lift=0.04)
+    df["sent_at"] = pd.Timestamp("2026-05-01", tz="UTC") + pd.to_timedelta(np.arange(len(df)), unit="min")
+    path = env / "running.parquet"
+    df.to_parquet(path)
+    assert main(["ab", "analyze", str(path), "--variant", "variant", "--control", "a", "--metric", "open:binary",
+                 "--time", "sent_at", "--no-mlflow"]) == 2
+    assert "add --sequential" in capsys.readouterr().err
+    assert main(["ab", "analyze", str(path), "--variant", "variant", "--control", "a", "--metric", "open:binary",
+                 "--sequential", "--time", "sent_at", "--looks", "8", "--no-mlflow", "--json"]) == 0
+    history = json.loads(capsys.readouterr().out)["sequential_history"]
+    assert [h["look"] for h in history] == list(range(1, 9))
+    assert history[-1]["n"] == int((df.variant == "b").sum())
