@@ -45,9 +45,9 @@ class SimulationConfig:
     wait_window_hours: float = 24.0
     update_every_hours: float = 1.0
     floor: float = 0.0
-    ts_scale: float = 0.25
+    ts_scale: float = 0.05
     ts_draws: int = 512
-    ucb_alpha: float = 0.25
+    ucb_alpha: float = 0.05
     epsilon: float = 0.05
     policies: tuple[str, ...] = ALL_POLICIES
     start: str = "2026-05-01"

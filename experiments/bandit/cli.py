@@ -1,0 +1,123 @@
+"""`inbox bandit ...`: simulate against the simulated world, evaluate a logged table, learn."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bandit", help="contextual-bandit allocator: simulate, evaluate, learn",
+                              description="Contextual-bandit allocator tools.")
+    sub = p.add_subparsers(dest="bandit_command", metavar="SUBCOMMAND", required=True)
+
+    s = sub.add_parser("simulate", help="LinTS, LinUCB, eps-greedy, uniform and Vowpal Wabbit on one simulated stream",
+                       description="Run a campaign against the simulated world with delayed click rewards; "
+                       "report cumulative reward, regret vs the per-contact oracle and decisions/s; log to MLflow.")
+    s.add_argument("--decisions", type=int, default=20_000, help="decisions T (default 20000)")
+    s.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    s.add_argument("--contacts", type=int, default=20_000, help="contacts in the world (default 20000)")
+    s.add_argument("--variants", type=int, default=5, help="variants in the campaign (default 5)")
+    s.add_argument("--days", type=float, default=14.0, help="days the decisions span (default 14)")
+    s.add_argument("--wait-window", type=float, default=24.0, metavar="HOURS", help="reward wait window (default 24)")
+    s.add_argument("--update-every", type=float, default=1.0, metavar="HOURS", help="learner mini-batch period (default 1)")
+    s.add_argument("--policies", default=None, help="comma-separated subset of lin_ts,lin_ucb,eps_greedy,uniform,"
+                   "vw_epsilon,vw_squarecb (default all)")
+    s.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    s.add_argument("--json", action="store_true", help="print the result table as JSON")
+    s.set_defaults(func=_simulate)
+
+    e = sub.add_parser("evaluate", help="off-policy evaluation (IPS, SNIPS, DM, DR) of a logged table",
+                       description="Evaluate uniform, the logged policy and a policy learned on the earlier slice, "
+                       "on the later slice of a CSV/Parquet log. See experiments/bandit/evaluate.py for columns.")
+    e.add_argument("logs", metavar="LOGS", help="CSV or Parquet file")
+    e.add_argument("--action", required=True, help="column of the logged action")
+    e.add_argument("--reward", required=True, help="column of the reward")
+    e.add_argument("--propensity", required=True, help="column of the logging propensity, in (0, 1]")
+    e.add_argument("--context", nargs="+", required=True, metavar="COL", help="context columns")
+    e.add_argument("--action-feature", nargs="*", default=[], metavar="COL", help="action feature columns")
+    e.add_argument("--position", default=None, help="optional position column")
+    e.add_argument("--timestamp", default=None, help="optional timestamp column (orders the split)")
+    e.add_argument("--train-share", type=float, default=0.5, help="earlier slice share (default 0.5)")
+    e.add_argument("--epsilon", type=float, default=0.05, help="exploration of the learned policy (default 0.05)")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.set_defaults(func=_evaluate)
+
+    learn = sub.add_parser("learn", help="fold closed decisions of the decision log into a new snapshot")
+    learn.add_argument("--gate", action="store_true", help="new snapshots go live only through the DR promotion gate")
+    learn.set_defaults(func=_learn)
+
+
+def _print_table(df, title: str, json_out: bool) -> None:
+    if json_out:
+        print(df.to_json(orient="records", indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, col in enumerate(df.columns):
+        table.add_column(str(col), justify="left" if df[col].dtype == object else "right", no_wrap=i == 0)
+    for row in df.itertuples(index=False):
+        table.add_row(*[v if isinstance(v, str) else ("" if v != v else f"{v:,.4f}" if isinstance(v, float) else f"{v:,}")
+                        for v in row])
+    Console().print(table)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from rich.progress import Progress
+
+    from .simulate import ALL_POLICIES, SimulationConfig, run_simulation
+
+    policies = tuple(p.strip() for p in args.policies.split(",")) if args.policies else ALL_POLICIES
+    config = SimulationConfig(decisions=args.decisions, seed=args.seed, n_contacts=args.contacts,
+                              n_variants=args.variants, days=args.days, wait_window_hours=args.wait_window,
+                              update_every_hours=args.update_every, policies=policies)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("simulating", total=len(policies))
+
+        def step(name: str) -> None:
+            progress.update(task, description=f"simulating {name}", advance=0 if name == policies[0] else 1)
+
+        result = run_simulation(config, progress=step)
+    table = result.table()
+    if not args.json:
+        table = pd.DataFrame({
+            "policy": table["policy"], "clicks": table["clicks"], "CTR": table["ctr"].map("{:.4f}".format),
+            "exp. CTR": table["expected_ctr"].map("{:.4f}".format), "regret": table["regret"].map("{:.1f}".format),
+            "decisions/s": table["decisions_per_s"].map("{:,.0f}".format),
+            "learn s": table["learn_s"].map("{:.2f}".format)})
+    _print_table(table, f"T={config.decisions} decisions, seed {config.seed}; oracle expected clicks "
+                 f"{result.oracle_reward:,.1f}", args.json)
+    if not args.no_mlflow:
+        from .tracking import log_simulation
+
+        run_id = log_simulation(result)
+        if not args.json:
+            print(f"MLflow run {run_id} (experiment inbox/bandit-simulation)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import LogColumns, evaluate_log, read_log, to_logged_bandit
+
+    cols = LogColumns(args.action, args.reward, args.propensity, tuple(args.context), tuple(args.action_feature),
+                      args.position, args.timestamp)
+    data, actions = to_logged_bandit(read_log(args.logs), cols)
+    result = evaluate_log(data, train_share=args.train_share, epsilon=args.epsilon)
+    _print_table(result, f"{args.logs}: {len(data):,} rows, {len(actions)} actions; estimates on the later "
+                 f"{1 - args.train_share:.0%}", args.json)
+    return 0
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from inbox.settings import load_settings
+
+    from . import Allocator
+
+    alloc = Allocator.open(load_settings().bandit_dir)
+    version = alloc.learn(gate=args.gate, track=args.gate)
+    for cid, decision in getattr(alloc, "gate_decisions", []):
+        print(f"{cid}: {'promoted' if decision.promote else 'kept live'}: {decision.reason}")
+    print(f"snapshot v{version} written to {alloc.snapshots.directory}")
+    alloc.close()
+    return 0
