@@ -194,12 +194,12 @@ def _analyze(args) -> int:
                                   params={"data": str(Path(args.data).resolve()), "variant_column": args.variant},
                                   histories=histories)
     if args.json:
-        from experiments.abtest.results import _finite
+        from experiments.abtest.results import json_safe
 
         payload = result.to_dict()
         payload["mlflow_run_id"] = run_id
         if histories:
-            payload["sequential_history"] = _finite(
+            payload["sequential_history"] = json_safe(
                 [row for h in histories for row in h.assign(time=h["time"].astype(str)).to_dict(orient="records")])
         print(json.dumps(payload, indent=2, allow_nan=False))
         return 0

@@ -15,7 +15,7 @@ from experiments.abtest import frequentist, sequential
 from experiments.abtest.metrics import MetricSpec, parse_metric
 from experiments.abtest.settings import AnalysisSettings
 from experiments.abtest.sufficient import MetricStats
-from experiments.abtest.table import _metric_values, _numeric, _require_columns
+from experiments.abtest.table import metric_values, numeric_column, require_columns
 
 
 def _cumulative(values: np.ndarray, mask: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -29,7 +29,7 @@ def sequential_history(
     """One row per look x treatment variant: n, lift, fixed p, always-valid p, confidence sequence."""
     settings = settings or AnalysisSettings(sequential=True)
     metric = parse_metric(metric) if isinstance(metric, str) else metric
-    _require_columns(df.columns, [variant, time_column, *metric.columns], source="data")
+    require_columns(df.columns, [variant, time_column, *metric.columns], source="data")
     if looks < 1:
         raise ValueError(f"looks must be >= 1, got {looks}")
     order = np.argsort(df[time_column].to_numpy(), kind="stable")
@@ -37,8 +37,8 @@ def sequential_history(
     labels = data[variant].astype(str).to_numpy()
     if str(control) not in set(labels):
         raise ValueError(f"control {control!r} not found in column {variant!r}")
-    y = _metric_values(data, metric)
-    den = _numeric(data, metric.denominator, "denominator") if metric.denominator else None
+    y = metric_values(data, metric)
+    den = numeric_column(data, metric.denominator, "denominator") if metric.denominator else None
     ends = np.unique(np.ceil(np.linspace(0, len(data), looks + 1)[1:]).astype(int))
     times = data[time_column].to_numpy()[ends - 1]
 

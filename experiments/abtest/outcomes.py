@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.abtest.table import _require_columns
+from experiments.abtest.table import require_columns
 
 EVENT_FLAGS = ("delivered", "open", "click", "conversion", "unsubscribe", "bounce", "complaint")
 
@@ -73,7 +73,7 @@ def campaign_outcomes(
     if df.empty:
         known = duckdb.sql(f"SELECT DISTINCT campaign_id FROM read_parquet('{sends}') ORDER BY 1 LIMIT 8").fetchall()
         raise ValueError(f"campaign {campaign_id!r} has no sends in {sends}; e.g. {[k[0] for k in known]}")
-    _require_columns(df.columns, ["variant", *EVENT_FLAGS], source="outcomes")
+    require_columns(df.columns, ["variant", *EVENT_FLAGS], source="outcomes")
     df["sent_at"] = pd.to_datetime(df["sent_at"], utc=True)
     for col in ("opens", "clicks", "pre_opens", "pre_clicks"):
         df[col] = df[col].astype("int64")

@@ -95,7 +95,7 @@ class AnalysisResult:
         raise KeyError(f"no result for metric {metric!r}, variant {variant!r}")
 
     def to_dict(self) -> dict:
-        return _finite(
+        return json_safe(
             {
                 "control": self.control,
                 "variants": list(self.variants),
@@ -116,12 +116,12 @@ class AnalysisResult:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
 
-def _finite(obj):
+def json_safe(obj):
     """JSON has no inf/nan: map them to None (open interval bounds become null)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj

@@ -127,7 +127,7 @@ def sample_size(
     n = (crit + stats.norm.ppf(power)) ** 2 * (sd_c**2 + sd_t**2) / delta**2
     n = int(math.ceil(n - 1e-9))
     return SampleSizePlan(
-        kind, baseline, sd_c if kind == "continuous" else sd_c, delta,
+        kind, baseline, sd_c, delta,
         delta / baseline if baseline else None, alpha, power, alternative, variants, correction,
         per, crit, n, n * variants, _note(variants, correction),
     )

@@ -41,16 +41,16 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
         import pyarrow.parquet as pq
 
         available = pq.read_schema(path).names
-        _require_columns(available, columns or [], source=str(path))
+        require_columns(available, columns or [], source=str(path))
         return pd.read_parquet(path, columns=columns)
     if suffix in (".csv", ".gz", ".txt"):
         header = pd.read_csv(path, nrows=0).columns
-        _require_columns(list(header), columns or [], source=str(path))
+        require_columns(list(header), columns or [], source=str(path))
         return pd.read_csv(path, usecols=columns, engine="pyarrow")
     raise ValueError(f"data file {path}: unsupported format {suffix!r} (use .csv or .parquet)")
 
 
-def _require_columns(available, needed, source: str) -> None:
+def require_columns(available, needed, source: str) -> None:
     missing = [c for c in dict.fromkeys(needed) if c not in set(available)]
     if missing:
         raise ValueError(f"{source}: missing column(s) {missing}; available: {list(available)}")
@@ -80,7 +80,7 @@ def summarize(
     names = [m.name for m in metrics]
     if len(set(names)) != len(names):
         raise ValueError(f"metric names must be unique, got {names}")
-    _require_columns(df.columns, needed_columns(variant, metrics, covariate), source="data")
+    require_columns(df.columns, needed_columns(variant, metrics, covariate), source="data")
     codes, uniques = pd.factorize(df[variant])
     if (codes < 0).any():
         raise ValueError(f"variant column {variant!r} has {int((codes < 0).sum())} missing values")
@@ -98,14 +98,14 @@ def summarize(
     codes = remap[codes]
     k = len(variants)
 
-    x = _numeric(df, covariate, "covariate") if covariate else None
+    x = numeric_column(df, covariate, "covariate") if covariate else None
     stats, caps = {}, {}
     for metric in metrics:
-        value = _metric_values(df, metric)
+        value = metric_values(df, metric)
         if metric.winsorize is not None:
             caps[metric.name] = winsor_cap(value, metric.winsorize)
             value = np.minimum(value, caps[metric.name])
-        den = _numeric(df, metric.denominator, f"metric {metric.name!r} denominator") if metric.denominator else None
+        den = numeric_column(df, metric.denominator, f"metric {metric.name!r} denominator") if metric.denominator else None
         use_x = x if metric.kind != "ratio" else None
         stats[metric.name] = metric_stats_by_group(codes, k, value, den, use_x)
     return VariantTable(variants=variants, control=control, stats=stats, winsor_caps=caps, covariate=covariate)
@@ -119,7 +119,7 @@ def winsor_cap(values: np.ndarray, percentile: float) -> float:
     return float(np.quantile(nonzero, percentile))
 
 
-def _numeric(df: pd.DataFrame, column: str, role: str) -> np.ndarray:
+def numeric_column(df: pd.DataFrame, column: str, role: str) -> np.ndarray:
     series = df[column]
     if series.dtype == bool:
         series = series.astype(np.int8)
@@ -132,8 +132,8 @@ def _numeric(df: pd.DataFrame, column: str, role: str) -> np.ndarray:
     return values
 
 
-def _metric_values(df: pd.DataFrame, metric: MetricSpec) -> np.ndarray:
-    values = _numeric(df, metric.column, f"metric {metric.name!r}")
+def metric_values(df: pd.DataFrame, metric: MetricSpec) -> np.ndarray:
+    values = numeric_column(df, metric.column, f"metric {metric.name!r}")
     if metric.kind == "binary":
         bad = (values != 0) & (values != 1)
         if bad.any():
