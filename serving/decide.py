@@ -29,8 +29,7 @@ def choose(state: ServingState, campaign_id: str, contact_ids, exclude=None):
     """Allocator choices with the campaign's context features read from the online store."""
     config = state.campaign_config(campaign_id)
     ids = _unique_ids(contact_ids)
-    services = _context_services(state, config)
-    feats = ContactFeatures.read(state, ids, services) if services else None
+    feats = ContactFeatures.read(state, ids) if config["context_features"] else None
     scores = None
     if feats is not None and "lead_probability" in config["context_features"]:
         scores = lead_scores(state, feats, reasons=False)
@@ -38,22 +37,11 @@ def choose(state: ServingState, campaign_id: str, contact_ids, exclude=None):
     return state.allocator.choose(campaign_id, ids, context, exclude=exclude)
 
 
-def _context_services(state: ServingState, config: dict) -> list[str]:
-    if not config["context_features"]:
-        return []
-    return [state.models["lead_scoring"].feature_service]
-
-
 def decide(state: ServingState, campaign_id: str, contact_ids, start: datetime, end: datetime,
            quiet_hours=(21, 7), content_ids=None, k: int = 3) -> DecideResponse:
     config = state.campaign_config(campaign_id)  # unknown campaign -> ValueError before any work
     ids = _unique_ids(contact_ids)
-    lead_model = state.models["lead_scoring"]
-    send_model = state.models["send_time"]
-    ranker = state.models["content_preference"]
-    services = list(dict.fromkeys([lead_model.feature_service, send_model.feature_service,
-                                   ranker.feature_service]))
-    feats = ContactFeatures.read(state, ids, services, request_time=start)
+    feats = ContactFeatures.read(state, ids, request_time=start)
     scores = lead_scores(state, feats, reasons=False)
     slots = send_slots(state, feats, start, end, quiet_hours)
     order = ordered_content(content_rankings(state, feats, content_ids, k), ids)

@@ -32,6 +32,12 @@ def no_features(frame: pd.DataFrame, keys=("contact_id", "content_id")) -> np.nd
 PAIR_SERVICE = "content_preference"
 
 
+# Every contact-side service is read for every batch and merged by column
+# name (feature names are unique across views): each model then finds its
+# columns whichever service its training set came from.
+CONTACT_SERVICES = ("lead_scoring", "send_time", PAIR_SERVICE)
+
+
 @dataclass
 class ContactFeatures:
     """Feature frames of one batch, read once and shared by every model."""
@@ -39,27 +45,30 @@ class ContactFeatures:
     contact_ids: np.ndarray
     frames: dict[str, pd.DataFrame]
     fallback: np.ndarray
+    merged: pd.DataFrame
 
     @classmethod
-    def read(cls, state: ServingState, contact_ids, services, request_time: datetime | None = None):
+    def read(cls, state: ServingState, contact_ids, request_time: datetime | None = None):
         ids = np.asarray(contact_ids, dtype=np.int64)
         frames = {}
-        for service in services:
-            rt = request_time if service == "send_time" else None
+        for service in CONTACT_SERVICES:
             content = None
             if service == PAIR_SERVICE:  # contact x content service: read the contact side with a probe item
                 content = np.full(len(ids), state.catalog["content_id"].iloc[0], dtype=np.int64)
-            frames[service] = state.reader.read(service, ids, content_ids=content, request_time=rt)
-        first = frames[services[0]]
-        ignore = ("contact_id", "content_id")
-        if services[0] == PAIR_SERVICE:
-            ignore += tuple(state.catalog.columns)
-        return cls(ids, frames, no_features(first, ignore))
+            frames[service] = state.reader.read(service, ids, content_ids=content, request_time=request_time)
+        catalog_cols = set(state.catalog.columns) - {"contact_id"}
+        parts, seen = [], set()
+        for frame in frames.values():
+            cols = [c for c in frame.columns if c not in seen and c not in catalog_cols]
+            seen.update(cols)
+            parts.append(frame[cols].reset_index(drop=True))
+        merged = pd.concat(parts, axis=1)
+        return cls(ids, frames, no_features(frames["lead_scoring"]), merged)
 
 
 def lead_scores(state: ServingState, feats: ContactFeatures, reasons: bool = True) -> pd.DataFrame:
     model = state.models["lead_scoring"]
-    return model.score(feats.frames[model.feature_service], reasons=reasons)
+    return model.score(feats.merged, reasons=reasons)
 
 
 def default_window(now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -72,8 +81,7 @@ def default_window(now: datetime | None = None) -> tuple[datetime, datetime]:
 def send_slots(state: ServingState, feats: ContactFeatures, start: datetime, end: datetime,
                quiet_hours=(21, 7)) -> pd.DataFrame:
     model = state.models["send_time"]
-    frame = feats.frames[model.feature_service]
-    return model.best_slots(frame, state.timezones_of(feats.contact_ids), start, end, quiet_hours=quiet_hours)
+    return model.best_slots(feats.merged, state.timezones_of(feats.contact_ids), start, end, quiet_hours=quiet_hours)
 
 
 def content_rankings(state: ServingState, feats: ContactFeatures, content_ids=None, k: int | None = None
@@ -87,7 +95,7 @@ def content_rankings(state: ServingState, feats: ContactFeatures, content_ids=No
         if len(unknown):
             raise ValueError(f"content_ids: unknown content id(s) {unknown[:5].tolist()}")
         catalog = catalog[catalog["content_id"].isin(wanted)]
-    return model.rank(feats.frames[model.feature_service], catalog, k=k)
+    return model.rank(feats.merged, catalog, k=k)
 
 
 def ordered_content(rankings: pd.DataFrame, contact_ids: np.ndarray) -> list[list[int]]:
@@ -101,10 +109,9 @@ def bandit_context(config: dict, feats: ContactFeatures, scores: pd.DataFrame | 
     """The campaign's context features, taken from the batch's feature frames (missing -> 0)."""
     wanted = config["context_features"]
     ctx = pd.DataFrame(index=range(len(feats.contact_ids)))
-    for frame in feats.frames.values():
-        for name in wanted:
-            if name in frame.columns and name not in ctx.columns:
-                ctx[name] = pd.to_numeric(frame[name].reset_index(drop=True), errors="coerce")
+    for name in wanted:
+        if name in feats.merged.columns:
+            ctx[name] = pd.to_numeric(feats.merged[name], errors="coerce")
     if scores is not None and "lead_probability" in wanted:
         ctx["lead_probability"] = scores["probability"].to_numpy()
     for name in wanted:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "serving.service:InboxService"
+NOT_LOADED = "serving state not loaded"  # logged by the service when start-up loading failed
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -73,6 +74,9 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float, log_path: Pa
             if r.status_code == 200:
                 return
             last = f"{r.status_code} {r.text.strip()[:200]}"
+            if NOT_LOADED in log_path.read_text(errors="replace"):  # started, but will not become ready
+                raise RuntimeError("service started without its models/features/allocator:\n"
+                                   + log_path.read_text(errors="replace")[-3000:])
         except httpx.HTTPError as exc:
             last = type(exc).__name__
         time.sleep(0.25)

@@ -86,7 +86,7 @@ class InboxService:
         if state is None:
             return self._not_ready()
         model = state.models["lead_scoring"]
-        feats = ContactFeatures.read(state, contact_ids, [model.feature_service])
+        feats = ContactFeatures.read(state, contact_ids)
         df = lead_scores(state, feats, reasons=reasons)
         pos = df["reasons_positive"] if reasons else [[]] * len(df)
         neg = df["reasons_negative"] if reasons else [[]] * len(df)
@@ -110,7 +110,7 @@ class InboxService:
         if end <= start:
             return error(400, "window.end", "must be after window.start")
         model = state.models["send_time"]
-        feats = ContactFeatures.read(state, contact_ids, [model.feature_service], request_time=start)
+        feats = ContactFeatures.read(state, contact_ids, request_time=start)
         df = send_slots(state, feats, start, end, quiet)
         return SendTimeResponse(model_version=str(model.version), slots=[
             SendSlot(contact_id=c, send_at=_ts(s), local_time=None if lt is None else str(lt),
@@ -131,7 +131,7 @@ class InboxService:
         if state is None:
             return self._not_ready()
         model = state.models["content_preference"]
-        feats = ContactFeatures.read(state, [contact_id], [model.feature_service])
+        feats = ContactFeatures.read(state, [contact_id])
         try:
             df = content_rankings(state, feats, content_ids, k).sort_values("rank")
         except ValueError as exc:

@@ -11,10 +11,7 @@ from serving.predict import ContactFeatures, content_rankings, default_window, l
 def warm_up(state) -> None:
     ids = np.asarray(state.timezones.index[:2] if len(state.timezones) else [0], dtype=np.int64)
     start, end = default_window()
-    services = list(dict.fromkeys([state.models["lead_scoring"].feature_service,
-                                   state.models["send_time"].feature_service,
-                                   state.models["content_preference"].feature_service]))
-    feats = ContactFeatures.read(state, ids, services, request_time=start)
+    feats = ContactFeatures.read(state, ids, request_time=start)
     lead_scores(state, feats, reasons=True)
     send_slots(state, feats, start, end)
     content_rankings(state, feats, None, 3)
