@@ -33,6 +33,7 @@ _EXPORTS = {
     "test_and_roll": "experiments.abtest.test_and_roll",
     "factorial_design": "experiments.abtest.factorial",
     "estimate_effects": "experiments.abtest.factorial_effects",
+    "estimate_effects_from_counts": "experiments.abtest.factorial_effects",
 }
 
 __all__ = sorted(_EXPORTS)

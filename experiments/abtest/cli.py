@@ -125,7 +125,10 @@ def _register_effects(sub) -> None:
                        "--outcome click --model logistic")
     p.add_argument("data", help="CSV or Parquet file, one row per recipient")
     p.add_argument("--factor", action="append", required=True, metavar="COL", help="factor column (repeatable)")
-    p.add_argument("--outcome", required=True, help="outcome column")
+    p.add_argument("--outcome", required=True,
+                   help="outcome column (with --sends: the number of successes per row)")
+    p.add_argument("--sends", metavar="COL",
+                   help="aggregated input: column with the recipients per row (run); --outcome counts successes")
     p.add_argument("--model", choices=["linear", "logistic"], default="linear")
     p.add_argument("--no-interactions", action="store_true")
     p.add_argument("--alpha", type=float, default=0.05)
@@ -293,12 +296,16 @@ def _factorial(args) -> int:
 
 
 def _effects(args) -> int:
-    from experiments.abtest.factorial_effects import estimate_effects
+    from experiments.abtest.factorial_effects import estimate_effects, estimate_effects_from_counts
     from experiments.abtest.table import read_table
 
-    df = read_table(args.data, list(dict.fromkeys([*args.factor, args.outcome])))
-    out = estimate_effects(df, args.factor, args.outcome, model=args.model,
-                           interactions=not args.no_interactions, alpha=args.alpha)
+    columns = [*args.factor, args.outcome] + ([args.sends] if args.sends else [])
+    df = read_table(args.data, list(dict.fromkeys(columns)))
+    common = dict(model=args.model, interactions=not args.no_interactions, alpha=args.alpha)
+    if args.sends:
+        out = estimate_effects_from_counts(df, args.factor, sends=args.sends, successes=args.outcome, **common)
+    else:
+        out = estimate_effects(df, args.factor, args.outcome, **common)
     if args.json:
         print(out.to_json(orient="records", indent=2))
         return 0

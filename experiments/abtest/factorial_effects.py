@@ -10,7 +10,8 @@ minus low) is 2 b_j. Linear: weighted least squares on the cell means, which
 gives exactly the per-recipient OLS coefficients, with the heteroskedasticity-
 robust HC1 covariance (White 1980; MacKinnon and White 1985) whose "meat"
 sum_i x_i x_i' e_i^2 is, per cell, x_c x_c' (SS_within + n_c (ybar_c - yhat_c)^2).
-Logistic (binary outcomes): a binomial GLM on the cell counts (statsmodels); the
+Aggregated results (sends and successes per run, as an ESP reports them) give
+the same estimates. Logistic (binary outcomes): a binomial GLM on the cell counts (statsmodels); the
 effect is then reported as the odds ratio high vs low, exp(2 b_j). In a
 fractional design a term aliased with an earlier one is not estimable; it is
 reported with the term it is aliased with instead of a number.
@@ -39,31 +40,64 @@ def _coded(df: pd.DataFrame, factor: str, levels: tuple | None) -> np.ndarray:
     return np.where(values.to_numpy() == high, 1, -1).astype(np.int8), (low, high)
 
 
-def estimate_effects(
-    df: pd.DataFrame, factors: list[str], outcome: str, *, model: str = "linear", interactions: bool = True,
-    levels: dict[str, tuple] | None = None, alpha: float = 0.05,
-) -> pd.DataFrame:
-    """Effect estimates per term: coef, se, effect (or odds ratio), interval, p-value, alias."""
+def _validate(df: pd.DataFrame, factors: list[str], columns: list[str], model: str) -> None:
     if model not in ("linear", "logistic"):
         raise ValueError(f"model must be linear or logistic, got {model!r}")
     if len(factors) < 1:
         raise ValueError("need at least one factor")
-    missing = [c for c in [*factors, outcome] if c not in df.columns]
+    missing = [c for c in [*factors, *columns] if c not in df.columns]
     if missing:
         raise ValueError(f"missing column(s) {missing}; available: {list(df.columns)}")
-    y = df[outcome].to_numpy(dtype=float)
-    if np.isnan(y).any():
-        raise ValueError(f"outcome column {outcome!r} has missing values")
-    if model == "logistic" and not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError(f"logistic model needs a 0/1 outcome; column {outcome!r} has other values")
-    k = len(factors)
+    for column in columns:
+        if df[column].isna().any():
+            raise ValueError(f"column {column!r} has missing values")
+
+
+def _cells(df, factors, levels) -> tuple[np.ndarray, tuple]:
+    """Cell index (bit j set = factor j at its high level) of every row."""
     coded, used_levels = zip(*(_coded(df, f, (levels or {}).get(f)) for f in factors))
     bits = np.stack([(c > 0) for c in coded], axis=1).astype(np.int64)
-    cell = bits @ (1 << np.arange(k))
-    n_cells = 1 << k
+    return bits @ (1 << np.arange(len(factors))), used_levels
+
+
+def estimate_effects(
+    df: pd.DataFrame, factors: list[str], outcome: str, *, model: str = "linear", interactions: bool = True,
+    levels: dict[str, tuple] | None = None, alpha: float = 0.05,
+) -> pd.DataFrame:
+    """From one row per recipient: effect estimates per term (coef, se, effect or odds ratio,
+    interval, p-value, alias)."""
+    _validate(df, factors, [outcome], model)
+    y = df[outcome].to_numpy(dtype=float)
+    if model == "logistic" and not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError(f"logistic model needs a 0/1 outcome; column {outcome!r} has other values")
+    cell, used_levels = _cells(df, factors, levels)
+    n_cells = 1 << len(factors)
     n = np.bincount(cell, minlength=n_cells).astype(float)
     s = np.bincount(cell, weights=y, minlength=n_cells)
     ss = np.bincount(cell, weights=y * y, minlength=n_cells)
+    return _fit(factors, used_levels, n, s, ss, model, interactions, alpha)
+
+
+def estimate_effects_from_counts(
+    df: pd.DataFrame, factors: list[str], *, sends: str, successes: str, model: str = "logistic",
+    interactions: bool = True, levels: dict[str, tuple] | None = None, alpha: float = 0.05,
+) -> pd.DataFrame:
+    """From aggregated results (one row per run or cell: ``sends`` recipients, ``successes`` of
+    them clicked/opened/...): identical estimates to the per-recipient table they summarise."""
+    _validate(df, factors, [sends, successes], model)
+    n_rows, s_rows = df[sends].to_numpy(dtype=float), df[successes].to_numpy(dtype=float)
+    if (n_rows < 0).any() or (s_rows < 0).any() or (s_rows > n_rows).any():
+        raise ValueError(f"need 0 <= {successes!r} <= {sends!r} in every row")
+    cell, used_levels = _cells(df, factors, levels)
+    n_cells = 1 << len(factors)
+    n = np.bincount(cell, weights=n_rows, minlength=n_cells)
+    s = np.bincount(cell, weights=s_rows, minlength=n_cells)
+    return _fit(factors, used_levels, n, s, s.copy(), model, interactions, alpha)  # 0/1: sum y^2 = sum y
+
+
+def _fit(factors, used_levels, n, s, ss, model, interactions, alpha) -> pd.DataFrame:
+    k = len(factors)
+    n_cells = 1 << k
     keep = n > 0
     cell_x = ((np.arange(n_cells)[:, None] >> np.arange(k)) & 1) * 2 - 1
     terms = [(j,) for j in range(k)] + (list(itertools.combinations(range(k), 2)) if interactions else [])
@@ -80,15 +114,14 @@ def estimate_effects(
         ref = stats.norm()
     se = np.sqrt(np.diag(cov))
     crit = ref.ppf(1 - alpha / 2)
+    scale = (lambda v: np.exp(2 * v)) if model == "logistic" else (lambda v: 2 * v)
     rows = []
     for j, idx in enumerate(kept):
         b, e = coef[j], se[j]
-        lo, hi = b - crit * e, b + crit * e
-        scale = (lambda v: np.exp(2 * v)) if model == "logistic" else (lambda v: 2 * v)
         rows.append({
             "term": names[idx], "coef": b, "se": e,
             "effect": scale(b) if idx else np.nan,
-            "ci_low": scale(lo) if idx else np.nan, "ci_high": scale(hi) if idx else np.nan,
+            "ci_low": scale(b - crit * e) if idx else np.nan, "ci_high": scale(b + crit * e) if idx else np.nan,
             "p_value": 2 * ref.sf(abs(b / e)), "aliased_with": "",
         })
     for idx, partner in aliases.items():

@@ -9,7 +9,7 @@ import pytest
 import statsmodels.api as sm
 
 from experiments.abtest.factorial import factorial_design
-from experiments.abtest.factorial_effects import estimate_effects
+from experiments.abtest.factorial_effects import estimate_effects, estimate_effects_from_counts
 
 FACTORS = ["subject=Save 20%|Last chance", "sender=Team,CEO", "content=short,long", "send_hour=9,17"]
 
@@ -96,3 +96,14 @@ def test_fractional_design_reports_aliased_interactions_instead_of_numbers():
     assert out.loc["sender:content", "aliased_with"] == "subject:send_hour"
     assert np.isnan(out.loc["sender:content", "coef"])
     assert out.loc["subject", "ci_low"] <= 0.024 <= out.loc["subject", "ci_high"]
+
+
+def test_aggregated_counts_give_the_per_recipient_estimates():
+    d, df, _ = _simulated(n=20000, seed=5)
+    factors = [f.name for f in d.factors]
+    runs = df.groupby(factors, as_index=False).agg(sends=("click", "size"), clicks=("click", "sum"))
+    for model in ("linear", "logistic"):
+        rows = estimate_effects(df, factors, "click", model=model, levels=d.levels)
+        counts = estimate_effects_from_counts(runs, factors, sends="sends", successes="clicks", model=model,
+                                              levels=d.levels)
+        pd.testing.assert_frame_equal(rows, counts, rtol=1e-7)
