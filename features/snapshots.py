@@ -59,16 +59,18 @@ def local_hour_bins(open_c: np.ndarray, open_t: np.ndarray, tz_codes: np.ndarray
 
 
 def _dense(c, d, nc, nd, weights=None, groups=None, n_groups=1) -> np.ndarray:
-    """(nc, [n_groups,] nd) sums of weights at (contact, [group,] day)."""
-    key = (c * n_groups + (0 if groups is None else groups)) * nd + d
-    out = np.bincount(key, weights=weights, minlength=nc * n_groups * nd)
-    return out.reshape(nc, n_groups, nd) if groups is not None else out.reshape(nc, nd)
+    """Day-major (nd, nc[, n_groups]) sums of weights (counts if None) at (day, contact[, group])."""
+    key = (d * nc + c) * n_groups + (0 if groups is None else groups)
+    out = np.bincount(key, weights=weights, minlength=nd * nc * n_groups)
+    if weights is None:
+        out = out.astype(np.int32)
+    return out.reshape(nd, nc, n_groups) if groups is not None else out.reshape(nd, nc)
 
 
 def _cum0(a: np.ndarray) -> np.ndarray:
-    """Running sum along the last axis with a leading zero: out[..., k] = sum of a[..., :k]."""
-    out = np.zeros(a.shape[:-1] + (a.shape[-1] + 1,), dtype=np.float64)
-    np.cumsum(a, axis=-1, out=out[..., 1:])
+    """Running sum over days (axis 0) with a leading zero row: out[k] = sum of a[:k]."""
+    out = np.zeros((a.shape[0] + 1,) + a.shape[1:], dtype=a.dtype)
+    np.cumsum(a, axis=0, out=out[1:])
     return out
 
 
@@ -101,8 +103,8 @@ class SnapshotEngine:
         return d, d < self.nd
 
     def _at(self, cum: np.ndarray, lag: int = 0) -> np.ndarray:
-        """cum (..., nd+1) read at every snapshot (minus `lag` days) -> (..., n_snaps)."""
-        return cum[..., np.clip(self.snaps - lag - self.day0, 0, self.nd)]
+        """cum (nd+1, ...) read at every snapshot (minus `lag` days) -> (n_snaps, ...)."""
+        return cum[np.clip(self.snaps - lag - self.day0, 0, self.nd)]
 
     # ---- population priors (all contacts, same windows, same snapshot) ---------------
     def _population(self) -> None:
@@ -111,7 +113,7 @@ class SnapshotEngine:
             d, ok = self._day(t)
             c = np.zeros(int(ok.sum()), dtype=np.int64)
             g = None if groups is None else groups[ok]
-            return _dense(c, d[ok], 1, nd, None if weights is None else weights[ok], g, n_groups)[0]
+            return _dense(c, d[ok], 1, nd, None if weights is None else weights[ok], g, n_groups)[:, 0]
 
         conv = ev.other_kind == 0
         self.pop = {
@@ -160,35 +162,35 @@ class SnapshotEngine:
         eng = (_dense(oc, od, nc, nd, dec(ot, self.w.get("open", 0.0)))
                + _dense(kc, kd, nc, nd, dec(kt, self.w.get("click", 0.0)))
                + _dense(xc[xk == 0], xd[xk == 0], nc, nd, dec(xt[xk == 0], self.w.get("conversion", 0.0))))
-        eng_at = self._at(_cum0(eng)) * np.exp2(-(self.snaps - t0) / self.h)[None, :]
+        eng_at = self._at(_cum0(eng)) * np.exp2(-(self.snaps - t0) / self.h)[:, None]
 
         def last_time(c, d, t):
-            """Latest fact time (days since epoch) on or before each day position; -inf if none."""
-            out = np.full(nc * nd + 1, -np.inf)
-            np.maximum.at(out, c * nd + d, t / US_PER_DAY)
-            out = np.concatenate([np.full((nc, 1), -np.inf), out[:-1].reshape(nc, nd)], axis=1)
-            return np.maximum.accumulate(out, axis=1)
+            """Latest fact time (days since epoch) before each day position (row 0: none); -inf if none."""
+            out = np.full((nd + 1) * nc, -np.inf)
+            np.maximum.at(out, (d + 1) * nc + c, t / US_PER_DAY)
+            return np.maximum.accumulate(out.reshape(nd + 1, nc), axis=0)
 
-        snap_days = self.snaps.astype(np.float64)[None, :]
+        snap_days = self.snaps.astype(np.float64)[:, None]
 
         def since(last):
             v = snap_days - self._at(last)
             return np.where(np.isfinite(v), v, np.nan)
 
         # sends counted up to the last day with an open (fatigue streak = sends since then)
-        sends_upto = np.cumsum(sends, axis=1)
-        at_open = np.where(opens > 0, sends_upto, -1.0)
-        at_open = np.concatenate([np.full((nc, 1), -1.0), np.maximum.accumulate(at_open, axis=1)], axis=1)
+        sends_upto = np.cumsum(sends, axis=0)
+        at_open = np.where(opens > 0, sends_upto, -1)
+        at_open = np.maximum.accumulate(np.concatenate([np.full((1, nc), -1), at_open], axis=0), axis=0)
 
         created = ev.created_us[lo:hi]
-        alive = created[:, None] < (self.snaps * US_PER_DAY)[None, :]          # (nc, S)
-        flat = alive.reshape(-1)
+        alive = created[None, :] < (self.snaps * US_PER_DAY)[:, None]          # (S, nc)
+        keep = None if alive.all() else np.flatnonzero(alive.reshape(-1))
 
         def col(x):
-            return np.broadcast_to(x, (nc, S)).reshape(-1)[flat]
+            x = np.broadcast_to(x, (S, nc)).reshape(-1)
+            return x if keep is None else x.take(keep)
 
-        ids = col(ev.contact_ids[lo:hi, None])
-        ts = pa.array(col((self.snaps * US_PER_DAY)[None, :]), type=pa.timestamp("us", tz="UTC"))
+        ids = col(ev.contact_ids[lo:hi][None, :])
+        ts = pa.array(col((self.snaps * US_PER_DAY)[:, None]), type=pa.timestamp("us", tz="UTC"))
 
         e: dict[str, np.ndarray] = {}
         for wd in (7, 30, 90):
@@ -197,9 +199,9 @@ class SnapshotEngine:
         e["revenue_90d"] = self._at(cum["revenue"]) - self._at(cum["revenue"], 90)
         for wd in (30, 90):
             for m, name in (("opens", "open_rate"), ("clicks", "click_rate")):
-                e[f"{name}_{wd}d"] = _shrunk(e[f"{m}_{wd}d"], e[f"sends_{wd}d"], self._pop_rate(m, "sends", wd)[None, :], self.a)
+                e[f"{name}_{wd}d"] = _shrunk(e[f"{m}_{wd}d"], e[f"sends_{wd}d"], self._pop_rate(m, "sends", wd)[:, None], self.a)
         e["conversion_rate_90d"] = _shrunk(e["conversions_90d"], e["sends_90d"],
-                                           self._pop_rate("conversions", "sends", 90)[None, :], self.a)
+                                           self._pop_rate("conversions", "sends", 90)[:, None], self.a)
         e["days_since_last_open"] = since(last_time(oc, od, ot))
         e["days_since_last_click"] = since(last_time(kc, kd, kt))
         e["days_since_last_send"] = since(last_time(sc, sd, st_))
@@ -211,37 +213,37 @@ class SnapshotEngine:
         e["unsubscribed"] = self._at(cum["unsubscribes"]) > 0
         e["bounced"] = self._at(cum["bounces"]) > 0
         e["complained"] = self._at(cum["complaints"]) > 0
-        e["tenure_days"] = snap_days - (created / US_PER_DAY)[:, None]
+        e["tenure_days"] = snap_days - (created / US_PER_DAY)[None, :]
 
         # topic affinities over 90 days, shrunk to the population's topic CTR
         nt = len(ev.topics)
         tsends = _cum0(_dense(sc, sd, nc, nd, groups=stop, n_groups=nt))
         tclicks = _cum0(_dense(kc, kd, nc, nd, groups=ktop, n_groups=nt))
-        n90 = self._at(tsends) - self._at(tsends, 90)               # (nc, nt, S)
+        n90 = self._at(tsends) - self._at(tsends, 90)               # (S, nc, nt)
         k90 = self._at(tclicks) - self._at(tclicks, 90)
-        pn = self._at(self.pop["sends_t"]) - self._at(self.pop["sends_t"], 90)  # (nt, S)
+        pn = self._at(self.pop["sends_t"]) - self._at(self.pop["sends_t"], 90)  # (S, nt)
         pk = self._at(self.pop["clicks_t"]) - self._at(self.pop["clicks_t"], 90)
         pt = np.where(pn > 0, pk / np.maximum(pn, 1), 0.0)
-        aff = _shrunk(k90, n90, pt[None], self.a)
-        topics = {f"click_affinity_{t}": aff[:, i, :] for i, t in enumerate(ev.topics)}
+        aff = _shrunk(k90, n90, pt[:, None, :], self.a)
+        topics = {f"click_affinity_{t}": aff[:, :, i] for i, t in enumerate(ev.topics)}
 
         # local-time open profile (lifetime), shrunk to the population's profile
-        bins = self._at(_cum0(_dense(oc, od, nc, nd, groups=ob, n_groups=48)))   # (nc, 48, S)
-        q = self._at(self.pop["bins"])                                               # (48, S)
+        bins = self._at(_cum0(_dense(oc, od, nc, nd, groups=ob, n_groups=48)))   # (S, nc, 48)
+        q = self._at(self.pop["bins"])                                               # (S, 48)
         st: dict[str, np.ndarray] = {}
         best = {}
         for k, kind in enumerate(("wd", "we")):
-            n_b = bins[:, 24 * k: 24 * (k + 1), :]
-            n_tot = n_b.sum(axis=1)
-            q_b = q[24 * k: 24 * (k + 1)]
-            q_tot = q_b.sum(axis=0)
-            prior = np.where(q_tot > 0, q_b / np.maximum(q_tot, 1), 1 / 24)          # (24, S)
-            share = (n_b + self.a_prof * prior[None]) / (n_tot[:, None, :] + self.a_prof) if self.a_prof > 0 else \
-                np.where(n_tot[:, None, :] > 0, n_b / np.maximum(n_tot[:, None, :], 1), prior[None])
+            n_b = bins[:, :, 24 * k: 24 * (k + 1)]
+            n_tot = n_b.sum(axis=2)
+            q_b = q[:, 24 * k: 24 * (k + 1)]
+            q_tot = q_b.sum(axis=1, keepdims=True)
+            prior = np.where(q_tot > 0, q_b / np.maximum(q_tot, 1), 1 / 24).astype(np.float32)  # (S, 24)
+            share = _shrunk(n_b.astype(np.float32), n_tot[:, :, None].astype(np.float32), prior[:, None, :],
+                            np.float32(self.a_prof))  # float32: 48 shares x every row is the bulk of the data
             st[f"opens_{'weekday' if kind == 'wd' else 'weekend'}"] = n_tot.astype(np.int64)
             for hr in range(24):
-                st[f"open_share_{kind}_h{hr:02d}"] = share[:, hr, :]
-            best[kind] = share.argmax(axis=1).astype(np.int64)
+                st[f"open_share_{kind}_h{hr:02d}"] = share[:, :, hr]
+            best[kind] = share.argmax(axis=2).astype(np.int64)
         st["best_hour_weekday"] = best["wd"]
         st["best_hour_weekend"] = best["we"]
 

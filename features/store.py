@@ -71,12 +71,12 @@ def _latest_rows(path: str, join_key: str, start: datetime | None, end: datetime
     con = duckdb.connect()
     try:
         con.execute("SET threads=2")
-        lo = "" if start is None else "AND event_timestamp >= ?"
-        params = [end] + ([] if start is None else [start])
-        return con.execute(
-            f"""SELECT * FROM read_parquet(?) WHERE event_timestamp <= ? {lo}
+        lo = "" if start is None else "AND event_timestamp >= $start"
+        params = {"path": path, "end": end} | ({} if start is None else {"start": start})
+        return con.sql(
+            f"""SELECT * FROM read_parquet($path) WHERE event_timestamp <= $end {lo}
                 QUALIFY row_number() OVER (PARTITION BY {join_key} ORDER BY event_timestamp DESC) = 1""",
-            [path, *params],
+            params=params,
         ).to_arrow_table()
     finally:
         con.close()
