@@ -113,5 +113,13 @@ def frame_table(df, title: str):
     for column in df.columns:
         table.add_column(str(column))
     for row in df.itertuples(index=False):
-        table.add_row(*(_num(v) if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*(_cell(v) for v in row))
     return table
+
+
+def _cell(value) -> str:
+    import pandas as pd
+
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M %Z")
+    return _num(value) if isinstance(value, float) else str(value)
