@@ -25,6 +25,7 @@ from .snapshots import CampaignState, Snapshot, SnapshotStore
 from .timeutil import micros_array, parse_duration, to_micros
 
 MODES = ("policy", "holdout", "kill_switch", "apprentice")
+REWARD_EVENTS = ("delivered", "open", "click", "conversion", "unsubscribe", "bounce", "complaint")
 
 
 @dataclass
@@ -73,8 +74,14 @@ class Allocator:
                           policy: str = "lin_ts", floor: float = 0.02, holdout_share: float = 0.0,
                           control_variant: int | None = None, *, policy_params: dict | None = None,
                           default_reward: float = 0.0, aggregation: str = "first", ridge: float = 1.0,
-                          apprentice: bool = False, apprentice_baseline: str = "control") -> None:
-        """Create (or re-configure) a campaign. Variants: `content_id` + feature columns."""
+                          apprentice: bool = False, apprentice_baseline: str = "control",
+                          reward_value: str = "count") -> None:
+        """Create (or re-configure) a campaign. Variants: `content_id` + feature columns.
+
+        `reward_event` is the event type that pays (click by default); `reward_value`
+        'count' pays 1 per event, 'value' pays the event's `value` (e.g. revenue of a
+        conversion).
+        """
         if not campaign_id or not isinstance(campaign_id, str):
             raise ValueError("campaign_id: must be a non-empty string")
         _check_variants(variants)
@@ -90,6 +97,10 @@ class Allocator:
             raise ValueError("control_variant: required when holdout_share > 0")
         if control_variant is not None and int(control_variant) not in ids:
             raise ValueError(f"control_variant: {control_variant} is not among the variants")
+        if reward_event not in REWARD_EVENTS:
+            raise ValueError(f"reward_event: expected one of {REWARD_EVENTS}, got {reward_event!r}")
+        if reward_value not in ("count", "value"):
+            raise ValueError("reward_value: expected 'count' or 'value'")
         if apprentice_baseline not in ("control", "uniform"):
             raise ValueError("apprentice_baseline: expected 'control' or 'uniform'")
         if apprentice and apprentice_baseline == "control" and control_variant is None:
@@ -104,7 +115,7 @@ class Allocator:
             "policy": policy, "policy_params": policy_params or {},
             "floor": float(floor), "holdout_share": float(holdout_share),
             "control_variant": None if control_variant is None else int(control_variant),
-            "reward_event": reward_event, "wait_window_us": parse_duration(wait_window),
+            "reward_event": reward_event, "reward_value": reward_value, "wait_window_us": parse_duration(wait_window),
             "default_reward": float(default_reward), "aggregation": aggregation, "ridge": float(ridge),
             "kill_switch": None, "apprentice": bool(apprentice), "apprentice_baseline": apprentice_baseline,
         }
@@ -336,6 +347,42 @@ class Allocator:
         occurred = micros_array(occurred_at, "occurred_at")
         return self.log.add_rewards([str(d) for d in decision_ids], rewards, occurred,
                                     [str(e) for e in event_ids], to_micros(now, "now"))
+
+    def ingest_events(self, events: pd.DataFrame, sends: pd.DataFrame, now=None) -> pd.DataFrame:
+        """Turn event-log rows (the `events` and `sends` tables) into rewards.
+
+        Each campaign's `reward_event` rows whose send carries a decision id
+        become rewards (event_id = the event's id, so re-delivered events count
+        once). Returns DataFrame[event_id, decision_id, status].
+        """
+        for table, cols in (("events", ("event_id", "send_id", "type", "occurred_at", "value")),
+                            ("sends", ("send_id", "campaign_id", "decision_id"))):
+            frame = events if table == "events" else sends
+            missing = [c for c in cols if c not in frame.columns]
+            if missing:
+                raise ValueError(f"{table}: missing columns {missing}")
+        merged = events.merge(sends[["send_id", "campaign_id", "decision_id"]], on="send_id", how="inner")
+        merged = merged[merged["decision_id"].notna()]
+        parts = []
+        for cid, group in merged.groupby("campaign_id", sort=False):
+            try:
+                _, config = self.log.campaign(str(cid))
+            except ValueError:
+                continue  # sends of campaigns not run by this allocator
+            paying = group[group["type"] == config["reward_event"]]
+            if config["reward_value"] == "value":
+                paying = paying[paying["value"].notna()]
+                value = paying["value"].to_numpy(float)
+            else:
+                value = np.ones(len(paying))
+            if len(paying):
+                status = self.rewards(paying["decision_id"].astype(str).tolist(), value,
+                                      paying["occurred_at"], paying["event_id"].tolist(), now=now)
+                parts.append(pd.DataFrame({"event_id": paying["event_id"].to_numpy(),
+                                           "decision_id": paying["decision_id"].to_numpy(), "status": status}))
+        if not parts:
+            return pd.DataFrame({"event_id": [], "decision_id": [], "status": []})
+        return pd.concat(parts, ignore_index=True)
 
     # learning ----------------------------------------------------------------
     def learn(self, now=None, gate: bool = False, track: bool = False, min_gate_rows: int = 200) -> int:

@@ -101,17 +101,19 @@ class LinUCB:
         P = arm_projections(arms.d, arms.Z, arms.slots, arms.n_slots)   # (K, D, d)
         cov = posterior.covariance()
         S = np.einsum("kDi,DE,kEj->kij", P, cov, P, optimize=True)    # (K, d, d)
-        return _UCBScorer(W, S, self.alpha)
+        d, K = W.shape
+        return _UCBScorer(W, np.ascontiguousarray(S.transpose(1, 0, 2).reshape(d, K * d)), self.alpha)
 
 
 @dataclass
 class _UCBScorer:
-    W: np.ndarray
-    S: np.ndarray
+    W: np.ndarray      # (d, K) posterior-mean weights
+    S: np.ndarray      # (d, K*d): per-arm covariance of x -> phi(x, a), side by side
     alpha: float
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
-        var = np.einsum("ni,kij,nj->nk", X, self.S, X, optimize=True)
+        n, (d, K) = len(X), self.W.shape
+        var = ((X @ self.S).reshape(n, K, d) * X[:, None, :]).sum(axis=2)   # x' S_a x for every arm
         return _greedy(X @ self.W + self.alpha * np.sqrt(np.maximum(var, 0.0)))
 
 

@@ -150,8 +150,10 @@ def build_stream(world, config: SimulationConfig) -> CampaignStream:
     sent = np.repeat(decided_us.astype("datetime64[us]"), K)
     probs = world.response.probabilities(np.repeat(contact_ids, K), np.tile(variants["content_id"].to_numpy(), T),
                                          sent)["click"].reshape(T, K)
-    open_delay = np.exp(np.log(1.5 * 3600) + 1.4 * rng.standard_normal(T))      # simulator: median 1.5 h, sigma 1.4
-    click_delay = np.exp(np.log(90.0) + 1.0 * rng.standard_normal(T))           # median 90 s, sigma 1.0
+    from simulation.response import CLICK_DELAY, OPEN_DELAY  # the simulator's lognormal (median s, sigma)
+
+    open_delay = OPEN_DELAY[0] * np.exp(OPEN_DELAY[1] * rng.standard_normal(T))
+    click_delay = CLICK_DELAY[0] * np.exp(CLICK_DELAY[1] * rng.standard_normal(T))
     keys = splitmix64(np.uint64(config.seed) * np.uint64(1_000_003) + np.arange(T, dtype=np.uint64))
 
     attrs = contacts[list(CONTEXT_ATTRIBUTES)].astype(str).to_numpy()

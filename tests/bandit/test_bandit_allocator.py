@@ -198,3 +198,18 @@ def test_bad_input_rejected_with_field_names(allocator, variants):
         allocator.register_campaign("x", variants, ["x1"], holdout_share=0.1)
     with pytest.raises(ValueError, match="wait_window"):
         allocator.register_campaign("x", variants, ["x1"], wait_window="soon")
+
+
+def test_ingest_events_from_event_log_tables(allocator, make_contexts):
+    out = allocator.choose("spring", np.arange(3), make_contexts(3), now=T0)
+    sends = pd.DataFrame({"send_id": [1, 2, 3, 4], "campaign_id": ["spring"] * 3 + ["other"],
+                          "decision_id": list(out["decision_id"]) + [None]})
+    at = T0 + pd.Timedelta("1h")
+    events = pd.DataFrame({
+        "event_id": [100, 101, 102, 103, 104], "send_id": [1, 1, 2, 3, 4],
+        "type": ["open", "click", "click", "click", "click"], "occurred_at": [at] * 4 + [at],
+        "value": [None] * 5})
+    status = allocator.ingest_events(events, sends)
+    assert status.set_index("event_id")["status"].to_dict() == {101: "accepted", 102: "accepted", 103: "accepted"}
+    again = allocator.ingest_events(events, sends)
+    assert set(again["status"]) == {"duplicate"}
