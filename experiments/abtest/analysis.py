@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,11 @@ from scipy import stats as sps
 from experiments.abtest import bayesian, frequentist, sequential
 from experiments.abtest.cuped import cuped_adjust
 from experiments.abtest.metrics import MetricSpec, parse_metric
-from experiments.abtest.multiple_testing import benjamini_hochberg, holm
+from experiments.abtest.multiple_testing import adjust, benjamini_hochberg, holm
 from experiments.abtest.results import AnalysisResult, LiftRecord, VariantSummary
 from experiments.abtest.settings import AnalysisSettings
 from experiments.abtest.srm import srm_test, validate_split
-from experiments.abtest.sufficient import MetricStats, select
+from experiments.abtest.sufficient import MetricStats
 from experiments.abtest.table import VariantTable, needed_columns, read_table, summarize
 
 
@@ -144,6 +145,9 @@ def _analyze_metric(metric, stats: MetricStats, table: VariantTable, settings, w
         sd = float(np.sqrt(variances[i]))
         summaries.append(VariantSummary(metric.name, name, int(n[i]), float(means[i]),
                                         float(means[i] - z * sd), float(means[i] + z * sd), posterior))
+    if len(summaries) >= 2 and all(np.isfinite(s.posterior.b) and s.posterior.b > 0 for s in summaries):
+        best = bayesian.chance_to_be_best([s.posterior for s in summaries], metric.higher_is_better)
+        summaries = [replace(s, chance_to_be_best=float(b)) for s, b in zip(summaries, best)]
 
     if metric.guardrail:
         alternative = "less" if metric.higher_is_better else "greater"
@@ -205,16 +209,18 @@ def _analyze_metric(metric, stats: MetricStats, table: VariantTable, settings, w
 
 def _with_adjusted_p_values(records: list[LiftRecord], settings: AnalysisSettings) -> list[LiftRecord]:
     """Holm and BH over the decision metrics (guardrails stay unadjusted)."""
-    from dataclasses import replace
-
     family = [i for i, r in enumerate(records) if not r.guardrail and np.isfinite(r.p_value)]
     if not family:
         return records
     p = np.array([records[i].p_value for i in family])
     p_holm, p_bh = holm(p), benjamini_hochberg(p)
     chosen = {"holm": p_holm, "bh": p_bh, "none": p}[settings.correction]
+    seq_adjusted = [None] * len(family)
+    if settings.sequential:  # as Optimizely's Stats Engine: the correction on always-valid p-values
+        seq_adjusted = adjust(np.array([records[i].seq_p_value for i in family]), settings.correction)
     out = list(records)
     for j, i in enumerate(family):
         out[i] = replace(records[i], p_holm=float(p_holm[j]), p_bh=float(p_bh[j]),
-                         p_adjusted=float(chosen[j]), significant=bool(chosen[j] < settings.alpha))
+                         p_adjusted=float(chosen[j]), significant=bool(chosen[j] < settings.alpha),
+                         seq_p_adjusted=None if seq_adjusted[j] is None else float(seq_adjusted[j]))
     return out

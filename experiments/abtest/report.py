@@ -73,6 +73,12 @@ def print_analysis(result: AnalysisResult, console) -> None:
     if reductions:
         text = ", ".join(f"{m}/{v} {vr:.1%}" for m, v, vr in reductions)
         console.print(f"CUPED on {result.covariate!r}: variance reduction {text}")
+    if len(result.variants) > 2:
+        for metric in dict.fromkeys(s.metric for s in result.summaries):
+            best = [(s.variant, s.chance_to_be_best) for s in result.summaries
+                    if s.metric == metric and s.chance_to_be_best is not None]
+            if best:
+                console.print(f"P(best) {metric}: " + ", ".join(f"{v} {p:.1%}" for v, p in best))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 

@@ -21,6 +21,7 @@ class VariantSummary:
     ci_low: float
     ci_high: float
     posterior: Posterior
+    chance_to_be_best: float | None = None  # among all variants (Bayesian, Monte Carlo)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class LiftRecord:
     variance_reduction: float | None = None
     winsor_cap: float | None = None
     seq_p_value: float | None = None
+    seq_p_adjusted: float | None = None  # the same correction applied to always-valid p-values
     seq_abs_low: float | None = None
     seq_abs_high: float | None = None
     seq_rel_low: float | None = None

@@ -146,17 +146,6 @@ def metric_stats_by_group(
     return MetricStats(**fields)
 
 
-def select(stats: MetricStats, index) -> MetricStats:
-    """The statistics of one group (or a subset) out of grouped arrays."""
-    picked = {}
-    for name in MetricStats.__dataclass_fields__:
-        value = getattr(stats, name)
-        picked[name] = None if value is None else np.asarray(value)[index]
-        if picked[name] is not None and np.ndim(picked[name]) == 0:
-            picked[name] = float(picked[name])
-    return MetricStats(**picked)
-
-
 def pooled(stats: MetricStats) -> MetricStats:
     """Sum grouped statistics over all groups (e.g. all variants together)."""
     total = {}

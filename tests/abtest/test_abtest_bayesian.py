@@ -61,3 +61,25 @@ def test_analysis_reports_posteriors_per_variant():
     assert (post["b"].a, post["b"].b) == (471, 4531)
     r = result.record("click", "b")
     assert r.chance_to_beat == pytest.approx(miller_prob_b_beats_a(401, 4601, 471, 4531), abs=1e-6)
+
+
+def test_chance_to_be_best_and_relative_credible_interval():
+    from experiments.abtest.bayesian import chance_to_be_best
+
+    given = {"click": {"a": MetricStats.from_binary(20000, 2000), "b": MetricStats.from_binary(20000, 2100),
+                       "c": MetricStats.from_binary(20000, 2000)}}
+    result = analyze_statistics(given, "a", [MetricSpec.binary("click")])
+    best = {s.variant: s.chance_to_be_best for s in result.summaries}
+    # Monte Carlo with other draws, independent of the analysis' seed
+    rng = np.random.default_rng(99)
+    draws = np.column_stack([rng.beta(1 + s, 1 + 20000 - s, 400_000) for s in (2000, 2100, 2000)])
+    expected = np.bincount(draws.argmax(1), minlength=3) / 400_000
+    assert [best[v] for v in "abc"] == pytest.approx(expected, abs=0.006)
+    assert sum(best.values()) == pytest.approx(1.0)
+    # with two variants, "best" is "beats the control"
+    two = chance_to_be_best([beta_posterior(5000, 400), beta_posterior(5000, 450)])
+    assert two[1] == pytest.approx(binary_lift(5000, 450, 5000, 400).chance_to_beat, abs=0.005)
+    # the relative-lift credible interval matches the quantiles of p_b / p_a - 1
+    r = result.record("click", "b")
+    rel = draws[:, 1] / draws[:, 0] - 1
+    assert (r.post_rel_low, r.post_rel_high) == pytest.approx(tuple(np.quantile(rel, [0.025, 0.975])), abs=2e-3)

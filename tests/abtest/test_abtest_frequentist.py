@@ -128,3 +128,12 @@ def test_sufficient_statistics_input_gives_the_same_result_as_the_table(table):
     from_table = analyze(table, "variant", "a", ["revenue:continuous"]).record("revenue", "b")
     assert from_stats.p_value == pytest.approx(from_table.p_value, rel=1e-8)
     assert from_stats.rel_ci_low == pytest.approx(from_table.rel_ci_low, rel=1e-8)
+
+
+def test_variant_summary_interval_matches_statsmodels(table):
+    result = analyze(table, "variant", "a", ["revenue:continuous"])
+    for summary in result.summaries:
+        values = table.loc[table.variant == summary.variant, "revenue"].to_numpy(float)
+        low, high = DescrStatsW(values).zconfint_mean(alpha=0.05)
+        assert (summary.ci_low, summary.ci_high) == pytest.approx((low, high), rel=1e-9)
+        assert summary.n == values.size

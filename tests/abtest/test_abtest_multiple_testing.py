@@ -29,3 +29,11 @@ def test_analysis_adjusts_across_variants_and_metrics_but_not_guardrails():
     assert [r.p_adjusted for r in decisions] == pytest.approx(multipletests(raw, method="fdr_bh")[1])
     assert all(r.significant == (r.p_adjusted < 0.05) for r in decisions)
     assert all(r.p_adjusted is None for r in result.records if r.guardrail)
+
+
+def test_sequential_p_values_get_the_same_correction():
+    df = recipient_table(n=9000, seed=10, variants=("a", "b", "c"), open_lift=0.04)
+    result = analyze(df, "variant", "a", ["open:binary", "click:binary"],
+                     AnalysisSettings(sequential=True, correction="bh"))
+    raw = np.array([r.seq_p_value for r in result.records])
+    assert [r.seq_p_adjusted for r in result.records] == pytest.approx(multipletests(raw, method="fdr_bh")[1])
