@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--decisions", type=int, default=20_000)
     ap.add_argument("--contacts", type=int, default=20_000)
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    ap.add_argument("--speed-only", action="store_true", help="skip the regret simulation")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.decisions, args.contacts = [7], 3000, 3000
@@ -146,6 +147,8 @@ def main() -> None:
         n_batch = 5000 if args.quick else 50_000
         _table(f"Decision speed ({n_batch:,} contexts batched; single decisions one at a time; 1 thread)",
                speed(world, n_batch, 300 if args.quick else 2000, 1000 if args.quick else 5000))
+        if args.speed_only:
+            return
         table, oracle = regret(args.seeds, args.decisions, args.contacts)
         _table(f"Cumulative regret vs per-contact oracle, T={args.decisions:,}, seeds {args.seeds} "
                f"(oracle ~{oracle:,.0f} expected clicks); lower is better", table)

@@ -72,7 +72,7 @@ def _simulate(args: argparse.Namespace) -> int:
     config = SimulationConfig(decisions=args.decisions, seed=args.seed, n_contacts=args.contacts,
                               n_variants=args.variants, days=args.days, wait_window_hours=args.wait_window,
                               update_every_hours=args.update_every, policies=policies)
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, disable=args.json) as progress:
         task = progress.add_task("simulating", total=len(policies))
 
         def step(name: str) -> None:
@@ -115,6 +115,10 @@ def _learn(args: argparse.Namespace) -> int:
     from . import Allocator
 
     alloc = Allocator.open(load_settings().bandit_dir)
+    if not alloc.log.campaign_ids():
+        print(f"no campaigns registered in {alloc.log.path}; nothing to learn")
+        alloc.close()
+        return 0
     version = alloc.learn(gate=args.gate, track=args.gate)
     for cid, decision in getattr(alloc, "gate_decisions", []):
         print(f"{cid}: {'promoted' if decision.promote else 'kept live'}: {decision.reason}")

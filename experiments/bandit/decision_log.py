@@ -62,7 +62,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
     campaign_id TEXT PRIMARY KEY, config TEXT NOT NULL, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
+    seq INTEGER PRIMARY KEY, decision_id TEXT NOT NULL UNIQUE,
     campaign_id TEXT NOT NULL, decided_at INTEGER NOT NULL, contact_id INTEGER NOT NULL,
     eligible BLOB NOT NULL, context BLOB NOT NULL, probabilities BLOB NOT NULL,
     variant INTEGER NOT NULL, propensity REAL NOT NULL, policy_version INTEGER NOT NULL,
@@ -147,7 +147,7 @@ class SQLiteDecisionLog:
         )
         with self._lock:
             if n == 1:  # autocommit: one statement is one transaction
-                self._db.executemany(sql, rows)
+                self._db.execute(sql, next(rows))
                 return
             self._db.execute("BEGIN")
             try:
