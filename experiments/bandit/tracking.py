@@ -4,23 +4,12 @@ simulation runs and promotion-gate comparisons, in experiments
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 
 def _configure(settings, experiment: str) -> None:
-    import mlflow
+    # the project's one MLflow convention (experiment `inbox/<name>`, artifacts under artifact_root)
+    from models.tracking import configure
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    name = f"inbox/{experiment}"
-    client = mlflow.MlflowClient()
-    found = client.get_experiment_by_name(name)
-    if found is None:
-        location = Path(settings.artifact_root) / "artifacts"
-        location.mkdir(parents=True, exist_ok=True)
-        exp_id = client.create_experiment(name, artifact_location=location.resolve().as_uri())
-    else:
-        exp_id = found.experiment_id
-    mlflow.set_experiment(experiment_id=exp_id)
+    configure(settings, experiment)
 
 
 def log_simulation(result, settings=None) -> str:
