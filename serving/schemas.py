@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Annotated
 
 MAX_BATCH = 1000
@@ -41,6 +41,12 @@ class SendWindow(Strict):
     start: UtcDatetime
     end: UtcDatetime
     quiet_hours: tuple[int, int] = Field(default=(21, 7), description="local [start, end) hours never used")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end <= self.start:
+            raise ValueError("window.end must be after window.start")
+        return self
 
 
 # --- responses --------------------------------------------------------------

@@ -107,8 +107,6 @@ class InboxService:
         if state is None:
             return self._not_ready()
         start, end, quiet = _window(window)
-        if end <= start:
-            return error(400, "window.end", "must be after window.start")
         model = state.models["send_time"]
         feats = ContactFeatures.read(state, contact_ids, request_time=start)
         df = send_slots(state, feats, start, end, quiet)
@@ -195,8 +193,6 @@ class InboxService:
         if state is None:
             return self._not_ready()
         start, end, quiet = _window(window)
-        if end <= start:
-            return error(400, "window.end", "must be after window.start")
         try:
             out = decide(state, campaign_id, contact_ids, start, end, quiet, content_ids, k)
         except ValueError as exc:
@@ -261,6 +257,7 @@ class InboxService:
 
 
 def _window(window: SendWindow | None):
+    """(start, end, quiet hours); the default window is the next 24 h."""
     from serving.predict import default_window
 
     if window is None:

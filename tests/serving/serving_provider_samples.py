@@ -6,23 +6,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import datetime, timezone
+
+CAMPAIGN = "spring"
 
 
-def sendgrid_events(send_id=11, contact_id=7, decision_id="d-1", campaign_id="spring"):
+def sendgrid_events(send_id=11, contact_id=7, decision_id="d-1", campaign_id="spring", when=1513299569):
+    """`when`: Unix time of the first event (the docs' sample time by default)."""
     custom = {"send_id": str(send_id), "contact_id": str(contact_id), "decision_id": decision_id,
               "campaign_id": campaign_id}
     return [
-        {"email": "example@test.com", "timestamp": 1513299569, "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+        {"email": "example@test.com", "timestamp": when, "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
          "event": "processed", "category": "cat facts", "sg_event_id": "rbtnWrG1DVDGGGFHFyun0A==",
          "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.000000000000", **custom},
-        {"email": "example@test.com", "timestamp": 1513299569, "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+        {"email": "example@test.com", "timestamp": when, "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
          "event": "delivered", "category": "cat facts", "sg_event_id": "rWVYmVk90MjZJ9iohOBa3w==",
          "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.000000000000",
          "response": "250 OK", **custom},
-        {"email": "example@test.com", "timestamp": 1513299600, "event": "open", "category": "cat facts",
+        {"email": "example@test.com", "timestamp": when + 31, "event": "open", "category": "cat facts",
          "sg_event_id": "FOTFFO0ecsBE-zxFXfs6WA==", "useragent": "Mozilla/4.0", "ip": "255.255.255.255",
          "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.000000000000", **custom},
-        {"email": "example@test.com", "timestamp": 1513299700, "event": "click", "category": "cat facts",
+        {"email": "example@test.com", "timestamp": when + 131, "event": "click", "category": "cat facts",
          "sg_event_id": "kCAi1KttyQdEKHhdC-nuEA==", "url": "https://sendgrid.com", "url_offset": {"index": 0,
          "type": "html"}, "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.000000000000",
          **custom},
@@ -49,7 +53,9 @@ def mailgun_event(event="clicked", event_id="CPgfbmQMTCKtHW6uIWtuVe", send_id=12
 
 
 def ses_notification(event_type="Click", message_id="ses-msg-1", send_id=13, contact_id=9, decision_id="d-3",
-                     campaign_id="spring", via="tags", bounce_type="Permanent"):
+                     campaign_id="spring", via="tags", bounce_type="Permanent", when=None):
+    """`when`: an aware datetime for the event (the docs' sample times by default)."""
+    stamp = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z") if when else None
     mail = {
         "timestamp": "2017-08-09T22:00:19.000Z", "source": "sender@example.com",
         "sourceArn": "arn:aws:ses:us-east-1:123456789012:identity/sender@example.com",
@@ -70,7 +76,7 @@ def ses_notification(event_type="Click", message_id="ses-msg-1", send_id=13, con
     message = {"eventType": event_type, "mail": mail}
     if event_type == "Click":
         message["click"] = {"ipAddress": "192.0.2.1", "link": "http://docs.aws.amazon.com/ses/latest/",
-                            "timestamp": "2017-08-09T23:51:25.570Z", "userAgent": "Mozilla/5.0"}
+                            "timestamp": stamp or "2017-08-09T23:51:25.570Z", "userAgent": "Mozilla/5.0"}
     elif event_type == "Bounce":
         message["bounce"] = {"bounceType": bounce_type, "bounceSubType": "General",
                              "bouncedRecipients": [{"emailAddress": "recipient@example.com"}],

@@ -19,7 +19,7 @@ def test_sendgrid_maps_types_ids_and_skips_unrecorded_events():
     assert [e.type for e in events] == [None, "delivered", "open", "click"]  # processed is not an event we keep
     click = events[-1]
     assert (click.send_id, click.contact_id, click.decision_id, click.campaign_id) == (11, 7, "d-1", "spring")
-    assert click.occurred_at == pd.Timestamp(1513299700, unit="s", tz="UTC")
+    assert click.occurred_at == pd.Timestamp(1513299569 + 131, unit="s", tz="UTC")
     rows = to_event_rows(events)
     validate("events", rows)
     assert list(rows["type"]) == ["delivered", "open", "click"]

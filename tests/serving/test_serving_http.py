@@ -1,0 +1,208 @@
+"""The real service over HTTP: endpoints, validation, webhooks, learning, reload."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from serving_provider_samples import CAMPAIGN, mailgun_event, sendgrid_events, ses_notification
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def decision_count(allocator) -> int:
+    return len(allocator.log.decisions(CAMPAIGN))
+
+
+def journal_count(settings) -> int:
+    import sqlite3
+
+    path = settings.events_dir / "webhook_journal.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+
+def known_contacts(settings, n=3):
+    from simulation.eventlog import read_table, table_path
+
+    return read_table("contacts", table_path(settings.events_dir, "contacts"))["contact_id"].head(n).tolist()
+
+
+def test_health_readiness_metrics_and_openapi(client):
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/livez").status_code == 200
+    client.post("/score", json={"contact_ids": [1]})
+    metrics = client.get("/metrics").text
+    assert "bentoml_service_request_duration_seconds" in metrics
+    spec = client.get("/docs.json").json()
+    for path in ("/score", "/send_time", "/rank_content", "/choose_variant", "/reward", "/decide", "/reload",
+                 "/webhooks/sendgrid", "/webhooks/mailgun", "/webhooks/ses"):
+        assert path in spec["paths"], path
+
+
+def test_score_send_time_rank_and_fallback(client, serving_world):
+    ids = known_contacts(serving_world, 2)
+    r = client.post("/score", json={"contact_ids": [*ids, 10_000_000]})
+    assert r.status_code == 200, r.text
+    scores = r.json()["scores"]
+    assert [s["contact_id"] for s in scores] == [*ids, 10_000_000]
+    assert all(0 <= s["probability"] <= 1 and s["tier"] in "ABCD" for s in scores)
+    assert [s["fallback"] for s in scores] == [False, False, True]
+    assert scores[0]["reasons_positive"] or scores[0]["reasons_negative"]
+
+    start = datetime(2026, 9, 1, tzinfo=timezone.utc)
+    r = client.post("/send_time", json={"contact_ids": ids, "window": {
+        "start": start.isoformat(), "end": (start + timedelta(hours=24)).isoformat()}})
+    assert r.status_code == 200, r.text
+    for slot in r.json()["slots"]:
+        at = datetime.fromisoformat(slot["send_at"].replace("Z", "+00:00"))
+        assert start <= at < start + timedelta(hours=24)
+        assert slot["level"] in ("contact", "segment", "population")
+
+    r = client.post("/rank_content", json={"contact_id": ids[0], "k": 3})
+    assert r.status_code == 200, r.text
+    ranking = r.json()["ranking"]
+    assert [x["rank"] for x in ranking] == [1, 2, 3]
+    assert ranking[0]["score"] >= ranking[-1]["score"]
+
+
+def test_choose_reward_duplicate_and_unknown(client, serving_world):
+    contact = known_contacts(serving_world, 1)[0]
+    r = client.post("/choose_variant", json={"campaign_id": CAMPAIGN, "contact_id": contact})
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert 0 < choice["propensity"] <= 1
+    body = {"decision_id": choice["decision_id"], "reward": 1.0, "event_id": "evt-choose-1"}
+    assert client.post("/reward", json=body).json()["status"] == "accepted"
+    assert client.post("/reward", json=body).json()["status"] == "duplicate"
+    r = client.post("/reward", json={**body, "decision_id": "no-such-decision"})
+    assert r.status_code == 404 and "decision_id" in r.text
+
+
+def test_decide_returns_everything_in_one_round_trip(client, serving_world, allocator):
+    ids = known_contacts(serving_world, 3)
+    before = decision_count(allocator)
+    r = client.post("/decide", json={"campaign_id": CAMPAIGN, "contact_ids": [*ids, 10_000_001], "k": 2})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert set(out["model_versions"]) == {"lead_scoring", "send_time", "content_preference"}
+    decisions = out["decisions"]
+    assert [d["contact_id"] for d in decisions] == [*ids, 10_000_001]
+    assert decisions[-1]["fallback"] is True
+    for d in decisions:
+        assert d["decision_id"] and 0 < d["propensity"] <= 1
+        assert len(d["content_order"]) == 2 and 0 <= d["lead_score"] <= 100
+    assert decision_count(allocator) == before + 4
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": "1,2"}, "contact_ids"),
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": [1, "x"]}, "contact_ids"),
+    ("/decide", {"campaign_id": "unknown-campaign", "contact_ids": [1]}, "campaign_id"),
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": []}, "contact_ids"),
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": list(range(1001))}, "contact_ids"),
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": [1, 1]}, "contact_ids"),
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": [-5]}, "contact_ids"),
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": [1], "content_ids": [99999]}, "content_ids"),
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": [1],
+                 "window": {"start": "2026-09-01T00:00:00", "end": "2026-09-02T00:00:00Z"}}, "window"),
+    ("/choose_variant", {"campaign_id": CAMPAIGN}, "contact_id"),
+    ("/reward", {"decision_id": "x", "reward": "lots", "event_id": "e"}, "reward"),
+])
+def test_bad_input_gets_4xx_naming_the_field_and_logs_nothing(client, allocator, path, body, field):
+    before = decision_count(allocator)
+    r = client.post(path, json=body)
+    assert 400 <= r.status_code < 500, r.text
+    assert field in r.text
+    assert decision_count(allocator) == before
+
+
+@pytest.mark.parametrize("provider, payload", [
+    ("sendgrid", [{"event": "click"}]),
+    ("sendgrid", {"not": "an array"}),
+    ("mailgun", {"event-data": {"event": "clicked"}}),
+    ("ses", {"Type": "Notification", "MessageId": "m-bad", "Message": "{oops"}),
+])
+def test_malformed_webhooks_get_400_and_record_nothing(client, serving_world, provider, payload):
+    before = journal_count(serving_world)
+    r = client.post(f"/webhooks/{provider}", json=payload)
+    assert r.status_code == 400, r.text
+    assert journal_count(serving_world) == before
+
+
+def test_each_provider_webhook_records_events_and_rewards_the_decision(client, serving_world):
+    contacts = known_contacts(serving_world, 3)
+    d = client.post("/decide", json={"campaign_id": CAMPAIGN, "contact_ids": contacts}).json()["decisions"]
+    now = datetime.now(timezone.utc)
+    payloads = {
+        "sendgrid": sendgrid_events(send_id=900001, contact_id=contacts[0], decision_id=d[0]["decision_id"],
+                                    campaign_id=CAMPAIGN, when=int(now.timestamp())),
+        "mailgun": mailgun_event(send_id=900002, contact_id=contacts[1], decision_id=d[1]["decision_id"],
+                                 campaign_id=CAMPAIGN, timestamp=now.timestamp()),
+        "ses": ses_notification(send_id=900003, contact_id=contacts[2], decision_id=d[2]["decision_id"],
+                                campaign_id=CAMPAIGN, when=now),
+    }
+    expected_recorded = {"sendgrid": 3, "mailgun": 1, "ses": 1}  # SendGrid's "processed" is not recorded
+    for provider, payload in payloads.items():
+        r = client.post(f"/webhooks/{provider}", json=payload)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["recorded"] == expected_recorded[provider], out
+        assert out["rewards"] == {"accepted": 1}, out   # one click each
+        retry = client.post(f"/webhooks/{provider}", json=payload).json()
+        assert retry["recorded"] == 0 and retry["duplicates"] == expected_recorded[provider]
+        assert retry["rewards"] == {"duplicate": 1}
+
+
+def test_rewards_change_the_next_snapshot_and_reload_serves_it(client, serving_world, allocator):
+    contacts = known_contacts(serving_world, 40)
+    decisions = client.post("/decide", json={"campaign_id": CAMPAIGN, "contact_ids": contacts}).json()["decisions"]
+    clicks = [ev for i, d in enumerate(decisions) if i % 2 == 0
+              for ev in sendgrid_events(send_id=910000 + i, contact_id=d["contact_id"],
+                                        decision_id=d["decision_id"], campaign_id=CAMPAIGN,
+                                        when=int(datetime.now(timezone.utc).timestamp()))
+              if ev["event"] == "click"]
+    for i, ev in enumerate(clicks):
+        ev["sg_event_id"] = f"click-{i}"
+    r = client.post("/webhooks/sendgrid", json=clicks)
+    assert r.json()["rewards"] == {"accepted": len(clicks)}
+    old = allocator.snapshots.newest()
+    version = allocator.learn(now=datetime.now(timezone.utc) + timedelta(hours=49))
+    assert version == old + 1
+    new_state = allocator.snapshots.read(version).campaigns[CAMPAIGN]
+    old_state = allocator.snapshots.read(old).campaigns.get(CAMPAIGN) if old else None
+    assert old_state is None or new_state.posterior.n > old_state.posterior.n
+    r = client.post("/reload", json={})
+    assert r.status_code == 200, r.text
+    assert r.json()["policy_version"] == version
+    choice = client.post("/choose_variant", json={"campaign_id": CAMPAIGN, "contact_id": contacts[0]}).json()
+    assert choice["choices"][0]["policy_version"] == version
+
+
+def test_reload_under_load_fails_no_request(client, service, serving_world):
+    import httpx
+
+    ids = known_contacts(serving_world, 5)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer():
+        with httpx.Client(base_url=service.url, timeout=60) as c:
+            while not stop.is_set():
+                statuses.append(c.post("/score", json={"contact_ids": ids, "reasons": False}).status_code)
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        r = client.post("/reload", json={}, timeout=300)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert r.status_code == 200, r.text
+    assert len(statuses) > 5
+    assert set(statuses) == {200}
