@@ -71,6 +71,7 @@ class ContentRanker:
 
     name = "content_preference"
     feature_service = "content_preference"
+    services = ("content_preference", "lead_scoring")  # topics + content, engagement + profile
 
     def __init__(self, module, contact_encoder: TowerEncoder, content_encoder: TowerEncoder, version=None,
                  batch_rows: int = 65_536):

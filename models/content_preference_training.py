@@ -52,12 +52,13 @@ class ContentPreferenceConfig:
 
     @classmethod
     def fast(cls) -> "ContentPreferenceConfig":
-        return cls(warmup_days=7, max_train_rows=60_000, epochs=2, hidden=32)
+        return cls(warmup_days=7, max_train_rows=60_000, epochs=2, hidden=32, threads=1)
 
 
 class ContentPreferenceSpec:
     name = "content_preference"
     feature_service = "content_preference"
+    services = ContentRanker.services
     primary_metric = "ndcg_at_3"
     higher_is_better = True
 
@@ -69,7 +70,7 @@ class ContentPreferenceSpec:
 
     # --- data -----------------------------------------------------------------
     def prepare(self, ctx: TrainingContext) -> Prepared:
-        from models.datasets import content_frame, feature_frame
+        from models.datasets import feature_frame
         from models.labels import send_outcome
 
         cfg = self.config
@@ -87,11 +88,10 @@ class ContentPreferenceSpec:
         idx = np.concatenate([train_idx, keep[block[keep] != "train"]])
         rows = sends.iloc[idx].reset_index(drop=True)
         entity = rows.rename(columns={"sent_at": "event_timestamp"})
-        frame = feature_frame(entity[["contact_id", "event_timestamp"]], self.feature_service, ctx.settings)
-        content = content_frame(entity[["content_id", "event_timestamp"]], ctx.settings)
-        for col in CONTENT_COLUMNS:
-            frame[col] = content[col].to_numpy()
-        frame["content_id"] = rows["content_id"].to_numpy()
+        frame = feature_frame(entity[["contact_id", "content_id", "event_timestamp"]], self.services, ctx.settings)
+        missing = [c for c in CONTENT_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"feature service content_preference: missing content feature(s) {missing}")
         frame["send_id"] = rows["send_id"].to_numpy()
         frame[LABEL] = send_outcome(rows, ctx.events["events"], "click").astype(np.int8)
         frame["block"] = block[idx]

@@ -1,110 +1,158 @@
-"""Point-in-time feature frames for training, from Feast (preferred) or the feature tables.
+"""Point-in-time feature frames for training, defined by the Feast feature services.
 
-`feature_frame(entity_df, service, settings)` returns `entity_df` joined with
-the features of a Feast feature service as of each row's `event_timestamp`.
-It uses `features.training.training_frame` (Feast `get_historical_features`)
-when the Feast repo is applied; otherwise it performs the same backward
-as-of join on the pipeline's Parquet tables in `settings.features_dir`
-(each row gets the newest snapshot at or before its timestamp). The source
-used is returned in `frame.attrs["feature_source"]` and logged to MLflow.
+Feast is the source of truth for *which* features a service has (views,
+feature names, TTLs, source tables: read from the applied registry). The
+point-in-time join itself is done here with `pandas.merge_asof` over the same
+Parquet sources: Feast's `file` offline store (dask) needs ~10 s for 20k
+entity rows of `lead_scoring` and ~45 s for `send_time`, i.e. many minutes for
+the ~10^6 rows a training set has. The semantics are Feast's: for each entity
+row, the newest snapshot with `event_timestamp <= row time` and not older than
+the view's TTL (TTL 0 = no limit); `tests/models/test_model_datasets.py`
+checks equality with `get_historical_features` on a sample. On-demand views
+(request-time context) are left out: the models compute what they need from
+the candidate send time themselves. `engine="feast"` runs the real Feast join.
+
+Without an applied Feast registry the same join runs on the pipeline's tables
+with the views of `FALLBACK_VIEWS` (mirrors `features.definitions`).
+
+Models read the union of several contact-side services, like serving does
+(it merges every contact-side service by column name).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-KEYS = ("contact_id", "content_id", "event_timestamp")
-
-# Fallback: feature-service name -> contact tables (features.pipeline.TABLE_FILES keys)
-SERVICE_TABLES = {
-    "lead_scoring": ("contact_profile", "contact_engagement", "contact_topics"),
-    "send_time": ("contact_profile", "contact_engagement", "contact_send_time"),
-    "content_preference": ("contact_profile", "contact_engagement", "contact_topics"),
+FALLBACK_TTL = timedelta(days=3)
+FALLBACK_VIEWS = {  # service -> views (all features of each), when Feast is not applied
+    "lead_scoring": ("contact_engagement", "contact_profile"),
+    "send_time": ("contact_send_time", "contact_engagement", "contact_profile"),
+    "content_preference": ("contact_topics", "content_features"),
+    "content_catalog": ("content_features",),
 }
-CONTENT_TABLE = "content_features"
-SNAPSHOT_TTL = pd.Timedelta(days=7)
+VIEW_KEY = {"contact_engagement": "contact_id", "contact_send_time": "contact_id", "contact_topics": "contact_id",
+            "contact_profile": "contact_id", "content_features": "content_id"}
 
 
-def _feast_available(settings) -> bool:
+@dataclass(frozen=True)
+class ViewRead:
+    view: str
+    key: str
+    path: Path
+    ttl: timedelta | None  # None = no limit
+    features: tuple[str, ...] | None  # None = all columns
+
+
+def _feast_store(settings):
+    registry = Path(settings.feast_dir) / "registry.db"
+    if not registry.exists():
+        return None
     try:
-        import features.store  # noqa: F401
-        import features.training  # noqa: F401
-    except ImportError:
-        return False
-    registry = Path(settings.feast_dir)
-    return registry.exists() and any(registry.iterdir())
-
-
-def feature_frame(entity_df: pd.DataFrame, service: str, settings, prefer_feast: bool = True) -> pd.DataFrame:
-    """`entity_df` (contact_id[, content_id], event_timestamp UTC) with the service's features."""
-    for col in ("contact_id", "event_timestamp"):
-        if col not in entity_df.columns:
-            raise ValueError(f"entity_df: missing column {col!r}")
-    if prefer_feast and _feast_available(settings):
         from features.store import get_store
-        from features.training import training_frame
+    except ImportError:
+        return None
+    return get_store(settings)
 
-        out = training_frame(entity_df, service, store=get_store(settings))
-        out.attrs["feature_source"] = f"feast:{service}"
-        return out
-    out = parquet_asof_frame(entity_df, service, Path(settings.features_dir))
-    out.attrs["feature_source"] = f"parquet-asof:{service}"
-    return out
+
+def plan_reads(services: tuple[str, ...], settings, store=None) -> tuple[list[ViewRead], str]:
+    """Views and features to join for the union of `services`; and where the definition came from."""
+    store = store if store is not None else _feast_store(settings)
+    reads: dict[str, ViewRead] = {}
+    if store is not None:
+        views = {v.name: v for v in store.list_feature_views()}
+        for name in services:
+            service = store.get_feature_service(name)
+            for proj in service.feature_view_projections:
+                view = views.get(proj.name)
+                if view is None:  # on-demand view: computed at request time, not a training feature
+                    continue
+                feats = tuple(f.name for f in proj.features)
+                prev = reads.get(view.name)
+                if prev is not None:
+                    feats = tuple(dict.fromkeys((prev.features or ()) + feats))
+                ttl = view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None
+                reads[view.name] = ViewRead(view.name, view.entity_columns[0].name, Path(view.batch_source.path),
+                                            ttl, feats)
+        return list(reads.values()), "feast-registry"
+    from features.pipeline import TABLE_FILES
+
+    for name in services:
+        if name not in FALLBACK_VIEWS:
+            raise ValueError(f"service: unknown feature service {name!r}; expected one of {sorted(FALLBACK_VIEWS)}")
+        for view in FALLBACK_VIEWS[name]:
+            ttl = None if view == "contact_profile" else FALLBACK_TTL
+            reads[view] = ViewRead(view, VIEW_KEY[view], Path(settings.features_dir) / TABLE_FILES[view], ttl, None)
+    return list(reads.values()), "pipeline-tables"
 
 
 def _asof(left: pd.DataFrame, table: pd.DataFrame, key: str, tolerance) -> pd.DataFrame:
     right = table.rename(columns={"event_timestamp": "_feature_ts"}).sort_values("_feature_ts", kind="stable")
     left = left.assign(_row=np.arange(len(left))).sort_values("event_timestamp", kind="stable")
-    out = pd.merge_asof(
-        left, right, left_on="event_timestamp", right_on="_feature_ts", by=key,
-        direction="backward", tolerance=tolerance, allow_exact_matches=True,
-    )
+    out = pd.merge_asof(left, right, left_on="event_timestamp", right_on="_feature_ts", by=key,
+                        direction="backward", tolerance=tolerance, allow_exact_matches=True)
     return out.sort_values("_row").drop(columns=["_row", "_feature_ts"]).reset_index(drop=True)
 
 
-def parquet_asof_frame(entity_df: pd.DataFrame, service: str, features_dir: Path) -> pd.DataFrame:
-    """Backward as-of join of the pipeline's tables (the Feast semantics, without Feast)."""
-    from features.pipeline import TABLE_FILES
+def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "asof", store=None) -> pd.DataFrame:
+    """`entity_df` (contact_id[, content_id], event_timestamp UTC) joined with the services' features.
 
-    if service not in SERVICE_TABLES:
-        raise ValueError(f"service: unknown feature service {service!r}; expected one of {sorted(SERVICE_TABLES)}")
-    out = entity_df.copy()
+    `frame.attrs["feature_source"]` records the definition and engine used.
+    """
+    services = (services,) if isinstance(services, str) else tuple(services)
+    for col in ("contact_id", "event_timestamp"):
+        if col not in entity_df.columns:
+            raise ValueError(f"entity_df: missing column {col!r}")
+    if engine == "feast":
+        from features.training import training_frame
+
+        store = store or _feast_store(settings)
+        if store is None:
+            raise FileNotFoundError(f"no Feast registry in {settings.feast_dir} (run `inbox features apply`)")
+        out = entity_df.reset_index(drop=True)
+        for name in services:
+            got = training_frame(entity_df, name, store=store)
+            out = pd.concat([out, got[[c for c in got.columns if c not in out.columns]]], axis=1)
+        out.attrs["feature_source"] = "feast:" + "+".join(services)
+        return out
+    if engine != "asof":
+        raise ValueError(f"engine: expected 'asof' or 'feast', got {engine!r}")
+    reads, origin = plan_reads(services, settings, store)
+    out = entity_df.reset_index(drop=True).copy()
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
-    for name in SERVICE_TABLES[service]:
-        path = features_dir / TABLE_FILES[name]
-        if not path.exists():
-            raise FileNotFoundError(f"{name}: no feature table {path} (run `inbox features build`)")
-        table = pd.read_parquet(path)
+    for r in reads:
+        if r.key not in out.columns:
+            continue  # content view without content ids in the entity frame
+        if not r.path.exists():
+            raise FileNotFoundError(f"{r.view}: no feature table {r.path} (run `inbox features build`)")
+        cols = None if r.features is None else [r.key, "event_timestamp", *r.features]
+        table = pd.read_parquet(r.path, columns=cols)
         table["event_timestamp"] = table["event_timestamp"].astype("datetime64[us, UTC]")
-        dup = [c for c in table.columns if c in out.columns and c not in ("contact_id", "event_timestamp")]
-        table = table.drop(columns=dup)
-        out = _asof(out, table, "contact_id", None if name == "contact_profile" else SNAPSHOT_TTL)
+        table = table.drop(columns=[c for c in table.columns if c in out.columns and c not in (r.key, "event_timestamp")])
+        out = _asof(out, table, r.key, pd.Timedelta(r.ttl) if r.ttl is not None else None)
+    out.attrs["feature_source"] = f"{origin}+asof:" + "+".join(services)
     return out
 
 
-def content_frame(entity_df: pd.DataFrame, settings) -> pd.DataFrame:
-    """`entity_df` (content_id, event_timestamp) with content features as of each timestamp."""
-    from features.pipeline import TABLE_FILES
-
-    path = Path(settings.features_dir) / TABLE_FILES[CONTENT_TABLE]
-    if not path.exists():
-        raise FileNotFoundError(f"{CONTENT_TABLE}: no feature table {path} (run `inbox features build`)")
-    table = pd.read_parquet(path)
-    table["event_timestamp"] = table["event_timestamp"].astype("datetime64[us, UTC]")
-    left = entity_df[["content_id", "event_timestamp"]].copy()
-    left["event_timestamp"] = pd.to_datetime(left["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
-    return _asof(left, table, "content_id", SNAPSHOT_TTL)
-
-
-def latest_contact_features(service: str, settings, as_of=None) -> pd.DataFrame:
-    """Every contact's features as of `as_of` (default: the newest snapshot) - batch scoring input."""
+def latest_contact_features(services, settings, as_of=None) -> pd.DataFrame:
+    """Every contact's features as of `as_of` (default: the newest snapshot); batch scoring input."""
     from features.pipeline import TABLE_FILES
 
     eng = pd.read_parquet(Path(settings.features_dir) / TABLE_FILES["contact_engagement"],
                           columns=["contact_id", "event_timestamp"])
     ts = pd.Timestamp(as_of) if as_of is not None else eng["event_timestamp"].max()
     ids = np.sort(eng.loc[eng["event_timestamp"] <= ts, "contact_id"].unique())
-    entity = pd.DataFrame({"contact_id": ids, "event_timestamp": ts})
-    return feature_frame(entity, service, settings)
+    return feature_frame(pd.DataFrame({"contact_id": ids, "event_timestamp": ts}), services, settings)
+
+
+def latest_content_features(settings, as_of=None) -> pd.DataFrame:
+    """The content catalog's features (newest snapshot per item)."""
+    from features.pipeline import TABLE_FILES
+
+    table = pd.read_parquet(Path(settings.features_dir) / TABLE_FILES["content_features"])
+    if as_of is not None:
+        table = table[table["event_timestamp"] <= pd.Timestamp(as_of)]
+    return table.sort_values("event_timestamp").groupby("content_id", as_index=False).last()

@@ -120,10 +120,19 @@ class ModelSpec(Protocol):
 
 
 def _log_inputs(prepared) -> None:
+    import warnings
+
     import mlflow
 
-    for context, (frame, name, target) in getattr(prepared, "datasets", lambda: {})().items():
-        ds = mlflow.data.from_pandas(frame, name=name, targets=target)
+    from mlflow.types.utils import _infer_schema
+
+    for context, (frame, name, target) in prepared.datasets().items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # integer-column schema hints
+            ds = mlflow.data.from_pandas(frame, name=name, targets=target)
+            # schema inference scans every row of object columns (seconds per dataset);
+            # the column types are the same on a sample. `schema` is a cached_property.
+            ds.__dict__["schema"] = _infer_schema(frame.head(2000))
         mlflow.log_input(ds, context=context)
 
 

@@ -36,6 +36,7 @@ class LeadScorer:
 
     name = "lead_scoring"
     feature_service = "lead_scoring"
+    services = ("lead_scoring",)  # feature services whose columns the model reads (merged by name)
 
     def __init__(self, booster, encoder: FeatureEncoder, calibrator: Calibrator, score_knots, version=None,
                  num_threads: int = 0):

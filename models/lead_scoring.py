@@ -47,7 +47,7 @@ class LeadScoringConfig:
     @classmethod
     def fast(cls) -> "LeadScoringConfig":
         return cls(horizon_days=14, snapshot_every_days=4, warmup_days=7, num_boost_round=60,
-                   early_stopping_rounds=15, min_data_in_leaf=50)
+                   early_stopping_rounds=15, min_data_in_leaf=50, threads=1)
 
 
 def snapshot_plan(first: pd.Timestamp, end: pd.Timestamp, cfg: LeadScoringConfig) -> tuple[TimeSplit, list]:
@@ -70,6 +70,7 @@ def snapshot_plan(first: pd.Timestamp, end: pd.Timestamp, cfg: LeadScoringConfig
 class LeadScoringSpec:
     name = "lead_scoring"
     feature_service = "lead_scoring"
+    services = LeadScorer.services
     primary_metric = "auc"
     higher_is_better = True
 
@@ -94,7 +95,7 @@ class LeadScoringSpec:
             parts.append(pd.DataFrame({"contact_id": alive, "event_timestamp": day}))
         entity = pd.concat(parts, ignore_index=True)
         entity["event_timestamp"] = pd.to_datetime(entity["event_timestamp"], utc=True)
-        frame = feature_frame(entity, self.feature_service, ctx.settings)
+        frame = feature_frame(entity, self.services, ctx.settings)
         frame[LABEL] = any_event_in_window(frame, ctx.events["events"], "conversion", split.horizon).astype(np.int8)
         frame["block"] = split.assign(frame["event_timestamp"])
         frame = frame[frame["block"] != ""].reset_index(drop=True)
@@ -148,8 +149,11 @@ class LeadScoringSpec:
             ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value=-1.0),
                                   OneHotEncoder(handle_unknown="ignore")), cats),
         ])
+        from threadpoolctl import threadpool_limits
+
         model = make_pipeline(pre, LogisticRegression(max_iter=300, C=1.0))
-        model.fit(encoder.transform(prepared.train), prepared.train[LABEL].to_numpy())
+        with threadpool_limits(limits=self.config.threads):  # BLAS spinning threads on a shared box
+            model.fit(encoder.transform(prepared.train), prepared.train[LABEL].to_numpy())
         return model
 
     # --- evaluation -----------------------------------------------------------

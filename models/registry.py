@@ -39,7 +39,7 @@ def champion_version(name: str) -> str | None:
 
     client = mlflow.MlflowClient()
     try:
-        return client.get_model_version_by_alias(name, CHAMPION).version
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         return None
 
@@ -49,7 +49,7 @@ def register(model_uri: str, name: str, run_id: str, tags: dict[str, str] | None
     import mlflow
 
     client = mlflow.MlflowClient()
-    version = mlflow.register_model(model_uri, name, tags=tags).version
+    version = str(mlflow.register_model(model_uri, name, tags=tags).version)
     client.set_registered_model_alias(name, CHALLENGER, version)
     client.set_model_version_tag(name, version, "run_id", run_id)
     return str(version)

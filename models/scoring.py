@@ -8,30 +8,23 @@ from pathlib import Path
 import pandas as pd
 
 
-def _latest_content(settings) -> pd.DataFrame:
-    from features.pipeline import TABLE_FILES
-
-    table = pd.read_parquet(Path(settings.features_dir) / TABLE_FILES["content_features"])
-    return table.sort_values("event_timestamp").groupby("content_id", as_index=False).last()
-
-
 def score_all(name: str, settings=None, window_start=None, window_end=None, quiet_hours=(21, 7),
               k: int | None = 3, reasons: bool = True, chunk: int = 20_000) -> pd.DataFrame:
     """Score every contact of the offline store (newest snapshot) with `models:/<name>@champion`."""
     from inbox.settings import load_settings
-    from models.datasets import latest_contact_features
+    from models.datasets import latest_contact_features, latest_content_features
     from models.loading import load_champion
 
     settings = settings or load_settings()
     model = load_champion(name, tracking_uri=settings.tracking_uri)
-    frame = latest_contact_features(model.feature_service, settings)
+    frame = latest_contact_features(model.services, settings)
     parts = []
     if name == "send_time":
         if window_start is None:
             now = pd.Timestamp.now(tz="UTC").ceil("h")
             window_start, window_end = now, now + pd.Timedelta(hours=24)
         tz = frame["timezone"] if "timezone" in frame.columns else pd.Series("UTC", index=frame.index)
-    content = _latest_content(settings) if name == "content_preference" else None
+    content = latest_content_features(settings) if name == "content_preference" else None
     for lo in range(0, len(frame), chunk):
         part = frame.iloc[lo : lo + chunk]
         if name == "lead_scoring":

@@ -40,7 +40,7 @@ def share_columns(kind: str) -> list[str]:
 
 PROFILE_COLUMNS = share_columns("wd") + share_columns("we") + [
     "best_hour_weekday", "best_hour_weekend", "opens_weekday", "opens_weekend"]
-CONTACT_EXCLUDE = tuple(PROFILE_COLUMNS) + ("timezone", "country")
+CONTACT_EXCLUDE = tuple(PROFILE_COLUMNS) + ("timezone", "country", "local_hour", "local_weekday", "local_is_weekend")
 
 
 def profile_arrays(features_df: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -88,6 +88,7 @@ class SendTimePlanner:
 
     name = "send_time"
     feature_service = "send_time"
+    services = ("send_time", "lead_scoring")  # + profile attributes for the segment fallback
 
     def __init__(self, booster, encoder: FeatureEncoder, segment_keys: list[str], segment_grids: np.ndarray,
                  population_grid: np.ndarray, min_contact_opens: int = 3, version=None, num_threads: int = 0):

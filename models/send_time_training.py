@@ -56,12 +56,13 @@ class SendTimeConfig:
     def fast(cls) -> "SendTimeConfig":
         return cls(warmup_days=7, max_train_rows=60_000, num_boost_round=80, early_stopping_rounds=15,
                    min_data_in_leaf=50, num_leaves=31, grid_contacts=1500, eval_contacts=1000,
-                   min_segment_contacts=10)
+                   min_segment_contacts=10, threads=1)
 
 
 class SendTimeSpec:
     name = "send_time"
     feature_service = "send_time"
+    services = SendTimePlanner.services
     primary_metric = "uplift_ratio"
     higher_is_better = True
 
@@ -93,7 +94,7 @@ class SendTimeSpec:
         rows = sends.iloc[idx].reset_index(drop=True)
         rows[LABEL] = send_outcome(rows, ctx.events["events"], "open", within=pd.Timedelta(hours=24)).astype(np.int8)
         entity = rows.rename(columns={"sent_at": "event_timestamp"})
-        frame = feature_frame(entity[["contact_id", "event_timestamp"]], self.feature_service, ctx.settings)
+        frame = feature_frame(entity[["contact_id", "event_timestamp"]], self.services, ctx.settings)
         frame[LABEL] = rows[LABEL].to_numpy()
         tz = ctx.events["contacts"].set_index("contact_id")["timezone"]
         frame["slot_how"] = local_hour_of_week(frame["event_timestamp"], tz.reindex(frame["contact_id"]).to_numpy())
@@ -153,8 +154,7 @@ class SendTimeSpec:
         alive = contacts[(contacts["created_at"] < at) & contacts["consent"]]
         rng = np.random.default_rng(seed)
         ids = np.sort(rng.choice(alive["contact_id"].to_numpy(), min(n, len(alive)), replace=False))
-        frame = feature_frame(pd.DataFrame({"contact_id": ids, "event_timestamp": at}), self.feature_service,
-                              ctx.settings)
+        frame = feature_frame(pd.DataFrame({"contact_id": ids, "event_timestamp": at}), self.services, ctx.settings)
         mailable = ~(frame.get("unsubscribed", False) | frame.get("bounced", False) | frame.get("complained", False))
         return frame[np.asarray(mailable, dtype=bool)].reset_index(drop=True)
 
