@@ -97,21 +97,10 @@ def request_context_view(profile: FeatureView):
         description="local hour (0-23) and weekday (0 = Monday) of the request time in the contact's time zone",
     )
     def request_context(inputs: pd.DataFrame) -> pd.DataFrame:
-        when = pd.to_datetime(inputs["request_time"], utc=True)
-        zones = inputs["timezone"].fillna("UTC").astype(str)
-        hour = pd.Series(0, index=inputs.index, dtype="int64")
-        weekday = pd.Series(0, index=inputs.index, dtype="int64")
-        for tz, idx in zones.groupby(zones).groups.items():  # one conversion per time zone
-            try:
-                local = when.loc[idx].dt.tz_convert(tz)
-            except Exception:  # unknown zone name: fall back to UTC rather than fail the request
-                local = when.loc[idx]
-            hour.loc[idx] = local.dt.hour.to_numpy()
-            weekday.loc[idx] = local.dt.weekday.to_numpy()
-        out = pd.DataFrame(index=inputs.index)
-        out["local_hour"] = hour.astype("int64")
-        out["local_weekday"] = weekday.astype("int64")
-        out["local_is_weekend"] = weekday >= 5
+        from features.request_context import local_context
+
+        out = local_context(inputs["timezone"].to_numpy(), inputs["request_time"].to_numpy())
+        out.index = inputs.index
         return out
 
     return request_context

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 from feast.protos.feast.types.Value_pb2 import RepeatedValue
 
-from features.online_store import BatchSqliteOnlineStore, LAYOUT_TABLE, db_path, table_name
+from features.online_store import LAYOUT_TABLE, BatchSqliteOnlineStore, _feast_type_name, db_path, table_name
+from features.value_codec import decode_payloads
 
 
 @dataclass
@@ -33,6 +34,7 @@ class _ViewRead:
     join_key: str
     features: list[str]          # features the service outputs from this view
     needed: list[str]            # features read (outputs + on-demand inputs)
+    types: dict                  # feature name -> Feast type name
 
 
 @dataclass
@@ -78,7 +80,8 @@ class OnlineReader:
         def view_read(name: str) -> _ViewRead:
             if name not in reads:
                 fv = views[name]
-                reads[name] = _ViewRead(name, table_name(store.config, fv), fv.entity_columns[0].name, [], [])
+                reads[name] = _ViewRead(name, table_name(store.config, fv), fv.entity_columns[0].name, [], [],
+                                        {f.name: _feast_type_name(f.dtype) for f in fv.features})
             return reads[name]
 
         for proj in service.feature_view_projections:
@@ -167,36 +170,60 @@ class OnlineReader:
 
         return int64_entity_keys(self._prefix(join_key), ids)
 
-    def _decode(self, r: _ViewRead, keys: list[bytes], hits: dict) -> dict[str, list]:
+    def _decode(self, r: _ViewRead, keys: list[bytes], hits: dict) -> dict[str, np.ndarray]:
+        """Columns of r.needed for `keys` in order; entities without a row decode as all-null."""
+        layout_ids = {hit[0] for hit in hits.values()}
+        if len(layout_ids) > 1:  # rows written under different feature lists: decode per value
+            return self._decode_slow(r, keys, hits)
+        if layout_ids:
+            (lid,) = layout_ids
+            layout = self._layout_names(lid)
+        else:
+            layout = list(r.needed)
+        empty = b"\x0a\x00" * len(layout)
+        payloads = [hits[k][1] if k in hits else empty for k in keys]
+        wanted = {n: r.types[n] for n in r.needed if n in layout}
+        cols = decode_payloads(payloads, layout, wanted)
+        for n in r.needed:  # a feature absent from the stored layout reads as null, as in Feast
+            if n not in cols:
+                cols[n] = np.full(len(keys), None, dtype=object)
+        return cols
+
+    def _layout_names(self, layout_id: int) -> list[str]:
+        pos = self._layout(layout_id)
+        return sorted(pos, key=pos.get)
+
+    def _decode_slow(self, r: _ViewRead, keys: list[bytes], hits: dict) -> dict[str, np.ndarray]:
         cols: dict[str, list] = {name: [None] * len(keys) for name in r.needed}
-        parsed: dict[int, tuple] = {}
         for i, key in enumerate(keys):
             hit = hits.get(key)
             if hit is None:
                 continue
             lid, payload = hit
-            if payload not in parsed:
-                parsed[payload] = RepeatedValue.FromString(payload).val
-            vals = parsed[payload]
+            vals = RepeatedValue.FromString(payload).val
             pos = self._layout(lid)
             for name in r.needed:
                 j = pos.get(name)
                 if j is not None:
-                    v = vals[j]
-                    kind = v.WhichOneof("val")
+                    kind = vals[j].WhichOneof("val")
                     if kind is not None:
-                        cols[name][i] = getattr(v, kind)
-        return cols
+                        cols[name][i] = getattr(vals[j], kind)
+        return {n: pd.Series(v).to_numpy() if any(x is not None for x in v) else np.array(v, dtype=object)
+                for n, v in cols.items()}
 
     def _on_demand(self, frame, odfv, names, inputs, request_time, n) -> pd.DataFrame:
         when = request_time if request_time is not None else datetime.now(timezone.utc)
-        df = pd.DataFrame({k: v for k, v in inputs.items()})
-        for field in odfv.source_request_sources.values():
-            for f in field.schema:
-                col = pd.Series(when if not np.isscalar(when) and not isinstance(when, datetime) else [when] * n)
-                df[f.name] = pd.to_datetime(col, utc=True)
-        result = odfv.feature_transformation.transform(df)
+        if odfv.name == "request_context":  # the same function the view's UDF calls
+            from features.request_context import local_context
+
+            result = local_context(inputs["timezone"], when)
+        else:
+            df = pd.DataFrame(dict(inputs))
+            for source in odfv.source_request_sources.values():
+                for f in source.schema:
+                    scalar = isinstance(when, datetime) or np.isscalar(when)
+                    df[f.name] = pd.to_datetime(pd.Series([when] * n if scalar else list(when)), utc=True)
+            result = odfv.feature_transformation.transform(df)
         for name in names:
             frame[name] = result[name].to_numpy()
         return frame
-

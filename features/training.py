@@ -59,7 +59,11 @@ def training_frame(entity_df: pd.DataFrame, service_name: str, store=None) -> pd
         df[REQUEST_TIME] = df["event_timestamp"]
     df["_row"] = range(len(df))
     job = store.get_historical_features(entity_df=df, features=service)
-    out = job.to_df().sort_values("_row").drop(columns="_row").reset_index(drop=True)
+    got = job.to_df()
+    # Feast's file (Dask) store drops entity rows that match no feature row at all (e.g. a
+    # contact created after the row's time); keep every row, with null features
+    features = [c for c in got.columns if c not in df.columns]
+    out = df.merge(got[["_row", *features]], on="_row", how="left").drop(columns="_row")
     if REQUEST_TIME not in entity_df.columns:
         out = out.drop(columns=REQUEST_TIME)
     return out

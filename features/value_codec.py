@@ -27,6 +27,8 @@ Part = tuple[np.ndarray, np.ndarray]  # (flat uint8 bytes, per-row lengths)
 def varint(values: np.ndarray) -> Part:
     """Base-128 varints of unsigned 64-bit values, per row."""
     u = np.asarray(values).astype(np.uint64, copy=False)
+    if len(u) == 0 or u.max() < 128:  # the common case: lengths and small counts are one byte
+        return u.astype(np.uint8), np.ones(len(u), dtype=np.int64)
     n = np.ones(len(u), dtype=np.int64)
     for k in range(1, 10):
         n += u >= np.uint64(1 << (7 * k))
@@ -110,17 +112,64 @@ def _present_varint(values: np.ndarray, present: np.ndarray) -> Part:
     return flat, lengths
 
 
+def fixed_elements(arr: pa.Array, feast_type: str) -> np.ndarray | None:
+    """(n, width) bytes of `RepeatedValue.val` elements when every row has the same width, else None.
+
+    Covers non-null doubles, floats, bools and small non-negative ints: most feature columns.
+    """
+    n = len(arr)
+    if arr.null_count:
+        return None
+    if feast_type in ("Float64", "Float32"):
+        width, tag, dt = (8, _TAG_DOUBLE, "<f8") if feast_type == "Float64" else (4, _TAG_FLOAT, "<f4")
+        raw = np.ascontiguousarray(arr.to_numpy(zero_copy_only=False).astype(dt)).view(np.uint8).reshape(n, width)
+        head = (_TAG_REPEATED_VAL, width + 1, tag)
+    elif feast_type == "Bool":
+        raw = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.uint8).reshape(n, 1)
+        head = (_TAG_REPEATED_VAL, 2, _TAG_BOOL)
+    elif feast_type == "Int64":
+        ints = arr.cast(pa.int64()).to_numpy()
+        if n and (ints.min() < 0 or ints.max() >= 128):
+            return None
+        raw = ints.astype(np.uint8).reshape(n, 1)
+        head = (_TAG_REPEATED_VAL, 2, _TAG_INT64)
+    else:
+        return None
+    out = np.empty((n, 3 + raw.shape[1]), dtype=np.uint8)
+    out[:, :3] = head
+    out[:, 3:] = raw
+    return out
+
+
 def repeated_value_payloads(columns: list[tuple[pa.Array, str]]) -> list[bytes]:
-    """One serialized `RepeatedValue` per row from (Arrow column, Feast type name) pairs."""
+    """One serialized `RepeatedValue` per row from (Arrow column, Feast type name) pairs.
+
+    Runs of fixed-width columns become one (n, width) byte matrix; the variable-width
+    rest (nulls, strings, large ints) goes through `interleave`.
+    """
     n = len(columns[0][0]) if columns else 0
     parts: list[Part] = []
+    block: list[np.ndarray] = []
+
+    def flush():
+        if block:
+            m = np.concatenate(block, axis=1)
+            parts.append((m.reshape(-1), np.full(n, m.shape[1], dtype=np.int64)))
+            block.clear()
+
     for arr, ftype in columns:
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
+        fixed_cols = fixed_elements(arr, ftype)
+        if fixed_cols is not None:
+            block.append(fixed_cols)
+            continue
+        flush()
         vflat, vlen = value_part(arr, ftype)
         lflat, llen = varint(vlen)
         parts += [constant(_TAG_REPEATED_VAL, n), (lflat, llen), (vflat, vlen)]
-    flat, row_len = interleave(parts)
+    flush()
+    flat, row_len = parts[0] if len(parts) == 1 else interleave(parts)
     whole = flat.tobytes()
     ends = np.cumsum(row_len)
     starts = ends - row_len
@@ -131,3 +180,87 @@ def int64_entity_keys(prefix: bytes, ids: np.ndarray) -> list[bytes]:
     """Feast v3 serialized entity keys for one int64 join key: a fixed prefix then the 8-byte value."""
     raw = np.asarray(ids, dtype="<i8").tobytes()
     return [prefix + raw[i : i + 8] for i in range(0, len(raw), 8)]
+
+
+def decode_payloads(payloads: list[bytes], layout: list[str], wanted: dict[str, str]) -> dict[str, np.ndarray]:
+    """Columns of `wanted` {feature: Feast type} from `RepeatedValue` payloads that follow `layout`.
+
+    The inverse of `repeated_value_payloads`, vectorized over rows: the walk goes
+    feature by feature through every row at once. Nulls (empty Values) become NaN in
+    float columns, or None in object columns; an all-null column is an object column
+    of None. This mirrors how pandas builds Feast's `to_df()` from Python lists.
+    """
+    k = len(payloads)
+    whole = b"".join(payloads)
+    buf = np.frombuffer(whole + b"\x00" * 12, dtype=np.uint8)
+    lengths = np.fromiter((len(p) for p in payloads), dtype=np.int64, count=k)
+    pos = np.cumsum(lengths) - lengths
+    out: dict[str, np.ndarray] = {}
+    for name in layout:
+        if (buf[pos] != _TAG_REPEATED_VAL).any():
+            raise ValueError("payload does not follow its layout (corrupt online store row?)")
+        b1 = buf[pos + 1].astype(np.int64)
+        two = b1 >= 0x80
+        size = np.where(two, (b1 & 0x7F) | (buf[pos + 2].astype(np.int64) << 7), b1)
+        start = pos + 2 + two  # first byte of the Value message (its tag)
+        ftype = wanted.get(name)
+        if ftype is not None:
+            out[name] = _decode_values(buf, whole, start, size, ftype)
+        pos = start + size
+    return out
+
+
+def _decode_values(buf, whole: bytes, start: np.ndarray, size: np.ndarray, ftype: str) -> np.ndarray:
+    present = size > 0
+    body = start + 1
+    if ftype in ("Float64", "Float32"):
+        width, dt = (8, "<f8") if ftype == "Float64" else (4, "<f4")
+        raw = buf[body[:, None] + np.arange(width)[None, :]]
+        vals = np.ascontiguousarray(raw).view(dt).reshape(-1).astype(np.float64)
+        vals[~present] = np.nan
+        return _nullable(vals, present, float_ok=True)
+    if ftype in ("Int64", "Int32"):
+        nbytes = np.maximum(size - 1, 0)
+        raw = buf[body[:, None] + np.arange(10)[None, :]].astype(np.uint64) & np.uint64(0x7F)
+        raw[np.arange(10)[None, :] >= nbytes[:, None]] = 0
+        vals = (raw << (np.arange(10, dtype=np.uint64) * np.uint64(7))[None, :]).sum(axis=1, dtype=np.uint64)
+        vals = vals.view(np.int64)
+        if ftype == "Int32":
+            vals = vals.astype(np.int32).astype(np.int64)
+        if present.all():
+            return vals
+        as_float = vals.astype(np.float64)
+        as_float[~present] = np.nan
+        return _nullable(as_float, present, float_ok=True)
+    if ftype == "Bool":
+        vals = buf[body] == 1
+        return vals if present.all() else _nullable(vals, present, float_ok=False)
+    if ftype == "String":
+        vals = np.empty(len(start), dtype=object)
+        for i, (s, n, ok) in enumerate(zip(body.tolist(), size.tolist(), present.tolist())):
+            if not ok:
+                continue
+            # string_val: varint length then UTF-8 bytes
+            ln, shift, j = 0, 0, s
+            while True:
+                byte = whole[j]
+                ln |= (byte & 0x7F) << shift
+                j += 1
+                if byte < 0x80:
+                    break
+                shift += 7
+            vals[i] = whole[j: j + ln].decode("utf-8")
+        return vals
+    raise TypeError(f"no fast decoding for Feast type {ftype}")
+
+
+def _nullable(vals: np.ndarray, present: np.ndarray, float_ok: bool) -> np.ndarray:
+    if present.all():
+        return vals
+    if not present.any():
+        return np.full(len(vals), None, dtype=object)
+    if float_ok:
+        return vals
+    obj = vals.astype(object)
+    obj[~present] = None
+    return obj

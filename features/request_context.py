@@ -1,0 +1,50 @@
+"""Request-time context: the local hour and weekday of a request in each contact's time zone.
+
+One function serves both the Feast on-demand view `request_context` (training and
+`get_online_features`) and `OnlineReader`'s fast path, so they cannot disagree.
+Unknown or missing zone names fall back to UTC rather than failing a request.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+
+def _local(ts: pd.Timestamp, zone: str) -> pd.Timestamp:
+    try:
+        return ts.tz_convert(zone)
+    except Exception:
+        return ts
+
+
+def local_context(timezones, request_time) -> pd.DataFrame:
+    """DataFrame[local_hour, local_weekday (0 = Monday), local_is_weekend] per row.
+
+    `request_time`: one UTC datetime for all rows, or one per row.
+    """
+    zones = pd.Series(timezones, dtype=object).fillna("UTC").astype(str).to_numpy()
+    n = len(zones)
+    uniq, inv = np.unique(zones, return_inverse=True)
+    if isinstance(request_time, (datetime, pd.Timestamp)) or np.isscalar(request_time):
+        ts = pd.Timestamp(request_time)
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        locals_ = [_local(ts, z) for z in uniq]
+        hour = np.array([t.hour for t in locals_], dtype=np.int64)[inv]
+        weekday = np.array([t.weekday() for t in locals_], dtype=np.int64)[inv]
+    else:
+        when = pd.DatetimeIndex(pd.to_datetime(pd.Series(request_time), utc=True))
+        if len(when) != n:
+            raise ValueError(f"request_time: {len(when)} values for {n} rows")
+        hour = np.zeros(n, dtype=np.int64)
+        weekday = np.zeros(n, dtype=np.int64)
+        for i, z in enumerate(uniq):  # one vectorized conversion per time zone
+            sel = np.flatnonzero(inv == i)
+            try:
+                local = when[sel].tz_convert(z)
+            except Exception:
+                local = when[sel]
+            hour[sel] = local.hour
+            weekday[sel] = local.weekday
+    return pd.DataFrame({"local_hour": hour, "local_weekday": weekday, "local_is_weekend": weekday >= 5})
