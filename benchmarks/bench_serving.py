@@ -1,0 +1,365 @@
+"""Serving latency: BentoML 1.4.40 against a bare Starlette floor, measured in the same run.
+
+    .venv/bin/python benchmarks/bench_serving.py            # everything (~10 min on 2 cores)
+    .venv/bin/python benchmarks/bench_serving.py --part predict   # only the one-row predict study
+    .venv/bin/python benchmarks/bench_serving.py --part decide    # only the decide targets
+
+Part 1 (`predict`): one LightGBM row behind (a) bare Starlette + uvicorn, the
+floor; (b) a default `@bentoml.service` (sync API returning a dict); (c..g)
+the same predict with our fixes added one at a time (ablation), ending at the
+configuration `serving.config` ships; (h) `batchable=True`. Each with `wrk`
+at concurrency 1 and 8, plus a sequential Python client that records every
+request over 10 s to find stalls (> 50 ms).
+
+Part 2 (`decide`): a simulated world (features in Feast, fast-trained
+champions, a campaign) served by `serving.service:InboxService` and by a bare
+Starlette app calling the same `serving.decide.decide`, the floor doing the
+same work: decide for 1 recipient at concurrency 8 (targets: p99 <= 10 ms,
+>= 50% of the floor's throughput), decide for 100 recipients (p50 <= 25 ms),
+60 s sustained at concurrency 4 (no non-2xx), and the 100-contact online read
+(Feast's `get_online_features` vs `features.online.OnlineReader`).
+
+Loopback only; every loop is bounded by a duration. Needs `wrk` (Debian: apt-get install wrk).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from serving.runner import free_port, stop  # noqa: E402
+
+PERF_APP = "benchmarks.serving_perf_app"
+FEATURES = [0.1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+
+
+# --- processes ------------------------------------------------------------------
+def _wait_http(url: str, proc: subprocess.Popen, path: str, body: dict | None, timeout: float = 240) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode})")
+        try:
+            r = httpx.post(url + path, json=body, timeout=60) if body is not None else httpx.get(url + path)
+            if r.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url}{path} not answering")
+
+
+@contextmanager
+def server(kind: str, target: str, env: dict, warm_path: str, warm_body: dict, log: Path):
+    """kind 'uvicorn' (the floor) or 'bentoml'; yields the base URL once a warm-up request succeeded."""
+    port = free_port()
+    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "BENTOML_DO_NOT_TRACK": "True"}
+    if kind == "uvicorn":
+        cmd = [str(Path(sys.executable).with_name("uvicorn")), target, "--host", "127.0.0.1", "--port", str(port),
+               "--no-access-log", "--log-level", "warning"]
+    else:
+        cmd = [str(Path(sys.executable).with_name("bentoml")), "serve", target, "--host", "127.0.0.1",
+               "--port", str(port), "--working-dir", str(ROOT)]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url, proc, warm_path, warm_body)
+        yield url
+    finally:
+        stop(proc)
+
+
+# --- load generation ----------------------------------------------------------------
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def wrk(url: str, lua: Path, connections: int, seconds: int) -> dict:
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
+                          "-s", str(lua), url], capture_output=True, text=True, check=True).stdout
+    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"p50": _ms(pct["50"]), "p99": _ms(pct["99"]),
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "errors": sum(map(int, errors.groups())) if errors else 0}
+
+
+def lua_fixed(path: Path, body: dict) -> Path:
+    path.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                    f"wrk.body = '{json.dumps(body)}'\n")
+    return path
+
+
+def lua_decide(path: Path, campaign: str, n_contacts: int, per_request: int) -> Path:
+    """Each request: `per_request` consecutive contact ids from a random offset (a new audience slice)."""
+    path.write_text(f"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(7)
+request = function()
+  local lo = math.random(0, {n_contacts - per_request})
+  local ids = {{}}
+  for i = 0, {per_request - 1} do ids[#ids + 1] = tostring(lo + i) end
+  local body = '{{"campaign_id": "{campaign}", "contact_ids": [' .. table.concat(ids, ",") .. ']}}'
+  return wrk.format(nil, nil, nil, body)
+end
+""")
+    return path
+
+
+async def _sequential(url: str, body: bytes, seconds: float) -> list[tuple[float, float]]:
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    reader, writer = await asyncio.open_connection(u.hostname, u.port)
+    head = (f"POST {u.path} HTTP/1.1\r\nHost: {u.hostname}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    out, t0 = [], time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        s = time.perf_counter()
+        writer.write(head + body)
+        await writer.drain()
+        hdr = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length:\s*(\d+)", hdr).group(1))
+        await reader.readexactly(length)
+        out.append((s - t0, time.perf_counter() - s))
+    writer.close()
+    return out
+
+
+def stalls(url: str, body: dict, seconds: float = 10, threshold_ms: float = 50) -> dict:
+    samples = asyncio.run(_sequential(url, json.dumps(body).encode(), seconds))
+    slow = [(t, d * 1e3) for t, d in samples if d * 1e3 > threshold_ms]
+    return {"requests": len(samples), "stalls": len(slow),
+            "worst_ms": max((d for _, d in samples), default=0) * 1e3,
+            "stall_times": [round(t, 1) for t, _ in slow]}
+
+
+# --- part 1: one-row predict ------------------------------------------------------------
+OFF_LOG = {"logging": {"access": {"enabled": False}}}
+OFF_TRACE = {**OFF_LOG, "tracing": {"excluded_urls": [".*"]}}
+
+
+def predict_variants():
+    from serving.config import SERVICE_CONFIG
+
+    return [
+        ("floor: bare Starlette + uvicorn", "uvicorn", f"{PERF_APP}:floor_app", {}),
+        ("BentoML default (sync def -> dict)", "bentoml", f"{PERF_APP}:DefaultPredictor", {}),
+        ("+ async def, pydantic output", "bentoml", f"{PERF_APP}:TunedPredictor",
+         {"BENCH_PERF_CONFIG": "{}", "BENCH_PERF_TUNE_PROCESS": "0"}),
+        ("+ access log off", "bentoml", f"{PERF_APP}:TunedPredictor",
+         {"BENCH_PERF_CONFIG": json.dumps(OFF_LOG), "BENCH_PERF_TUNE_PROCESS": "0"}),
+        ("+ tracing middleware skipped", "bentoml", f"{PERF_APP}:TunedPredictor",
+         {"BENCH_PERF_CONFIG": json.dumps(OFF_TRACE), "BENCH_PERF_TUNE_PROCESS": "0"}),
+        ("+ traffic.timeout 10 s (was 60)", "bentoml", f"{PERF_APP}:TunedPredictor",
+         {"BENCH_PERF_CONFIG": json.dumps(SERVICE_CONFIG), "BENCH_PERF_TUNE_PROCESS": "0"}),
+        ("+ gc.freeze after start (= serving.config)", "bentoml", f"{PERF_APP}:TunedPredictor",
+         {"BENCH_PERF_CONFIG": json.dumps(SERVICE_CONFIG), "BENCH_PERF_TUNE_PROCESS": "1"}),
+        ("batchable=True, max_latency_ms=20", "bentoml", f"{PERF_APP}:BatchingPredictor", {}),
+    ]
+
+
+def run_predict(work: Path, seconds: int) -> list[dict]:
+    from benchmarks.serving_perf_app import ensure_model
+
+    model = ensure_model(work / "perf_model.txt")
+    rows = []
+    for name, kind, target, env in predict_variants():
+        body = {"rows": [FEATURES]} if "Batching" in target else {"features": FEATURES}
+        lua = lua_fixed(work / "predict.lua", body)
+        env = {**env, "BENCH_PERF_MODEL": str(model)}
+        print(f"  {name} ...", flush=True)
+        with server(kind, target, env, "/predict", body, work / "predict_servers.log") as url:
+            wrk(url + "/predict", lua, 8, 2)  # warm-up
+            c1 = wrk(url + "/predict", lua, 1, seconds)
+            c8 = wrk(url + "/predict", lua, 8, seconds)
+            st = stalls(url + "/predict", body, seconds=10)
+        rows.append({"variant": name, "c1": c1, "c8": c8, "stalls": st})
+    return rows
+
+
+# --- part 2: decide ---------------------------------------------------------------------
+def build_world(root: Path, contacts: int, days: int) -> object:
+    env = {"INBOX_DATA_DIR": str(root / "data"), "INBOX_ARTIFACT_ROOT": str(root / "mlruns"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}
+    os.environ.update(env)
+    (root / "mlruns").mkdir(parents=True, exist_ok=True)
+    from features.pipeline import build_features
+    from features.store import apply, get_store, materialize
+    from inbox.settings import load_settings
+    from models.training import train_all
+    from simulation.cli import simulate_to_disk
+    from simulation.world import WorldConfig
+
+    settings = load_settings()
+    simulate_to_disk(WorldConfig(n_contacts=contacts, n_days=days, seed=3), settings=settings, progress=False)
+    build_features(settings.events_dir, settings.features_dir)
+    train_all(settings=settings, progress=False, fast=True)
+    store = get_store(settings)
+    apply(store, settings)
+    materialize(store, settings)
+    return settings
+
+
+def register(settings, campaign: str) -> None:
+    from experiments.bandit import Allocator
+    from serving.send import VARIANT_FEATURES
+    from simulation.eventlog import read_table, table_path
+
+    content = read_table("content", table_path(settings.events_dir, "content"))
+    variants = content.head(4)[["content_id", *VARIANT_FEATURES]]
+    variants = variants.astype({c: float for c in VARIANT_FEATURES if c not in ("topic", "format")})
+    alloc = Allocator.open(settings.bandit_dir)
+    alloc.register_campaign(campaign, variants, ["engagement_score", "open_rate_30d"])
+    alloc.close()
+
+
+def online_read_timing(settings, n: int = 100, repeats: int = 30) -> dict:
+    from features.online import OnlineReader
+    from features.store import get_store
+
+    store = get_store(settings)
+    reader = OnlineReader(store)
+    service = store.get_feature_service("lead_scoring")
+    ids = np.arange(n)
+    rows = [{"contact_id": int(i)} for i in ids]
+
+    def best(fn):
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return float(np.median(times) * 1e3)
+
+    feast_ms = best(lambda: store.get_online_features(features=service, entity_rows=rows).to_df())
+    fast_ms = best(lambda: reader.read("lead_scoring", ids))
+    reader.close()
+    return {"feast_ms": feast_ms, "reader_ms": fast_ms}
+
+
+def run_decide(work: Path, seconds: int, sustained: int, contacts: int) -> dict:
+    from serving.runner import settings_env
+
+    print("  building the world (simulate, features, train, Feast) ...", flush=True)
+    settings = build_world(work / "world", contacts, 60)
+    campaign = "bench"
+    register(settings, campaign)
+    env = settings_env(settings)
+    one = {"campaign_id": campaign, "contact_ids": [1]}
+    lua1 = lua_decide(work / "decide1.lua", campaign, contacts, 1)
+    lua100 = lua_decide(work / "decide100.lua", campaign, contacts, 100)
+    out = {"read": online_read_timing(settings)}
+    targets = [("floor: bare Starlette, same decide()", "uvicorn", f"{PERF_APP}:decide_floor_app"),
+               ("BentoML InboxService (serving.config)", "bentoml", "serving.service:InboxService")]
+    for name, kind, target in targets:
+        print(f"  {name} ...", flush=True)
+        with server(kind, target, env, "/decide", one, work / "decide_servers.log") as url:
+            wrk(url + "/decide", lua1, 8, 2)
+            r = {"d1_c8": wrk(url + "/decide", lua1, 8, seconds),
+                 "d100_c1": wrk(url + "/decide", lua100, 1, seconds)}
+            if kind == "bentoml":
+                r["sustained"] = wrk(url + "/decide", lua1, 4, sustained)
+            out[name] = r
+    return out
+
+
+# --- report -------------------------------------------------------------------------------
+def print_predict(rows: list[dict]) -> None:
+    floor = rows[0]
+    print("\n### One-row LightGBM predict: floor vs BentoML, fixes added one at a time\n")
+    print("| variant | c=1 p50 ms | c=1 p99 ms | c=1 req/s | c=8 p50 ms | c=8 p99 ms | c=8 req/s | % of floor (c=8) "
+          "| non-2xx (c=8) | stalls > 50 ms in 10 s (worst ms) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c1, c8, st = r["c1"], r["c8"], r["stalls"]
+        print(f"| {r['variant']} | {c1['p50']:.2f} | {c1['p99']:.2f} | {c1['rps']:,.0f} | {c8['p50']:.2f} | "
+              f"{c8['p99']:.2f} | {c8['rps']:,.0f} | {100 * c8['rps'] / floor['c8']['rps']:.0f}% | "
+              f"{c8['non2xx'] + c8['errors']} | {st['stalls']} ({st['worst_ms']:.0f}) |")
+
+
+def print_decide(out: dict, sustained: int) -> None:
+    names = [k for k in out if k != "read"]
+    floor, ours = out[names[0]], out[names[1]]
+    print("\n### decide: InboxService vs a bare Starlette app doing the same work\n")
+    print("| measure | floor | BentoML | target | met |")
+    print("|---|---|---|---|---|")
+    ratio = ours["d1_c8"]["rps"] / floor["d1_c8"]["rps"]
+    rows = [
+        ("decide 1 recipient, c=8: p50 ms", floor["d1_c8"]["p50"], ours["d1_c8"]["p50"], "", None),
+        ("decide 1 recipient, c=8: p99 ms", floor["d1_c8"]["p99"], ours["d1_c8"]["p99"], "<= 10",
+         ours["d1_c8"]["p99"] <= 10),
+        ("decide 1 recipient, c=8: req/s", floor["d1_c8"]["rps"], ours["d1_c8"]["rps"],
+         f">= 50% of floor ({100 * ratio:.0f}%)", ratio >= 0.5),
+        ("decide 100 recipients, c=1: p50 ms", floor["d100_c1"]["p50"], ours["d100_c1"]["p50"], "<= 25",
+         ours["d100_c1"]["p50"] <= 25),
+        ("decide 100 recipients, c=1: p99 ms", floor["d100_c1"]["p99"], ours["d100_c1"]["p99"], "", None),
+        (f"sustained {sustained} s, c=4: req/s", None, ours["sustained"]["rps"], "", None),
+        (f"sustained {sustained} s, c=4: p99 ms", None, ours["sustained"]["p99"], "", None),
+        (f"sustained {sustained} s, c=4: non-2xx + socket errors", None,
+         ours["sustained"]["non2xx"] + ours["sustained"]["errors"], "0",
+         ours["sustained"]["non2xx"] + ours["sustained"]["errors"] == 0),
+    ]
+    for name, f, o, target, met in rows:
+        fmt = (lambda v: "" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.2f}"))
+        print(f"| {name} | {fmt(f)} | {fmt(o)} | {target} | {'' if met is None else ('yes' if met else 'NO')} |")
+    r = out["read"]
+    print(f"\nOnline read of 100 contacts (lead_scoring service, median of 30): Feast get_online_features "
+          f"{r['feast_ms']:.1f} ms, features.online.OnlineReader {r['reader_ms']:.1f} ms")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["predict", "decide", "all"], default="all")
+    ap.add_argument("--seconds", type=int, default=8, help="wrk duration per measurement (default 8)")
+    ap.add_argument("--sustained", type=int, default=60, help="sustained-load duration (default 60)")
+    ap.add_argument("--contacts", type=int, default=3000, help="contacts in the decide world (default 3000)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        print("needs wrk (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bench_serving_"))
+    try:
+        if args.part in ("predict", "all"):
+            print("part 1: one-row predict", flush=True)
+            print_predict(run_predict(work, args.seconds))
+        if args.part in ("decide", "all"):
+            print("part 2: decide", flush=True)
+            print_decide(run_decide(work, args.seconds, args.sustained, args.contacts), args.sustained)
+    finally:
+        if args.keep:
+            print(f"work directory: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
