@@ -152,18 +152,17 @@ class OnlineReader:
         found: list[dict[bytes, tuple]] = [dict() for _ in plan.reads]
         for v, key, lid, payload in rows:
             found[v][key] = (lid, payload)
-        out: dict[str, list] = {jk: ids[jk].tolist() for jk in plan.join_keys}
-        inputs: dict[str, list] = {}
+        out: dict[str, np.ndarray] = dict(ids)
+        inputs: dict[str, np.ndarray] = {}
         for r, hits in zip(plan.reads, found):
             values = self._decode(r, keys[r.join_key], hits)
             for name in r.features:
                 out[name] = values[name]
             for name in r.needed:
                 inputs[name] = values[name]
-        frame = pd.DataFrame(out)
         for odfv, names in plan.odfvs:
-            frame = self._on_demand(frame, odfv, names, inputs, request_time, n)
-        return frame[plan.columns]
+            out.update(self._on_demand(odfv, names, inputs, request_time, n))
+        return pd.DataFrame({c: out[c] for c in plan.columns})
 
     def _keys(self, join_key: str, ids: np.ndarray) -> list[bytes]:
         from features.value_codec import int64_entity_keys
@@ -211,12 +210,12 @@ class OnlineReader:
         return {n: pd.Series(v).to_numpy() if any(x is not None for x in v) else np.array(v, dtype=object)
                 for n, v in cols.items()}
 
-    def _on_demand(self, frame, odfv, names, inputs, request_time, n) -> pd.DataFrame:
+    def _on_demand(self, odfv, names, inputs, request_time, n) -> dict[str, np.ndarray]:
         when = request_time if request_time is not None else datetime.now(timezone.utc)
         if odfv.name == "request_context":  # the same function the view's UDF calls
-            from features.request_context import local_context
+            from features.request_context import local_context_arrays
 
-            result = local_context(inputs["timezone"], when)
+            result = local_context_arrays(inputs["timezone"], when)
         else:
             df = pd.DataFrame(dict(inputs))
             for source in odfv.source_request_sources.values():
@@ -224,6 +223,4 @@ class OnlineReader:
                     scalar = isinstance(when, datetime) or np.isscalar(when)
                     df[f.name] = pd.to_datetime(pd.Series([when] * n if scalar else list(when)), utc=True)
             result = odfv.feature_transformation.transform(df)
-        for name in names:
-            frame[name] = result[name].to_numpy()
-        return frame
+        return {name: np.asarray(result[name]) for name in names}

@@ -20,11 +20,16 @@ def _local(ts: pd.Timestamp, zone: str) -> pd.Timestamp:
 
 
 def local_context(timezones, request_time) -> pd.DataFrame:
-    """DataFrame[local_hour, local_weekday (0 = Monday), local_is_weekend] per row.
+    """DataFrame[local_hour, local_weekday (0 = Monday), local_is_weekend] per row."""
+    return pd.DataFrame(local_context_arrays(timezones, request_time))
+
+
+def local_context_arrays(timezones, request_time) -> dict[str, np.ndarray]:
+    """{local_hour, local_weekday (0 = Monday), local_is_weekend}: one array each, a value per row.
 
     `request_time`: one UTC datetime for all rows, or one per row.
     """
-    zones = pd.Series(timezones, dtype=object).fillna("UTC").astype(str).to_numpy()
+    zones = np.array(["UTC" if z is None or z != z else str(z) for z in timezones], dtype=object)
     n = len(zones)
     uniq, inv = np.unique(zones, return_inverse=True)
     if isinstance(request_time, (datetime, pd.Timestamp)) or np.isscalar(request_time):
@@ -47,4 +52,4 @@ def local_context(timezones, request_time) -> pd.DataFrame:
                 local = when[sel]
             hour[sel] = local.hour
             weekday[sel] = local.weekday
-    return pd.DataFrame({"local_hour": hour, "local_weekday": weekday, "local_is_weekend": weekday >= 5})
+    return {"local_hour": hour, "local_weekday": weekday, "local_is_weekend": weekday >= 5}

@@ -70,13 +70,14 @@ def test_online_values_are_the_newest_snapshot(world_store):
         np.testing.assert_allclose(online.loc[ids, col].astype(float), newest.loc[ids, col].astype(float), rtol=1e-12)
 
 
+@pytest.mark.parametrize("n", [3, 40])  # 3: protobuf decoding path; 40: vectorized walk
 @pytest.mark.parametrize("svc", ["lead_scoring", "send_time", "content_preference", "content_catalog"])
-def test_online_reader_equals_feast(world_store, svc):
+def test_online_reader_equals_feast(world_store, svc, n):
     from features.online import OnlineReader
 
     _, store, _, history = world_store
     contacts = history["contacts"]["contact_id"].to_numpy()
-    ids = np.concatenate([contacts[:40], [10**9]])  # one unknown contact
+    ids = np.concatenate([contacts[:n], [10**9]])  # one unknown contact
     content = np.resize(history["content"]["content_id"].to_numpy(), len(ids))
     reader = OnlineReader(store)
     if svc == "content_catalog":
@@ -93,6 +94,15 @@ def test_online_reader_equals_feast(world_store, svc):
         contact_side = [c for c in got.columns if c not in ("contact_id", "content_id", "local_hour",
                         "local_weekday", "local_is_weekend") and not c.startswith(("content_", "subject_", "has_"))]
         assert got.iloc[-1][contact_side].isna().all()
+
+
+def test_online_reader_unknown_only_and_all_null_columns(world_store):
+    from features.online import OnlineReader
+
+    _, store, _, _ = world_store
+    got = OnlineReader(store).read("lead_scoring", [10**9, 10**9 + 1])
+    want = feast_read(store, "lead_scoring", [10**9, 10**9 + 1])
+    pd.testing.assert_frame_equal(got, want[got.columns])
 
 
 def test_online_reader_rejects_bad_input(world_store):
