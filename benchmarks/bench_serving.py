@@ -327,7 +327,8 @@ def print_decide(out: dict, sustained: int) -> None:
          ours["sustained"]["non2xx"] + ours["sustained"]["errors"] == 0),
     ]
     for name, f, o, target, met in rows:
-        fmt = (lambda v: "" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.2f}"))
+        fmt = (lambda v: "" if v is None else (f"{v:,}" if isinstance(v, int) else
+                                               f"{v:,.0f}" if v >= 100 else f"{v:.2f}"))
         print(f"| {name} | {fmt(f)} | {fmt(o)} | {target} | {'' if met is None else ('yes' if met else 'NO')} |")
     r = out["read"]
     print(f"\nOnline read of 100 contacts (lead_scoring service, median of 30): Feast get_online_features "

@@ -99,10 +99,16 @@ def content_rankings(state: ServingState, feats: ContactFeatures, content_ids=No
 
 
 def ordered_content(rankings: pd.DataFrame, contact_ids: np.ndarray) -> list[list[int]]:
-    """Content ids per contact in rank order, aligned with `contact_ids`."""
-    r = rankings.sort_values(["contact_id", "rank"], kind="stable")
-    groups = r.groupby("contact_id", sort=False)["content_id"].agg(list)
-    return [groups.get(int(c), []) for c in contact_ids]
+    """Content ids per contact in rank order, aligned with `contact_ids` (unique ids).
+
+    `rank()` returns the same number of rows for every contact, sorted by
+    (contact_id, rank), so the order is a reshape plus a lookup of each
+    requested contact's row block."""
+    if rankings.empty:
+        return [[] for _ in contact_ids]
+    content = rankings["content_id"].to_numpy(np.int64).reshape(len(contact_ids), -1)
+    block_ids = rankings["contact_id"].to_numpy(np.int64)[:: content.shape[1]]
+    return content[np.searchsorted(block_ids, contact_ids)].tolist()
 
 
 def bandit_context(config: dict, feats: ContactFeatures, scores: pd.DataFrame | None) -> pd.DataFrame:

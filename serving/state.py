@@ -42,6 +42,7 @@ class ServingState:
         from models.loading import load_champion
 
         models = {name: load_champion(name, tracking_uri=settings.tracking_uri) for name in MODEL_NAMES}
+        single_threaded(models)
         store = get_store(settings)
         reader = OnlineReader(store)
         catalog = load_catalog(reader, settings)
@@ -65,6 +66,18 @@ class ServingState:
         """The campaign's configuration from the decision log (ValueError naming campaign_id if unknown)."""
         _, config = self.allocator.log.campaign(campaign_id)
         return config
+
+
+def single_threaded(models: dict) -> None:
+    """One thread per predict: requests are small batches served one at a time per worker, where
+    OpenMP's team start-up and spin-waiting (LightGBM's default: every core) cost more than the
+    work, and under CPU contention turn 1 ms predictions into 10+ ms ones. Scale with workers."""
+    import torch
+
+    torch.set_num_threads(1)
+    for model in models.values():
+        if hasattr(model, "num_threads"):
+            model.num_threads = 1
 
 
 def load_catalog(reader, settings) -> pd.DataFrame:

@@ -1,17 +1,27 @@
 """One pass through every model before the service reports ready, so the first
 real request does not pay lazy imports and first-call allocations (and so
-`gc.freeze()` afterwards freezes them too). Logs no decision."""
+`gc.freeze()` afterwards freezes them too). It also installs the verified
+block-wise feature encoding (`serving.fastencode`). Logs no decision."""
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
+from serving.fastencode import accelerate_models
 from serving.predict import ContactFeatures, content_rankings, default_window, lead_scores, send_slots
 
+logger = logging.getLogger("inbox.serving")
+UNKNOWN_CONTACT = 10**15  # exercises the no-features path
 
-def warm_up(state) -> None:
-    ids = np.asarray(state.timezones.index[:2] if len(state.timezones) else [0], dtype=np.int64)
+
+def warm_up(state, sample_size: int = 200) -> dict:
+    ids = np.append(np.asarray(state.timezones.index[:sample_size], dtype=np.int64), UNKNOWN_CONTACT)
     start, end = default_window()
     feats = ContactFeatures.read(state, ids, request_time=start)
+    installed = accelerate_models(state.models, feats.merged, state.catalog)
+    logger.info("block feature encoding: %s", installed)
     lead_scores(state, feats, reasons=True)
     send_slots(state, feats, start, end)
     content_rankings(state, feats, None, 3)
+    return installed

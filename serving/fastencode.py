@@ -1,0 +1,73 @@
+"""A block-wise `FeatureEncoder.transform` for the request path, verified equal before use.
+
+`models.encoding.FeatureEncoder.transform` converts one column at a time with
+pandas (`pd.to_numeric`, `pd.Categorical`): ~40-50 columns cost 10-20 ms per
+call whatever the batch size, and a decide calls it four times. Here the
+numeric columns are converted in one `DataFrame.to_numpy` call and the
+categorical ones through a dict of the training vocabulary. `accelerate`
+installs it on an encoder instance only if it gives exactly the same matrix
+(NaNs included) as the model's own transform on a real feature frame;
+otherwise the original stays. The model package is not changed.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger("inbox.serving")
+
+
+class BlockTransform:
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.original = encoder.transform
+        cols = encoder.columns
+        self.num_idx = np.array([j for j, c in enumerate(cols) if c not in encoder.categorical], dtype=np.intp)
+        self.num_cols = [cols[j] for j in self.num_idx]
+        self.cats = [(j, c, {v: i for i, v in enumerate(encoder.categorical[c])})
+                     for j, c in enumerate(cols) if c in encoder.categorical]
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        if any(c not in frame.columns for c in self.encoder.columns):
+            return self.original(frame)  # the model's own error message
+        out = np.empty((len(frame), len(self.encoder.columns)), dtype=np.float32)
+        if len(self.num_idx):
+            try:
+                out[:, self.num_idx] = frame[self.num_cols].to_numpy(dtype=np.float32, na_value=np.nan)
+            except (TypeError, ValueError):  # a non-numeric value: the original coerces it to NaN
+                return self.original(frame)
+        for j, name, codes in self.cats:
+            values = frame[name].to_numpy(dtype=object)
+            out[:, j] = np.fromiter((codes.get(v, np.nan) if v is not None else np.nan for v in values),
+                                    dtype=np.float32, count=len(values))
+        return out
+
+
+def accelerate(encoder, sample: pd.DataFrame) -> bool:
+    """Install the block transform on `encoder` if it matches the original on `sample`."""
+    fast = BlockTransform(encoder)
+    try:
+        same = np.array_equal(fast(sample), fast.original(sample), equal_nan=True)
+    except Exception:  # noqa: BLE001 - any failure means: keep the original
+        same = False
+    if same:
+        encoder.transform = fast
+    else:
+        logger.warning("block transform differs from the model's for columns %s...; keeping the original",
+                       encoder.columns[:3])
+    return same
+
+
+def accelerate_models(models: dict, contact_sample: pd.DataFrame, content_sample: pd.DataFrame) -> dict:
+    """Accelerate every FeatureEncoder of the loaded models; returns {encoder name: installed}."""
+    result = {}
+    for name, model in models.items():
+        for attr, sample in (("encoder", contact_sample), ("contact_encoder", contact_sample),
+                             ("content_encoder", content_sample)):
+            enc = getattr(model, attr, None)
+            enc = getattr(enc, "encoder", enc)  # TowerEncoder wraps a FeatureEncoder
+            if enc is not None and hasattr(enc, "categorical"):
+                result[f"{name}.{attr}"] = accelerate(enc, sample)
+    return result
