@@ -10,6 +10,7 @@ the process's max RSS (DuckDB runs in-process with memory_limit and threads=2).
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -109,16 +110,23 @@ def main(argv=None) -> int:
         import gc
 
         gc.collect()
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        load0 = os.getloadavg()[0]
         summary = build_features(tmp / "events", tmp / "features",
                                  config=PipelineConfig(cadence_days=args.cadence, memory_limit="3GB", threads=2),
                                  progress=lambda m: console.print(f"  {m} ({time.perf_counter() - t:.1f} s)"))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        load = (load0 + os.getloadavg()[0]) / 2
+        peak = cpu1.ru_maxrss / 1024
         size = sum(f.stat().st_size for f in (tmp / "features").glob("*.parquet")) / 2**20
     table = Table(title=f"features over {counts['events'] / 1e6:.1f}M events ({counts['contacts']:,} contacts, "
                         f"{summary['snapshots']} {'daily' if args.cadence == 1 else f'{args.cadence}-day'} snapshots)")
     for col in ("step", "value", "target"):
         table.add_column(col)
     table.add_row("build_features seconds", f"{summary['seconds']:.1f}", "<= 60")
+    table.add_row("CPU seconds (all threads)", f"{cpu_s:.1f}", "")
+    table.add_row(f"machine load average during the run ({os.cpu_count()} cores)", f"{load:.1f}", "")
     table.add_row("peak RSS (process, MiB)", f"{peak:.0f}", "<= 4096")
     table.add_row("peak RSS before build (event generator)", f"{rss_before:.0f}", "")
     table.add_row("contact snapshot rows", f"{summary['contact_engagement']:,}", "")

@@ -290,7 +290,7 @@ def _write_contact_snapshots(ev: EventArrays, days: list[date], cfg: PipelineCon
             tables = engine.chunk(lo, min(lo + chunk, n))
             for name, t in tables.items():
                 if name not in writers:
-                    writers[name] = pq.ParquetWriter(tmps[name], t.schema, compression="zstd")
+                    writers[name] = pq.ParquetWriter(tmps[name], t.schema, compression="lz4")  # fastest to write
                 writers[name].write_table(t, row_group_size=262_144)
                 rows[name] += t.num_rows
             say(f"contact snapshots {min(lo + chunk, n):,}/{n:,}")

@@ -91,6 +91,23 @@ class SnapshotEngine:
         self.w = weights
         self.open_bins = local_hour_bins(ev.open_c, ev.open_t, ev.tz_codes, ev.zones)
         self._population()
+        # facts before the last snapshot, sorted by contact once: a chunk is then a slice
+        self.facts = {
+            "send": self._by_contact(ev.send_c, ev.send_t, ev.send_topic),
+            "open": self._by_contact(ev.open_c, ev.open_t, self.open_bins),
+            "click": self._by_contact(ev.click_c, ev.click_t, ev.click_topic),
+            "other": self._by_contact(ev.other_c, ev.other_t, ev.other_kind, ev.other_value),
+        }
+
+    def _by_contact(self, c, t, *extra) -> list[np.ndarray]:
+        d, ok = self._day(t)
+        order = np.argsort(c[ok], kind="stable")
+        return [x[ok][order] for x in (c, d, t, *extra)]
+
+    def _slice(self, family: str, lo: int, hi: int) -> list[np.ndarray]:
+        cols = self.facts[family]
+        a, b = np.searchsorted(cols[0], [lo, hi])
+        return [cols[0][a:b] - lo] + [x[a:b] for x in cols[1:]]
 
     def _all_days(self) -> np.ndarray:
         ev = self.ev
@@ -135,16 +152,10 @@ class SnapshotEngine:
         ev, nd, nc = self.ev, self.nd, hi - lo
         S = len(self.snaps)
 
-        def sel(c, t, *extra):
-            d, ok = self._day(t)
-            m = ok & (c >= lo) & (c < hi)
-            return (c[m] - lo, d[m], *[x[m] for x in extra])
-
-        sc, sd, stop = sel(ev.send_c, ev.send_t, ev.send_topic)
-        oc, od, ot, ob = sel(ev.open_c, ev.open_t, ev.open_t, self.open_bins)
-        kc, kd, kt, ktop = sel(ev.click_c, ev.click_t, ev.click_t, ev.click_topic)
-        xc, xd, xt, xk, xv = sel(ev.other_c, ev.other_t, ev.other_t, ev.other_kind, ev.other_value)
-        _, _, st_ = sel(ev.send_c, ev.send_t, ev.send_t)
+        sc, sd, st_, stop = self._slice("send", lo, hi)
+        oc, od, ot, ob = self._slice("open", lo, hi)
+        kc, kd, kt, ktop = self._slice("click", lo, hi)
+        xc, xd, xt, xk, xv = self._slice("other", lo, hi)
 
         sends = _dense(sc, sd, nc, nd)
         opens = _dense(oc, od, nc, nd)
