@@ -27,9 +27,11 @@ import tempfile
 from pathlib import Path
 
 # Everything this notebook writes goes to a temporary workspace, unless you set these yourself.
-workspace = Path(tempfile.mkdtemp(prefix="inbox-notebook-"))
-os.environ.setdefault("INBOX_DATA_DIR", str(workspace / "data"))
-os.environ.setdefault("INBOX_ARTIFACT_ROOT", str(workspace / "mlruns"))
+workspace = None
+for variable, folder in (("INBOX_DATA_DIR", "data"), ("INBOX_ARTIFACT_ROOT", "mlruns")):
+    if variable not in os.environ:
+        workspace = workspace or Path(tempfile.mkdtemp(prefix="inbox-notebook-"))
+        os.environ[variable] = str(workspace / folder)
 artifact_root = Path(os.environ["INBOX_ARTIFACT_ROOT"]).resolve()
 artifact_root.mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{artifact_root / 'mlflow.db'}")
