@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     p.add_argument("--events", type=float, default=10e6)
     p.add_argument("--cadence", type=int, default=1)
     args = p.parse_args(argv)
-    console = Console()
+    console = Console(width=150)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()

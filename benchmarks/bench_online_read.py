@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--stock-contacts", type=int, default=2_000)
     p.add_argument("--calls", type=int, default=300)
     args = p.parse_args(argv)
-    console = Console()
+    console = Console(width=150)
     end = datetime(2026, 5, 9, tzinfo=timezone.utc)
     rng = np.random.default_rng(0)
     table = Table(title=f"online read, ms per call (p50 / p99 over {args.calls} calls)")

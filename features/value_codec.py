@@ -243,6 +243,11 @@ def _decode_values(buf, whole: bytes, start: np.ndarray, size: np.ndarray, ftype
         return vals if present.all() else _nullable(vals, present, float_ok=False)
     if ftype == "String":
         vals = np.empty(len(start), dtype=object)
+        slen = buf[body].astype(np.int64)
+        if present.all() and slen.max(initial=0) < 0x80:  # one-byte lengths: slice directly
+            first = (body + 1).tolist()
+            vals[:] = [whole[a: a + n].decode("utf-8") for a, n in zip(first, slen.tolist())]
+            return vals
         for i, (s, n, ok) in enumerate(zip(body.tolist(), size.tolist(), present.tolist())):
             if not ok:
                 continue
