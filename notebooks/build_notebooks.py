@@ -583,7 +583,7 @@ _, _, planners = review["send_time"]
 send_features = latest_contact_features(planners["champion"].services, settings)
 grids = {role: planner.grid(send_features) for role, planner in planners.items()}
 grid, level = grids["champion"]
-examples = [int(np.flatnonzero(level == "contact")[0]), int(np.flatnonzero(level != "contact")[0])]
+examples = [int(np.flatnonzero(level == lv)[0]) for lv in ("contact", "segment", "population") if (level == lv).any()][:2]
 heatmaps = {f"{role} v{planners[role].version}: mean over {len(send_features):,} contacts": np.nanmean(g, axis=0)
             for role, (g, _) in grids.items()}
 heatmaps.update({f"contact {send_features.contact_id.iloc[i]} ({level[i]} level)": grid[i] for i in examples})
