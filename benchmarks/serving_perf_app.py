@@ -187,8 +187,10 @@ def _make_decide_floor():
     from serving.decide import decide
     from serving.predict import default_window
     from serving.state import ServingState
+    from serving.warmup import warm_up
 
     state = ServingState.load(load_settings())
+    warm_up(state)  # the same verified accelerations as the service: the floor does the same work
 
     async def handle(request: Request) -> Response:
         body = await request.json()

@@ -111,16 +111,14 @@ def ordered_content(rankings: pd.DataFrame, contact_ids: np.ndarray) -> list[lis
     return content[np.searchsorted(block_ids, contact_ids)].tolist()
 
 
-def bandit_context(config: dict, feats: ContactFeatures, scores: pd.DataFrame | None) -> pd.DataFrame:
-    """The campaign's context features, taken from the batch's feature frames (missing -> 0)."""
+def bandit_context(config: dict, feats: ContactFeatures, scores: pd.DataFrame | None) -> np.ndarray:
+    """The campaign's context features (its declared order) from the batch's features; missing -> 0."""
     wanted = config["context_features"]
-    ctx = pd.DataFrame(index=range(len(feats.contact_ids)))
-    for name in wanted:
+    n = len(feats.contact_ids)
+    out = np.zeros((n, len(wanted)))
+    for j, name in enumerate(wanted):
         if name in feats.merged.columns:
-            ctx[name] = pd.to_numeric(feats.merged[name], errors="coerce")
-    if scores is not None and "lead_probability" in wanted:
-        ctx["lead_probability"] = scores["probability"].to_numpy()
-    for name in wanted:
-        if name not in ctx.columns:
-            ctx[name] = 0.0
-    return ctx[wanted].astype(float).fillna(0.0)
+            out[:, j] = pd.to_numeric(feats.merged[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        elif name == "lead_probability" and scores is not None:
+            out[:, j] = scores["probability"].to_numpy(dtype=float)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

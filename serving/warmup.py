@@ -1,14 +1,14 @@
 """One pass through every model before the service reports ready, so the first
 real request does not pay lazy imports and first-call allocations (and so
 `gc.freeze()` afterwards freezes them too). It also installs the verified
-block-wise feature encoding (`serving.fastencode`). Logs no decision."""
+block-wise feature encoding and the slot-grid cache (`serving.accelerate`). Logs no decision."""
 from __future__ import annotations
 
 import logging
 
 import numpy as np
 
-from serving.fastencode import accelerate_models
+from serving.accelerate import accelerate_models, memoize_slot_grid
 from serving.predict import ContactFeatures, content_rankings, default_window, lead_scores, send_slots
 
 logger = logging.getLogger("inbox.serving")
@@ -20,6 +20,7 @@ def warm_up(state, sample_size: int = 200) -> dict:
     start, end = default_window()
     feats = ContactFeatures.read(state, ids, request_time=start)
     installed = accelerate_models(state.models, feats.merged, state.catalog)
+    memoize_slot_grid()
     logger.info("block feature encoding: %s", installed)
     lead_scores(state, feats, reasons=True)
     send_slots(state, feats, start, end)
