@@ -24,7 +24,7 @@ import pandas as pd
 from feast.protos.feast.types.Value_pb2 import RepeatedValue
 
 from features.online_store import LAYOUT_TABLE, BatchSqliteOnlineStore, _feast_type_name, db_path, table_name
-from features.value_codec import decode_payloads
+from features.value_codec import decode_payloads, with_missing_rows
 
 
 @dataclass
@@ -59,6 +59,8 @@ class OnlineReader:
         self.store = store
         self._conn = sqlite3.connect(f"file:{db_path(store.config)}?mode=ro", uri=True, check_same_thread=False)
         self._conn.execute("PRAGMA query_only=ON")
+        self._conn.execute("PRAGMA mmap_size=1073741824")  # reads straight from the OS page cache
+        self._conn.execute("PRAGMA cache_size=-131072")    # 128 MB of pages per reader
         self._plans: dict[str, _Plan] = {}
         self._layouts: dict[int, dict[str, int]] = {}
         self._prefixes: dict[str, bytes] = {}
@@ -179,10 +181,14 @@ class OnlineReader:
             layout = self._layout_names(lid)
         else:
             layout = list(r.needed)
-        empty = b"\x0a\x00" * len(layout)
-        payloads = [hits[k][1] if k in hits else empty for k in keys]
         wanted = {n: r.types[n] for n in r.needed if n in layout}
-        cols = decode_payloads(payloads, layout, wanted)
+        present = np.fromiter((k in hits for k in keys), dtype=bool, count=len(keys))
+        if present.all() or not present.any():
+            empty = b"\x0a\x00" * len(layout)
+            cols = decode_payloads([hits[k][1] if k in hits else empty for k in keys], layout, wanted)
+        else:  # decode the rows found, then add the missing entities as nulls
+            found = decode_payloads([hits[k][1] for k in keys if k in hits], layout, wanted)
+            cols = {n: with_missing_rows(v, present) for n, v in found.items()}
         for n in r.needed:  # a feature absent from the stored layout reads as null, as in Feast
             if n not in cols:
                 cols[n] = np.full(len(keys), None, dtype=object)

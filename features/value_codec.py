@@ -196,6 +196,10 @@ def decode_payloads(payloads: list[bytes], layout: list[str], wanted: dict[str, 
     whole = b"".join(payloads)
     buf = np.frombuffer(whole + b"\x00" * 12, dtype=np.uint8)
     lengths = np.fromiter((len(p) for p in payloads), dtype=np.int64, count=k)
+    if lengths.min() == lengths.max():
+        uniform = _decode_uniform(buf, whole, k, int(lengths[0]), layout, wanted)
+        if uniform is not None:
+            return uniform
     ends = np.cumsum(lengths)
     pos = ends - lengths
     out: dict[str, np.ndarray] = {}
@@ -213,6 +217,39 @@ def decode_payloads(payloads: list[bytes], layout: list[str], wanted: dict[str, 
         pos = start + size
     if k and not np.array_equal(pos, ends):
         raise ValueError("online store payload does not follow its layout (corrupt row?)")
+    return out
+
+
+def _decode_uniform(buf, whole: bytes, k: int, width: int, layout: list[str], wanted: dict[str, str]):
+    """Rows of equal length whose element headers are byte-identical share one structure:
+    walk the first row once, check the headers of all rows at once, then read every
+    feature at fixed offsets. None if the rows differ in structure."""
+    rows = buf[: k * width].reshape(k, width)
+    first = rows[0]
+    spans, header_cols, p = [], [], 0
+    for _ in layout:
+        if p + 1 >= width or first[p] != _TAG_REPEATED_VAL:
+            return None
+        b1 = int(first[p + 1])
+        if b1 >= 0x80:
+            size, start = (b1 & 0x7F) | (int(first[p + 2]) << 7), p + 3
+        else:
+            size, start = b1, p + 2
+        header_cols.extend(range(p, start + (1 if size else 0)))  # 0x0a, length, value tag
+        spans.append((start, size))
+        p = start + size
+    if p != width:
+        return None
+    cols = np.asarray(header_cols)
+    if not (rows[:, cols] == first[cols]).all():
+        return None
+    starts_of_rows = np.arange(k, dtype=np.int64) * width
+    out = {}
+    for name, (start, size) in zip(layout, spans):
+        ftype = wanted.get(name)
+        if ftype is None:
+            continue
+        out[name] = _decode_values(buf, whole, starts_of_rows + start, np.full(k, size, dtype=np.int64), ftype)
     return out
 
 
@@ -302,4 +339,21 @@ def _decode_small(payloads: list[bytes], layout: list[str], wanted: dict[str, st
             out[name] = np.array(vals, dtype=bool)
         else:
             out[name] = np.array(vals, dtype=object)
+    return out
+
+
+def with_missing_rows(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Expand decoded values of the present rows to all rows, nulls elsewhere, with the same
+    dtype rules as Feast's to_df (ints with nulls -> float NaN, bools with nulls -> object)."""
+    n = len(present)
+    if values.dtype == object:
+        out = np.full(n, None, dtype=object)
+        out[present] = values
+        return out
+    if values.dtype.kind == "f" or values.dtype.kind in "iu":
+        out = np.full(n, np.nan)
+        out[present] = values
+        return out
+    out = np.full(n, None, dtype=object)  # bool
+    out[present] = values.astype(object)
     return out
