@@ -201,8 +201,8 @@ three variants (Dunnett's many-to-one correction); the smallest lift this campai
 detect; and Test & Roll (Feit and Berman 2019): the profit-maximizing test size when the winner is
 then sent to the rest of the list."""),
         code("""
-from experiments.abtest.sample_size import minimum_detectable_effect, sample_size
-from experiments.abtest.test_and_roll import test_and_roll
+from experiments.abtest.sizing import minimum_detectable_effect, sample_size
+from experiments.abtest.test_roll import test_and_roll
 
 click_rate = outcomes.loc[outcomes.variant == control, "click"].mean()
 n_per_variant = int(outcomes.variant.value_counts().min())

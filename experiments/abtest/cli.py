@@ -242,21 +242,21 @@ def _print_plan(plan, as_json: bool, title: str) -> int:
 
 
 def _sample_size(args) -> int:
-    from experiments.abtest.sample_size import sample_size
+    from experiments.abtest.sizing import sample_size
 
     plan = sample_size(args.kind, args.mde, relative=args.relative, **_design_kwargs(args))
     return _print_plan(plan, args.json, "Sample size")
 
 
 def _mde(args) -> int:
-    from experiments.abtest.sample_size import minimum_detectable_effect
+    from experiments.abtest.sizing import minimum_detectable_effect
 
     plan = minimum_detectable_effect(args.kind, args.n_per_variant, **_design_kwargs(args))
     return _print_plan(plan, args.json, "Minimum detectable effect")
 
 
 def _test_roll(args) -> int:
-    from experiments.abtest.test_and_roll import test_and_roll
+    from experiments.abtest.test_roll import test_and_roll
 
     plan = test_and_roll(args.population, args.prior_mean, args.prior_sd, args.response_sd)
     return _print_plan(plan, args.json, "Test & Roll (Feit and Berman 2019)")

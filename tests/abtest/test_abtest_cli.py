@@ -67,8 +67,8 @@ def test_analyze_bad_input_exits_2_with_message(env, capsys, argv, message):
 
 
 def test_design_commands(env, capsys):
-    from experiments.abtest.sample_size import sample_size
-    from experiments.abtest.test_and_roll import test_and_roll as plan_test_and_roll
+    from experiments.abtest.sizing import sample_size
+    from experiments.abtest.test_roll import test_and_roll as plan_test_and_roll
 
     assert main(["ab", "design", "sample-size", "--baseline", "0.03", "--mde", "0.1", "--relative",
                  "--variants", "3", "--json"]) == 0

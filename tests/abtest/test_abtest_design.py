@@ -8,8 +8,8 @@ import pytest
 from scipy import optimize, stats
 from statsmodels.stats.power import NormalIndPower
 
-from experiments.abtest.sample_size import dunnett_critical_value, minimum_detectable_effect, power_at, sample_size
-from experiments.abtest.test_and_roll import expected_profit, test_and_roll
+from experiments.abtest.sizing import dunnett_critical_value, minimum_detectable_effect, power_at, sample_size
+from experiments.abtest.test_roll import expected_profit, test_and_roll
 
 
 @pytest.mark.parametrize("alternative", ["two-sided", "one-sided"])

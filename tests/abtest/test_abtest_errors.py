@@ -6,10 +6,10 @@ import pytest
 from abtest_fixtures import recipient_table
 from experiments.abtest import AnalysisSettings, analyze
 from experiments.abtest.metrics import parse_metric
-from experiments.abtest.sample_size import sample_size
+from experiments.abtest.sizing import sample_size
 from experiments.abtest.factorial import factorial_design
 from experiments.abtest.srm import parse_split
-from experiments.abtest.test_and_roll import test_and_roll as plan_test_and_roll
+from experiments.abtest.test_roll import test_and_roll as plan_test_and_roll
 
 
 @pytest.fixture(scope="module")
