@@ -79,31 +79,29 @@ def main(argv=None) -> int:
         console.print(f"building feature tables for {args.contacts:,} contacts ...")
         feats = prepare_feature_tables(tmp, args.contacts)
 
+        def measured(fn) -> tuple[float, float]:
+            t, c = time.perf_counter(), cpu_seconds()
+            fn()
+            return time.perf_counter() - t, cpu_seconds() - c
+
         batch = get_store(feast_dir=tmp / "feast_batch")
         n_features = apply(batch, features_dir=feats)["features"]
-        t, c = time.perf_counter(), cpu_seconds()
-        written = materialize(batch, end=end, views=CONTACT_VIEWS)
-        secs, cpu = time.perf_counter() - t, cpu_seconds() - c
+        written = {}
+        secs, cpu = measured(lambda: written.update(materialize(batch, end=end, views=CONTACT_VIEWS)))
         n_feat_contact = sum(len(v.features) for v in batch.list_feature_views() if v.name in CONTACT_VIEWS)
         rows.append(("batch store, fast path", written["contact_engagement"], secs, cpu, "measured"))
 
-        small = subset_tables(feats, tmp / "features_feast_path", args.feast_path_contacts)
-        via_feast = get_store(feast_dir=tmp / "feast_batch_via_feast")
-        apply(via_feast, features_dir=small)
-        t, c = time.perf_counter(), cpu_seconds()
-        via_feast.materialize(start_date=start, end_date=end, feature_views=CONTACT_VIEWS)
-        secs, cpu = time.perf_counter() - t, cpu_seconds() - c
-        rows.append(("batch store via Feast materialize()", args.feast_path_contacts, secs, cpu,
-                     f"measured on {args.feast_path_contacts:,}"))
-
-        small = subset_tables(feats, tmp / "features_stock", args.stock_contacts)
-        stock = get_store(feast_dir=tmp / "feast_stock", online_store_type=STOCK_STORE_TYPE)
-        apply(stock, features_dir=small)
-        t, c = time.perf_counter(), cpu_seconds()
-        stock.materialize(start_date=start, end_date=end, feature_views=CONTACT_VIEWS)
-        secs, cpu = time.perf_counter() - t, cpu_seconds() - c
-        rows.append(("Feast stock SQLite store", args.stock_contacts, secs, cpu,
-                     f"measured on {args.stock_contacts:,}, extrapolated"))
+        for label, n, store_type, note in (
+            ("batch store via Feast materialize()", args.feast_path_contacts, None, "measured on {n:,}"),
+            ("Feast stock SQLite store", args.stock_contacts, STOCK_STORE_TYPE, "measured on {n:,}, extrapolated"),
+        ):
+            small = subset_tables(feats, tmp / f"features_{n}", n)
+            kw = {"online_store_type": store_type} if store_type else {}
+            other = get_store(feast_dir=tmp / f"feast_{len(rows)}", **kw)
+            apply(other, features_dir=small)
+            secs, cpu = measured(lambda: other.materialize(start_date=start, end_date=end,
+                                                           feature_views=CONTACT_VIEWS))
+            rows.append((label, n, secs, cpu, note.format(n=n)))
 
     table = Table(title=f"materialize {args.contacts:,} contacts x {n_feat_contact} features "
                         f"({len(CONTACT_VIEWS)} contact views; {n_features} features in the repo); "

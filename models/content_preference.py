@@ -5,7 +5,6 @@ input encoders (category vocabularies, numeric standardization; plain JSON).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pandas as pd
 
 from models.encoding import FeatureEncoder
 
-META_FILE = "predictor.json"
 
 
 @dataclass
@@ -135,16 +133,18 @@ class ContentRanker:
                 "two_tower": config or {}}
 
     def write_metadata(self, directory: Path, config: dict | None = None) -> Path:
-        path = Path(directory) / META_FILE
-        path.write_text(json.dumps(self.metadata(config)))
-        return path
+        from models.tracking import write_predictor_metadata
+
+        return write_predictor_metadata(directory, self.metadata(config))
 
     @classmethod
     def load(cls, model_dir: Path, version=None) -> "ContentRanker":
+        from models.tracking import read_predictor_metadata
+
         import mlflow.pytorch
 
         model_dir = Path(model_dir)
-        meta = json.loads((model_dir / "extra_files" / META_FILE).read_text())
+        meta = read_predictor_metadata(model_dir)
         module = mlflow.pytorch.load_model(str(model_dir))
         return cls(module, TowerEncoder.from_dict(meta["contact_encoder"]),
                    TowerEncoder.from_dict(meta["content_encoder"]), version=version)

@@ -24,7 +24,7 @@ import pandas as pd
 from models import metrics as M
 from models.content_preference import ContentRanker, TowerEncoder
 from models.harness import Evaluation, TrainingContext
-from models.prepared import Prepared
+from models.prepared import Prepared, sample_send_rows
 from models.split import TimeSplit
 
 LABEL = "clicked"
@@ -78,15 +78,8 @@ class ContentPreferenceSpec:
         split = TimeSplit.from_fractions(first + pd.Timedelta(days=cfg.warmup_days), end,
                                          pd.Timedelta(days=cfg.horizon_days), valid=cfg.valid_fraction,
                                          test=cfg.test_fraction)
-        sends = ctx.events["sends"][["send_id", "contact_id", "content_id", "sent_at"]]
-        block = split.assign(sends["sent_at"])
-        rng = np.random.default_rng(ctx.seed)
-        keep = np.flatnonzero(block != "")
-        train_idx = keep[block[keep] == "train"]
-        if len(train_idx) > cfg.max_train_rows:
-            train_idx = np.sort(rng.choice(train_idx, cfg.max_train_rows, replace=False))
-        idx = np.concatenate([train_idx, keep[block[keep] != "train"]])
-        rows = sends.iloc[idx].reset_index(drop=True)
+        rows, block = sample_send_rows(ctx.events["sends"][["send_id", "contact_id", "content_id", "sent_at"]],
+                                       split, cfg.max_train_rows, ctx.seed)
         entity = rows.rename(columns={"sent_at": "event_timestamp"})
         frame = feature_frame(entity[["contact_id", "content_id", "event_timestamp"]], self.services, ctx.settings)
         missing = [c for c in CONTENT_COLUMNS if c not in frame.columns]
@@ -94,7 +87,7 @@ class ContentPreferenceSpec:
             raise ValueError(f"feature service content_preference: missing content feature(s) {missing}")
         frame["send_id"] = rows["send_id"].to_numpy()
         frame[LABEL] = send_outcome(rows, ctx.events["events"], "click").astype(np.int8)
-        frame["block"] = block[idx]
+        frame["block"] = block
         source = frame.attrs.get("feature_source", "unknown")
         return Prepared(frame, split, source, LABEL, extra={"dataset_name": "content_preference"})
 

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from models.calibration import Calibrator
 from models.encoding import FeatureEncoder
 
 TIERS = (("A", 90.0), ("B", 70.0), ("C", 40.0), ("D", 0.0))
-META_FILE = "predictor.json"
 
 
 def tier_of(score: np.ndarray) -> np.ndarray:
@@ -110,16 +108,18 @@ class LeadScorer:
         }
 
     def write_metadata(self, directory: Path) -> Path:
-        path = Path(directory) / META_FILE
-        path.write_text(json.dumps(self.metadata()))
-        return path
+        from models.tracking import write_predictor_metadata
+
+        return write_predictor_metadata(directory, self.metadata())
 
     @classmethod
     def load(cls, model_dir: Path, version=None) -> "LeadScorer":
+        from models.tracking import read_predictor_metadata
+
         import lightgbm as lgb
 
         model_dir = Path(model_dir)
-        meta = json.loads((model_dir / "extra_files" / META_FILE).read_text())
+        meta = read_predictor_metadata(model_dir)
         booster = lgb.Booster(model_file=str(model_dir / "model.lgb"))
         return cls(booster, FeatureEncoder.from_dict(meta["encoder"]), Calibrator.from_dict(meta["calibrator"]),
                    meta["score_knots"], version=version)

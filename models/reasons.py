@@ -29,6 +29,9 @@ PHRASES: tuple[tuple[str, str], ...] = (
     (r"^(open|click|conversion|unsubscribe|bounce)_rate(_decayed|_ewm)?$", "{1} rate {v}"),
     (r"^days_since_(last_)?(\w+)$", "{v} days since the last {2}"),
     (r"^(tenure|account_age|age)_days$", "on the list for {v} days"),
+    (r"^unsubscribed$", "unsubscribed: {v}"),
+    (r"^engagement_score$", "engagement score {v}"),
+    (r"^sends_since_last_open$", "{v} sends since the last open"),
     (r"^revenue_(\d+)d$", "revenue {v} in the last {1} days"),
 )
 
@@ -55,7 +58,8 @@ def _format_values(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         v = values.astype(float)
         whole = np.isfinite(v) & (np.abs(v - np.round(v)) < 1e-9)
-        out = np.where(whole, v.round().astype("Int64").astype(str), v.map(lambda x: f"{x:.2g}"))
+        big = np.isfinite(v) & (np.abs(v) >= 10)
+        out = np.where(whole | big, v.round().astype("Int64").astype(str), v.map(lambda x: f"{x:.2g}"))
         return pd.Series(np.where(v.isna(), "unknown", out), index=values.index, dtype=object)
     return values.astype(object).where(values.notna(), "unknown").astype(str)
 

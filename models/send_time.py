@@ -18,7 +18,6 @@ Hierarchical fallback (the level that decided is returned with each slot):
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,6 @@ import pandas as pd
 from models.encoding import FeatureEncoder
 from models.slots import HOURS_PER_WEEK, choose_slots
 
-META_FILE = "predictor.json"
 SEGMENT_COLUMNS = ("seniority", "industry")
 SLOT_COLUMNS = ["slot_local_hour", "slot_weekend", "slot_weekday", "slot_share", "slot_share_next1",
                 "slot_share_next2", "slot_share_next3", "slot_share_prev1", "slot_dist_best", "slot_profile_opens"]
@@ -192,16 +190,18 @@ class SendTimePlanner:
         }
 
     def write_metadata(self, directory: Path) -> Path:
-        path = Path(directory) / META_FILE
-        path.write_text(json.dumps(self.metadata()))
-        return path
+        from models.tracking import write_predictor_metadata
+
+        return write_predictor_metadata(directory, self.metadata())
 
     @classmethod
     def load(cls, model_dir: Path, version=None) -> "SendTimePlanner":
+        from models.tracking import read_predictor_metadata
+
         import lightgbm as lgb
 
         model_dir = Path(model_dir)
-        meta = json.loads((model_dir / "extra_files" / META_FILE).read_text())
+        meta = read_predictor_metadata(model_dir)
         booster = lgb.Booster(model_file=str(model_dir / "model.lgb"))
         return cls(booster, FeatureEncoder.from_dict(meta["encoder"]), meta["segment_keys"],
                    np.asarray(meta["segment_grids"]), np.asarray(meta["population_grid"]),

@@ -24,7 +24,7 @@ import pandas as pd
 from models import metrics as M
 from models.encoding import FeatureEncoder
 from models.harness import Evaluation, TrainingContext
-from models.prepared import Prepared
+from models.prepared import Prepared, sample_send_rows
 from models.send_time import (CONTACT_EXCLUDE, SLOT_COLUMNS, SendTimePlanner, profile_arrays, segment_key,
                               slot_features)
 from models.slots import HOURS_PER_WEEK, allowed_slot_table, choose_slots, local_hour_of_week
@@ -81,24 +81,15 @@ class SendTimeSpec:
         first, end = ctx.data_range
         split = TimeSplit.from_fractions(first + pd.Timedelta(days=cfg.warmup_days), end, pd.Timedelta(hours=24),
                                          valid=cfg.valid_fraction, test=cfg.test_fraction)
-        sends = ctx.events["sends"][["send_id", "contact_id", "sent_at"]]
-        block = split.assign(sends["sent_at"])
-        rng = np.random.default_rng(ctx.seed)
-        keep = np.flatnonzero(block != "")
-        train_idx = keep[block[keep] == "train"]
-        if len(train_idx) > cfg.max_train_rows:
-            train_idx = np.sort(rng.choice(train_idx, cfg.max_train_rows, replace=False))
-        other = keep[block[keep] != "train"]
-        other = np.sort(rng.choice(other, min(len(other), cfg.max_train_rows // 2), replace=False))
-        idx = np.concatenate([train_idx, other])
-        rows = sends.iloc[idx].reset_index(drop=True)
+        rows, block = sample_send_rows(ctx.events["sends"][["send_id", "contact_id", "sent_at"]], split,
+                                       cfg.max_train_rows, ctx.seed, max_eval_rows=cfg.max_train_rows // 2)
         rows[LABEL] = send_outcome(rows, ctx.events["events"], "open", within=pd.Timedelta(hours=24)).astype(np.int8)
         entity = rows.rename(columns={"sent_at": "event_timestamp"})
         frame = feature_frame(entity[["contact_id", "event_timestamp"]], self.services, ctx.settings)
         frame[LABEL] = rows[LABEL].to_numpy()
         tz = ctx.events["contacts"].set_index("contact_id")["timezone"]
         frame["slot_how"] = local_hour_of_week(frame["event_timestamp"], tz.reindex(frame["contact_id"]).to_numpy())
-        frame["block"] = block[idx]
+        frame["block"] = block
         return Prepared(frame, split, frame.attrs.get("feature_source", "unknown"), LABEL,
                         extra={"dataset_name": "send_time"})
 
@@ -268,7 +259,7 @@ class SendTimeSpec:
                  "oracle": oracle_uplift}, "probability points"),
         }
         return Evaluation(
-            metric="uplift share of oracle", ours=ours_ratio, baseline_name=best_base_name,
+            metric="uplift/oracle", ours=ours_ratio, baseline_name=best_base_name,
             baseline=base_ratio[best_base_name], oracle=1.0,
             target=">= 0.90 of the oracle's uplift over random and above both baselines",
             target_met=met, metrics=metrics, figures=figures,

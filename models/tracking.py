@@ -70,3 +70,21 @@ def log_figure(fig, filename: str) -> None:
 
     mlflow.log_figure(fig, f"plots/{filename}")
     plt.close(fig)
+
+
+PREDICTOR_FILE = "predictor.json"
+
+
+def write_predictor_metadata(directory, meta: dict):
+    """`predictor.json` (logged as the model's extra file: encoders, calibration, fallbacks)."""
+    import json
+
+    path = Path(directory) / PREDICTOR_FILE
+    path.write_text(json.dumps(meta))
+    return path
+
+
+def read_predictor_metadata(model_dir) -> dict:
+    import json
+
+    return json.loads((Path(model_dir) / "extra_files" / PREDICTOR_FILE).read_text())

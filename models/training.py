@@ -69,20 +69,19 @@ def _printer(progress):
 
 
 def print_summary(results: list[dict]) -> None:
+    """Summary table (model, metric, baseline, ours, oracle, target met) and one line per model."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="inbox train: test period, against baselines and the simulator's oracle")
-    for col, justify in (("model", "left"), ("metric", "left"), ("baseline", "left"), ("baseline value", "right"),
-                         ("ours", "right"), ("oracle", "right"), ("target met", "center"), ("version", "right"),
-                         ("champion", "left"), ("seconds", "right")):
-        table.add_column(col, justify=justify)
+    table = Table(title="inbox train (test period)")
+    for col in ("model", "metric", "baseline", "ours", "oracle", "target", "version", "champion"):
+        table.add_column(col, justify="left" if col in ("model", "metric", "champion") else "right")
     for r in results:
         champion = "promoted" if r["promoted"] else f"kept v{r['champion_version']}"
-        table.add_row(r["model"], r["metric"], r["baseline_name"], f"{r['baseline']:.4f}", f"{r['ours']:.4f}",
-                      f"{r['oracle']:.4f}", "[green]yes[/]" if r["target_met"] else "[red]no[/]", str(r["version"]),
-                      champion, f"{r['seconds']:.0f}")
+        table.add_row(r["model"], r["metric"], f"{r['baseline']:.4f}", f"{r['ours']:.4f}", f"{r['oracle']:.4f}",
+                      "[green]met[/]" if r["target_met"] else "[red]missed[/]", str(r["version"]), champion)
     console = Console()
     console.print(table)
     for r in results:
-        console.print(f"  {r['model']}: target {r['target']}")
+        console.print(f"[bold]{r['model']}[/] ({r['seconds']:.0f} s): baseline = {r['baseline_name']}; "
+                      f"target {r['target']}; {r['promotion_reason']}")

@@ -17,7 +17,7 @@ def test_top_reasons_follow_contribution_signs_and_order():
     assert pos[0] == ["5 opens in the last 30 days", "seniority is executive", "click rate 0.12 over the last 90 days"]
     assert neg[0] == ["3 days since the last click"]  # zero contributions are not reasons
     assert pos[1] == ["click rate 0.01 over the last 90 days"]
-    assert neg[1][0] == "unsubscribed = yes"
+    assert neg[1][0] == "unsubscribed: yes"
     assert "no click yet" in neg[1]
 
 
