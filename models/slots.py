@@ -99,6 +99,15 @@ def candidate_slots(window_start, window_end, timezone: str) -> pd.DataFrame:
     )
 
 
+def _allowed_by_zone(tz: np.ndarray, start, end, quiet):
+    """(rows of that zone, its allowed candidate slots) per distinct zone with at least one slot."""
+    for name in pd.unique(tz):
+        slots = candidate_slots(start, end, str(name))
+        slots = slots[~is_quiet(slots["local_hour"].to_numpy(), quiet)]
+        if not slots.empty:
+            yield np.flatnonzero(tz == name), slots
+
+
 def choose_slots(
     grid: np.ndarray,
     timezones,
@@ -127,12 +136,7 @@ def choose_slots(
     local_time = np.full(n, None, dtype=object)
     how = np.full(n, -1, dtype=np.int64)
     prob = np.full(n, np.nan)
-    for name in pd.unique(tz):
-        rows = np.flatnonzero(tz == name)
-        slots = candidate_slots(start, end, str(name))
-        slots = slots[~is_quiet(slots["local_hour"].to_numpy(), quiet)]
-        if slots.empty:
-            continue
+    for rows, slots in _allowed_by_zone(tz, start, end, quiet):
         scores = grid[np.ix_(rows, slots["how"].to_numpy())]
         best = np.argmax(scores, axis=1)  # first maximum: earliest slot on ties
         send_at[rows] = slots["send_at"].dt.tz_convert(None).to_numpy()[best]
@@ -154,12 +158,7 @@ def allowed_slot_table(timezones, window_start, window_end, quiet_hours=(21, 7))
     tz = validate_timezones(timezones)
     quiet = validate_quiet_hours(quiet_hours)
     parts = []
-    for name in pd.unique(tz):
-        rows = np.flatnonzero(tz == name)
-        slots = candidate_slots(window_start, window_end, str(name))
-        slots = slots[~is_quiet(slots["local_hour"].to_numpy(), quiet)]
-        if slots.empty:
-            continue
+    for rows, slots in _allowed_by_zone(tz, window_start, window_end, quiet):
         parts.append(
             pd.DataFrame(
                 {
