@@ -1,6 +1,6 @@
 """Figures of an analysis: lifts with intervals per metric, posterior densities per variant.
 
-Both return a matplotlib Figure (Agg backend; call ``fig.savefig`` or show it in a notebook).
+Both return a matplotlib Figure (no pyplot state; call ``fig.savefig`` or display it in a notebook).
 """
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from experiments.abtest.results import AnalysisResult
 
 
 def _figure(n_panels: int, height_per_panel: float):
-    import matplotlib
+    # A bare Figure: no pyplot state, no backend switch (renders headless and inline alike).
+    from matplotlib.figure import Figure
 
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(n_panels, 1, figsize=(7.5, max(2.2, height_per_panel) * n_panels), squeeze=False)
+    fig = Figure(figsize=(7.5, max(2.2, height_per_panel) * n_panels))
+    axes = fig.subplots(n_panels, 1, squeeze=False)
     return fig, axes[:, 0]
 
 

@@ -1,14 +1,13 @@
-"""Matplotlib (Agg) figures: cumulative regret and reward of a simulation."""
+"""Matplotlib figures: cumulative regret and reward of a simulation."""
 from __future__ import annotations
 
 
 def simulation_figure(result):
-    import matplotlib
+    # A bare Figure: no pyplot state, no backend switch (renders headless and inline alike).
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_regret, ax_reward) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax_regret, ax_reward = fig.subplots(1, 2)
     for r in result.results:
         style = "--" if r.name.startswith("vw_") else "-"
         ax_regret.plot(r.cum_regret, style, label=r.name)

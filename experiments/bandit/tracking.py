@@ -32,9 +32,6 @@ def log_simulation(result, settings=None) -> str:
                 mlflow.log_metric(f"{name}.{key}", float(value))
         fig = simulation_figure(result)
         mlflow.log_figure(fig, "cumulative_regret_reward.png")
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
         mlflow.log_table(result.table(), "results.json")
         return run.info.run_id
 
