@@ -97,7 +97,13 @@ def _describe(result: object) -> str:
     if result is None:
         return ""
     if isinstance(result, dict):
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in result.items() if not isinstance(v, (dict, list)))
+        flat = {}
+        for k, v in result.items():
+            if isinstance(v, dict):  # one level of nesting: {"build": {...}, "materialize": {...}}
+                flat.update({f"{k}.{k2}": v2 for k2, v2 in v.items()})
+            else:
+                flat[k] = v
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in flat.items() if not isinstance(v, (dict, list, tuple)))
     if isinstance(result, list):
         return f"{len(result)} item(s)"
     return str(result)
