@@ -38,6 +38,7 @@ class LeadScoringConfig:
     early_stopping_rounds: int = 50
     learning_rate: float = 0.05
     num_leaves: int = 31
+    max_depth: int = 6  # shallow trees keep TreeSHAP reasons (cost ~ depth^2) fast
     min_data_in_leaf: int = 200
     feature_fraction: float = 0.8
     lambda_l2: float = 1.0
@@ -107,6 +108,7 @@ class LeadScoringSpec:
         c = self.config
         return {
             "objective": "binary", "learning_rate": c.learning_rate, "num_leaves": c.num_leaves,
+            "max_depth": c.max_depth,
             "min_data_in_leaf": c.min_data_in_leaf, "feature_fraction": c.feature_fraction,
             "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": c.lambda_l2,
             "num_threads": c.threads, "seed": seed, "deterministic": True, "force_row_wise": True,
