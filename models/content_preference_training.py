@@ -40,19 +40,20 @@ class ContentPreferenceConfig:
     test_fraction: float = 0.2
     horizon_days: int = 3
     max_train_rows: int = 600_000
-    epochs: int = 4
+    epochs: int = 6
     batch_size: int = 8192
-    learning_rate: float = 1e-2
+    learning_rate: float = 3e-3
     weight_decay: float = 1e-5
     embedding_dim: int = 8
-    hidden: int = 64
-    out_dim: int = 16
+    hidden: int = 128
+    out_dim: int = 32
     k: int = 3
     threads: int = 1  # torch on a shared 2-core box: 1 thread is ~10x faster than 2 contended ones
 
     @classmethod
     def fast(cls) -> "ContentPreferenceConfig":
-        return cls(warmup_days=7, max_train_rows=60_000, epochs=2, hidden=32, threads=1, batch_size=4096)
+        return cls(warmup_days=7, max_train_rows=60_000, epochs=2, hidden=32, out_dim=16, threads=1,
+                   batch_size=4096, learning_rate=1e-2)
 
 
 class ContentPreferenceSpec:
