@@ -9,7 +9,9 @@ T0 = pd.Timestamp("2026-05-01 09:00", tz="UTC")
 
 
 def _serve_and_reward(alloc, when, good, prefix, n=1500):
-    out = alloc.choose("spring", np.arange(n), None, now=when)
+    # explicit decision ids: the draws (seeded by id) and so the gate's estimates are reproducible
+    ids = [f"{prefix}-decision-{i:06d}" for i in range(n)]
+    out = alloc.choose("spring", np.arange(n), None, now=when, decision_ids=ids)
     r = (out["variant"] == good).astype(float).to_numpy() if good is not None else np.zeros(n)
     alloc.rewards(out["decision_id"], r, [when + pd.Timedelta("5m")] * n, [f"{prefix}{i}" for i in range(n)])
     return out
@@ -32,7 +34,7 @@ def test_gate_promotes_only_a_better_candidate(bandit_env, variants):
     _serve_and_reward(alloc, T0 + pd.Timedelta("6h"), None, "c")
     alloc.learn(now=T0 + pd.Timedelta("8h"), gate=True, track=True)
     (_, decision), = alloc.gate_decisions
-    assert not decision.promote
+    assert not decision.promote, decision.reason
     assert not alloc.reload() and alloc.policy_version == 1
     assert alloc.snapshots.versions() == [(1, True), (2, False), (3, False)]
     mlflow.set_tracking_uri(f"sqlite:///{bandit_env / 'mlruns' / 'mlflow.db'}")
