@@ -6,12 +6,12 @@ after every other step of the request has succeeded: a request that fails
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import numpy as np
 
 from serving.predict import (
-    ContactFeatures, bandit_context, content_rankings, lead_scores, ordered_content, send_slots,
+    ContactFeatures, bandit_context, content_order, lead_scores, slot_choice,
 )
 from serving.schemas import DecideResponse, Decision
 from serving.state import ServingState
@@ -43,18 +43,18 @@ def decide(state: ServingState, campaign_id: str, contact_ids, start: datetime, 
     ids = _unique_ids(contact_ids)
     feats = ContactFeatures.read(state, ids, request_time=start)
     scores = lead_scores(state, feats, reasons=False)
-    slots = send_slots(state, feats, start, end, quiet_hours)
-    order = ordered_content(content_rankings(state, feats, content_ids, k), ids)
+    slots = slot_choice(state, feats, start, end, quiet_hours)
+    order = content_order(state, feats, content_ids, k)
     context = bandit_context(config, feats, scores)
     chosen = state.allocator.choose(campaign_id, ids, context)  # logged: must stay the last step
-    send_at = slots["send_at"]
-    send_at = [None if s is None or s != s else s.to_pydatetime() for s in send_at.tolist()]
+    send_at = [None if s is None else s.replace(tzinfo=timezone.utc)
+               for s in slots.send_at.astype("datetime64[us]").tolist()]
     decisions = [
         Decision.model_construct(contact_id=c, decision_id=d, variant=v, propensity=p, send_at=s, send_level=lv,
                                  lead_score=ls, lead_tier=lt, content_order=o, fallback=f)
         for c, d, v, p, s, lv, ls, lt, o, f in zip(
             ids.tolist(), chosen["decision_id"].tolist(), chosen["variant"].tolist(),
-            chosen["propensity"].tolist(), send_at, slots["level"].tolist(), scores["score"].tolist(),
+            chosen["propensity"].tolist(), send_at, slots.level.tolist(), scores["score"].tolist(),
             scores["tier"].tolist(), order, feats.fallback.tolist())
     ]
     versions = state.model_versions

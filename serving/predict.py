@@ -38,32 +38,58 @@ PAIR_SERVICE = "content_preference"
 CONTACT_SERVICES = ("lead_scoring", "send_time", PAIR_SERVICE)
 
 
+def read_separately(state: ServingState, ids: np.ndarray, request_time: datetime | None = None
+                    ) -> tuple[pd.DataFrame, np.ndarray]:
+    """(merged contact-side features, no-features flag) from one read per service (the reference path)."""
+    frames = {}
+    for service in CONTACT_SERVICES:
+        content = None
+        if service == PAIR_SERVICE:  # contact x content service: read the contact side with a probe item
+            content = np.full(len(ids), state.catalog["content_id"].iloc[0], dtype=np.int64)
+        frames[service] = state.reader.read(service, ids, content_ids=content, request_time=request_time)
+    # one concat and one column selection: first occurrence of a name wins; the probe item's
+    # content columns are dropped
+    merged = pd.concat([f.reset_index(drop=True) for f in frames.values()], axis=1)
+    merged = merged.loc[:, ~merged.columns.duplicated() & ~merged.columns.isin(catalog_columns(state))]
+    return merged, no_features(frames["lead_scoring"])
+
+
+def catalog_columns(state: ServingState) -> list[str]:
+    return [c for c in state.catalog.columns if c != "contact_id"]
+
+
 @dataclass
 class ContactFeatures:
-    """Feature frames of one batch, read once and shared by every model."""
+    """Contact-side features of one batch (every contact-side service, merged by column name),
+    read once and shared by every model."""
 
     contact_ids: np.ndarray
-    frames: dict[str, pd.DataFrame]
     fallback: np.ndarray
     merged: pd.DataFrame
 
     @classmethod
     def read(cls, state: ServingState, contact_ids, request_time: datetime | None = None):
+        from serving.contact_reader import COMBINED
+
         ids = np.asarray(contact_ids, dtype=np.int64)
-        frames = {}
-        for service in CONTACT_SERVICES:
-            content = None
-            if service == PAIR_SERVICE:  # contact x content service: read the contact side with a probe item
-                content = np.full(len(ids), state.catalog["content_id"].iloc[0], dtype=np.int64)
-            frames[service] = state.reader.read(service, ids, content_ids=content, request_time=request_time)
-        catalog_cols = set(state.catalog.columns) - {"contact_id"}
-        parts, seen = [], set()
-        for frame in frames.values():
-            cols = [c for c in frame.columns if c not in seen and c not in catalog_cols]
-            seen.update(cols)
-            parts.append(frame[cols].reset_index(drop=True))
-        merged = pd.concat(parts, axis=1)
-        return cls(ids, frames, no_features(frames["lead_scoring"]), merged)
+        if state.combined_read is None:
+            merged, fallback = read_separately(state, ids, request_time)
+        else:  # one read for all services (installed by the warm-up after an equality check)
+            merged = state.reader.read(COMBINED, ids, request_time=request_time)
+            fallback = no_features(merged[state.combined_read])
+        return cls(ids, fallback, merged)
+
+
+def install_combined_read(state: ServingState, sample_ids, request_time: datetime) -> bool:
+    """Switch `ContactFeatures.read` to one combined read if it equals the per-service reads on a sample."""
+    from serving.contact_reader import install_combined_read as install
+
+    ok = install(state.reader, CONTACT_SERVICES, catalog_columns(state),
+                 lambda ids: read_separately(state, ids, request_time)[0], sample_ids, request_time)
+    if ok:
+        lead = state.reader._plan("lead_scoring").columns
+        state.combined_read = [c for c in lead if c != "contact_id"]
+    return ok
 
 
 def lead_scores(state: ServingState, feats: ContactFeatures, reasons: bool = True) -> pd.DataFrame:
@@ -78,10 +104,16 @@ def default_window(now: datetime | None = None) -> tuple[datetime, datetime]:
     return start, start + timedelta(hours=24)
 
 
+def slot_choice(state: ServingState, feats: ContactFeatures, start: datetime, end: datetime, quiet_hours=(21, 7)):
+    """Best send slot per contact as arrays (`serving.fast_slots.SlotChoice`); equal to the model's `best_slots`."""
+    return state.fast_slots.best_slots(feats.merged, state.timezones_of(feats.contact_ids), start, end,
+                                       quiet_hours=quiet_hours)
+
+
 def send_slots(state: ServingState, feats: ContactFeatures, start: datetime, end: datetime,
                quiet_hours=(21, 7)) -> pd.DataFrame:
-    model = state.models["send_time"]
-    return model.best_slots(feats.merged, state.timezones_of(feats.contact_ids), start, end, quiet_hours=quiet_hours)
+    """DataFrame[contact_id, send_at, local_time, probability, level], as `SendTimePlanner.best_slots`."""
+    return slot_choice(state, feats, start, end, quiet_hours).frame()
 
 
 def content_rankings(state: ServingState, feats: ContactFeatures, content_ids=None, k: int | None = None
@@ -96,6 +128,40 @@ def content_rankings(state: ServingState, feats: ContactFeatures, content_ids=No
             raise ValueError(f"content_ids: unknown content id(s) {unknown[:5].tolist()}")
         catalog = catalog[catalog["content_id"].isin(wanted)]
     return model.rank(feats.merged, catalog, k=k)
+
+
+def _candidates(state: ServingState, content_ids) -> tuple[np.ndarray, np.ndarray]:
+    """(content ids in catalog order, their content-tower matrix), cached per candidate set."""
+    key = None if content_ids is None else tuple(sorted(set(np.asarray(content_ids, dtype=np.int64).tolist())))
+    hit = state.catalog_matrices.get(key)
+    if hit is None:
+        catalog = state.catalog
+        if key is not None:
+            unknown = np.setdiff1d(np.asarray(key, dtype=np.int64), catalog["content_id"].to_numpy())
+            if len(unknown):
+                raise ValueError(f"content_ids: unknown content id(s) {unknown[:5].tolist()}")
+            catalog = catalog[catalog["content_id"].isin(np.asarray(key, dtype=np.int64))]
+        hit = (catalog["content_id"].to_numpy(np.int64), state.models["content_preference"].content_encoder.transform(catalog))
+        if len(state.catalog_matrices) < 256:
+            state.catalog_matrices[key] = hit
+    return hit
+
+
+def content_order(state: ServingState, feats: ContactFeatures, content_ids=None, k: int | None = None
+                  ) -> list[list[int]]:
+    """Content ids per contact in rank order (top k), aligned with the batch: `ordered_content(content_rankings(...))`
+    without the long pair frame: the same pair matrix, one model call, a stable argsort per row."""
+    if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"k: expected a positive integer or None, got {k!r}")
+    model = state.models["content_preference"]
+    ids, B = _candidates(state, content_ids)
+    A = model.contact_encoder.transform(feats.merged)
+    n, m = len(A), len(B)
+    if n == 0 or m == 0:
+        return [[] for _ in range(n)]
+    X = np.ascontiguousarray(np.hstack([np.repeat(A, m, axis=0), np.tile(B, (n, 1))]), dtype=np.float32)
+    order = np.argsort(-model.predict_matrix(X).reshape(n, m), axis=1, kind="stable")
+    return ids[order[:, :k]].tolist()
 
 
 def ordered_content(rankings: pd.DataFrame, contact_ids: np.ndarray) -> list[list[int]]:

@@ -11,6 +11,7 @@ a request and never drops one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ class ServingState:
     allocator: object            # experiments.bandit.Allocator
     settings: object = None
     campaign_cache: dict = field(default_factory=dict)
+    combined_read: list | None = None  # lead-scoring columns once the one-read path is installed (warm-up)
 
     @property
     def model_versions(self) -> dict[str, str]:
@@ -58,9 +60,34 @@ class ServingState:
         if not keep_allocator:
             self.allocator.close()
 
+    @cached_property
+    def _zone_lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted contact ids, their zones with missing -> UTC), for a searchsorted lookup."""
+        ids = self.timezones.index.to_numpy(np.int64)
+        order = np.argsort(ids, kind="stable")
+        zones = self.timezones.fillna("UTC").to_numpy(dtype=object)
+        return ids[order], zones[order]
+
     def timezones_of(self, contact_ids: np.ndarray) -> np.ndarray:
         """IANA zone per contact; unknown contacts get UTC (the fallback)."""
-        return self.timezones.reindex(contact_ids).fillna("UTC").to_numpy(dtype=object)
+        ids = np.asarray(contact_ids, dtype=np.int64)
+        known, zones = self._zone_lookup
+        if not len(known):
+            return np.full(len(ids), "UTC", dtype=object)
+        pos = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+        return np.where(known[pos] == ids, zones[pos], "UTC").astype(object)
+
+    @cached_property
+    def fast_slots(self):
+        """The vectorized send-slot planner over this state's send-time champion (caches per state)."""
+        from serving.fast_slots import FastSlots
+
+        return FastSlots(self.models["send_time"])
+
+    @cached_property
+    def catalog_matrices(self) -> dict:
+        """Encoded content-tower matrices of candidate sets, keyed by their content ids (filled on use)."""
+        return {}
 
     def campaign_config(self, campaign_id: str) -> dict:
         """The campaign's configuration from the decision log (ValueError naming campaign_id if unknown)."""

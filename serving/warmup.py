@@ -9,7 +9,9 @@ import logging
 import numpy as np
 
 from serving.accelerate import accelerate_models, memoize_slot_grid
-from serving.predict import ContactFeatures, content_rankings, default_window, lead_scores, send_slots
+from serving.predict import (
+    ContactFeatures, content_order, content_rankings, default_window, install_combined_read, lead_scores, send_slots,
+)
 
 logger = logging.getLogger("inbox.serving")
 UNKNOWN_CONTACT = 10**15  # exercises the no-features path
@@ -18,6 +20,8 @@ UNKNOWN_CONTACT = 10**15  # exercises the no-features path
 def warm_up(state, sample_size: int = 200) -> dict:
     ids = np.append(np.asarray(state.timezones.index[:sample_size], dtype=np.int64), UNKNOWN_CONTACT)
     start, end = default_window()
+    combined = install_combined_read(state, ids, start)
+    logger.info("combined contact-side read: %s", combined)
     feats = ContactFeatures.read(state, ids, request_time=start)
     installed = accelerate_models(state.models, feats.merged, state.catalog)
     memoize_slot_grid()
@@ -25,4 +29,5 @@ def warm_up(state, sample_size: int = 200) -> dict:
     lead_scores(state, feats, reasons=True)
     send_slots(state, feats, start, end)
     content_rankings(state, feats, None, 3)
+    content_order(state, feats, None, 3)  # caches the catalog's content-tower matrix
     return installed

@@ -1,0 +1,108 @@
+"""The request path's fast implementations give exactly the reference results.
+
+`serving.fast_slots.FastSlots` vs `SendTimePlanner.best_slots` (DST changes,
+half-hour zones, quiet hours, windows with no allowed slot, all three fallback
+levels), `content_order` vs `ordered_content(content_rankings(...))`, and the
+combined contact-side read vs one read per service, on the session's world.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe",
+         "America/Sao_Paulo", "UTC", "Pacific/Chatham"]
+UNKNOWN = 10**15
+
+WINDOWS = [
+    ("2026-03-07T00:00Z", "2026-03-10T00:00Z", (21, 7)),   # US spring-forward (Mar 8)
+    ("2026-03-28T13:20Z", "2026-03-30T05:00Z", (22, 6)),   # EU spring-forward (Mar 29), unaligned start
+    ("2026-10-24T00:00Z", "2026-10-26T12:00Z", (21, 7)),   # EU fall-back (Oct 25): a repeated local hour
+    ("2026-11-01T00:00Z", "2026-11-02T12:00Z", None),      # US fall-back, no quiet hours
+    ("2026-06-01T03:00Z", "2026-06-01T05:00Z", (21, 7)),   # short window: quiet everywhere it is night
+    ("2026-06-01T00:00Z", "2026-06-10T00:00Z", (8, 20)),   # > a week: every hour-of-week repeats
+]
+
+
+@pytest.fixture(scope="module")
+def state(serving_world):
+    from serving.state import ServingState
+
+    st = ServingState.load(serving_world)
+    yield st
+    st.close()
+
+
+@pytest.fixture(scope="module")
+def batch(state):
+    from serving.predict import ContactFeatures
+
+    ids = np.append(np.asarray(state.timezones.index[:300], dtype=np.int64), UNKNOWN)
+    feats = ContactFeatures.read(state, ids, request_time=pd.Timestamp("2026-03-07T00:00Z").to_pydatetime())
+    zones = np.array([ZONES[i % len(ZONES)] for i in range(len(ids))], dtype=object)
+    return feats, zones
+
+
+@pytest.mark.parametrize("start,end,quiet", WINDOWS)
+def test_fast_slots_equal_reference(state, batch, start, end, quiet):
+    feats, zones = batch
+    model = state.models["send_time"]
+    ref = model.best_slots(feats.merged, zones, start, end, quiet_hours=quiet)
+    got = state.fast_slots.best_slots(feats.merged, zones, start, end, quiet_hours=quiet)
+    assert set(ref["level"]) == {"contact", "segment", "population"}  # every fallback level exercised
+    assert np.array_equal(got.contact_id, ref["contact_id"].to_numpy())
+    assert np.array_equal(got.level, ref["level"].to_numpy())
+    assert np.array_equal(got.send_at, ref["send_at"].dt.tz_convert(None).to_numpy(), equal_nan=True)
+    assert got.local_time.tolist() == ref["local_time"].tolist()
+    np.testing.assert_allclose(got.probability, ref["probability"].to_numpy(), rtol=0, atol=1e-9)
+    pd.testing.assert_frame_equal(got.frame(), ref, check_exact=True)
+    # a second call hits the per-window cache and still agrees
+    again = state.fast_slots.best_slots(feats.merged, zones, start, end, quiet_hours=quiet)
+    assert np.array_equal(again.send_at, got.send_at, equal_nan=True)
+
+
+def test_short_quiet_window_leaves_some_contacts_without_a_slot(state, batch):
+    feats, zones = batch
+    got = state.fast_slots.best_slots(feats.merged, zones, *WINDOWS[4][:2], quiet_hours=WINDOWS[4][2])
+    none = np.isnat(got.send_at)
+    assert none.any() and (~none).any()
+    assert np.isnan(got.probability[none]).all() and all(v is None for v in got.local_time[none])
+
+
+def test_fast_slots_reject_what_the_reference_rejects(state, batch):
+    feats, zones = batch
+    fast = state.fast_slots
+    with pytest.raises(ValueError, match="timezone"):
+        fast.best_slots(feats.merged, np.full(len(zones), "Mars/Olympus", dtype=object), *WINDOWS[0])
+    with pytest.raises(ValueError, match="window_end"):
+        fast.best_slots(feats.merged, zones, WINDOWS[0][1], WINDOWS[0][0])
+    with pytest.raises(ValueError, match="quiet_hours"):
+        fast.best_slots(feats.merged, zones, WINDOWS[0][0], WINDOWS[0][1], quiet_hours=(25, 3))
+
+
+@pytest.mark.parametrize("subset,k", [(None, 3), (None, None), ("some", 2)])
+def test_content_order_equals_rankings(state, batch, subset, k):
+    from serving.predict import content_order, content_rankings, ordered_content
+
+    feats, _ = batch
+    content_ids = None if subset is None else state.catalog["content_id"].to_numpy()[::2][::-1]
+    ref = ordered_content(content_rankings(state, feats, content_ids, k), feats.contact_ids)
+    assert content_order(state, feats, content_ids, k) == ref
+    with pytest.raises(ValueError, match="content_ids"):
+        content_order(state, feats, [UNKNOWN], k)
+
+
+def test_combined_read_equals_one_read_per_service(state, batch):
+    from serving.predict import ContactFeatures, install_combined_read, read_separately
+
+    feats, _ = batch
+    when = pd.Timestamp("2026-03-08T09:00Z").to_pydatetime()
+    ref, ref_fallback = read_separately(state, feats.contact_ids, when)
+    assert install_combined_read(state, feats.contact_ids, when)
+    try:
+        got = ContactFeatures.read(state, feats.contact_ids, request_time=when)
+        pd.testing.assert_frame_equal(got.merged, ref, check_exact=True)
+        assert np.array_equal(got.fallback, ref_fallback) and got.fallback[-1] and not got.fallback[:-1].all()
+    finally:
+        state.combined_read = None
