@@ -1,20 +1,22 @@
-"""Figures a reviewer looks at in MLflow (matplotlib, Agg backend)."""
+"""Figures a reviewer looks at in MLflow (matplotlib Figures, no pyplot)."""
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
+from models.metrics import cumulative_gain
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
-from models.metrics import cumulative_gain  # noqa: E402
+def _subplots(nrows: int = 1, ncols: int = 1, figsize=(5, 5), **kw):
+    """A bare Figure: no pyplot state and no backend switch (renders headless and inline alike)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def roc(y, curves: dict[str, np.ndarray]):
     from sklearn.metrics import roc_curve
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _subplots(figsize=(5, 5))
     for label, p in curves.items():
         fpr, tpr, _ = roc_curve(y, p)
         ax.plot(fpr, tpr, label=label)
@@ -27,7 +29,7 @@ def roc(y, curves: dict[str, np.ndarray]):
 def precision_recall(y, curves: dict[str, np.ndarray]):
     from sklearn.metrics import precision_recall_curve
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _subplots(figsize=(5, 5))
     for label, p in curves.items():
         prec, rec, _ = precision_recall_curve(y, p)
         ax.plot(rec, prec, label=label)
@@ -38,7 +40,7 @@ def precision_recall(y, curves: dict[str, np.ndarray]):
 
 
 def calibration(y, curves: dict[str, np.ndarray], n_bins: int = 10):
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _subplots(figsize=(5, 5))
     y = np.asarray(y, dtype=float)
     top = 0.0
     for label, p in curves.items():
@@ -58,7 +60,7 @@ def calibration(y, curves: dict[str, np.ndarray], n_bins: int = 10):
 
 
 def gain_and_lift(y, curves: dict[str, np.ndarray]):
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig, (a1, a2) = _subplots(1, 2, figsize=(10, 4.5))
     for label, p in curves.items():
         share, captured = cumulative_gain(y, p)
         a1.plot(share, captured, label=label)
@@ -75,7 +77,7 @@ def gain_and_lift(y, curves: dict[str, np.ndarray]):
 
 def importance(names: list[str], gains: np.ndarray, top: int = 25):
     order = np.argsort(gains)[::-1][:top][::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.28 * len(order) + 1.2))
+    fig, ax = _subplots(figsize=(6, 0.28 * len(order) + 1.2))
     ax.barh([names[i] for i in order], np.asarray(gains)[order])
     ax.set(xlabel="total gain", title="Global feature importance")
     fig.tight_layout()
@@ -85,7 +87,7 @@ def importance(names: list[str], gains: np.ndarray, top: int = 25):
 def hour_of_week_heatmap(rows: dict[str, np.ndarray]):
     """One 7 x 24 panel per entry (predicted P(open within 24 h) by local send hour)."""
     n = len(rows)
-    fig, axes = plt.subplots(n, 1, figsize=(9, 2.1 * n), squeeze=False)
+    fig, axes = _subplots(n, 1, figsize=(9, 2.1 * n), squeeze=False)
     days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
     for ax, (label, grid) in zip(axes[:, 0], rows.items()):
         im = ax.imshow(np.asarray(grid).reshape(7, 24), aspect="auto", cmap="viridis")
@@ -99,7 +101,7 @@ def hour_of_week_heatmap(rows: dict[str, np.ndarray]):
 
 
 def bars(title: str, values: dict[str, float], ylabel: str):
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = _subplots(figsize=(6, 3.5))
     ax.bar(list(values), list(values.values()))
     ax.set(title=title, ylabel=ylabel)
     fig.tight_layout()

@@ -64,12 +64,10 @@ def git_commit() -> str:
 
 
 def log_figure(fig, filename: str) -> None:
-    """Log a matplotlib figure under `plots/` of the active run, then close it."""
-    import matplotlib.pyplot as plt
+    """Log a matplotlib figure under `plots/` of the active run."""
     import mlflow
 
     mlflow.log_figure(fig, f"plots/{filename}")
-    plt.close(fig)
 
 
 PREDICTOR_FILE = "predictor.json"

@@ -29,7 +29,6 @@ def log_analysis(
     histories: list | None = None,
 ) -> str:
     """Record ``result`` as one MLflow run; returns the run id."""
-    import matplotlib.pyplot as plt
     import mlflow
 
     from experiments.abtest.monitoring import plot_sequential
@@ -74,13 +73,11 @@ def log_analysis(
                     fig = plot(result)
                     path = Path(tmp) / name
                     fig.savefig(path, dpi=110)
-                    plt.close(fig)
                     mlflow.log_artifact(str(path), "plots")
                 for history in histories or []:  # sequential replays: one plot per metric
                     fig = plot_sequential(history, result.settings.alpha)
                     path = Path(tmp) / f"sequential_{_key(history['metric'].iloc[0])}.png"
                     fig.savefig(path, dpi=110)
-                    plt.close(fig)
                     mlflow.log_artifact(str(path), "plots")
             return run.info.run_id
     finally:
