@@ -33,7 +33,11 @@ computed only from events strictly before the snapshot):
   open_share_wd_h00 .. open_share_wd_h23, open_share_we_h00 .. open_share_we_h23 (Float32:
   share of first opens per LOCAL hour on weekdays / weekend days, shrunk to the population
   profile with 5 pseudo-opens; each 24-vector sums to 1), opens_weekday, opens_weekend,
-  best_hour_weekday, best_hour_weekend (argmax local hour)
+  best_hour_weekday, best_hour_weekend (argmax local hour);
+  send_rate_wd_h00 .. send_rate_we_h23 (Float32: open rate of sends by the LOCAL hour the
+  send went out, circular-Gaussian smoothed over neighbouring hours (sd 1.5 h) and shrunk
+  with 5 pseudo-sends to the contact's overall open rate x the population's relative rate
+  at that send hour), sends_weekday, sends_weekend (send counts)
 `contact_topics` (contact, daily)
   click_affinity_<topic> for every topic in the content table (simulator: case_study,
   education, event, news, product, promotion): 90-day clicks per send of that topic, shrunk

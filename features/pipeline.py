@@ -6,7 +6,8 @@ happened strictly before it (days < D in UTC). Output tables (Parquet, in
 `out_dir`), one per Feast feature view:
 
 - `contact_engagement.parquet`  counts, smoothed rates, recency, decay, fatigue
-- `contact_send_time.parquet`   local-time open profile (24 weekday + 24 weekend bins)
+- `contact_send_time.parquet`   local-time open profile (24 weekday + 24 weekend bins) and
+                                smoothed open rate by local SEND hour (send_rate_{wd,we}_hHH)
 - `contact_topics.parquet`      per-topic smoothed click affinity
 - `contact_profile.parquet`     attributes + email quality (event_timestamp = created_at)
 - `content_features.parquet`    per content item per snapshot: traits + smoothed CTR
@@ -238,7 +239,7 @@ def _event_arrays(con, topics: list[str]) -> EventArrays:
         f"SELECT s.contact_id, epoch_us(s.sent_at) AS t, {topic_case} AS topic FROM sends s JOIN content c USING (content_id)"
     ).fetchnumpy()
     opens = con.execute(
-        "SELECT s.contact_id, epoch_us(f.first_open) AS t FROM firsts f JOIN sends s USING (send_id) "
+        "SELECT s.contact_id, epoch_us(f.first_open) AS t, epoch_us(s.sent_at) AS st FROM firsts f JOIN sends s USING (send_id) "
         "WHERE f.first_open IS NOT NULL"
     ).fetchnumpy()
     clicks = con.execute(
@@ -266,7 +267,7 @@ def _event_arrays(con, topics: list[str]) -> EventArrays:
         contact_ids=ids, created_us=arr(contacts["created_us"]), tz_codes=tz_codes, zones=list(zones),
         topics=[topic_slug(t) for t in topics],
         send_c=pos(sends["contact_id"], "sends"), send_t=arr(sends["t"]), send_topic=arr(sends["topic"]),
-        open_c=pos(opens["contact_id"], "events"), open_t=arr(opens["t"]),
+        open_c=pos(opens["contact_id"], "events"), open_t=arr(opens["t"]), open_send_t=arr(opens["st"]),
         click_c=pos(clicks["contact_id"], "events"), click_t=arr(clicks["t"]), click_topic=arr(clicks["topic"]),
         other_c=pos(other["contact_id"], "events"), other_t=arr(other["t"]), other_kind=arr(other["kind"]),
         other_value=arr(other["value"], np.float64),
@@ -278,7 +279,8 @@ def _write_contact_snapshots(ev: EventArrays, days: list[date], cfg: PipelineCon
     engine = SnapshotEngine(ev, [_dayno(d) for d in days], cfg.half_life_days, cfg.prior_strength,
                             cfg.profile_prior_strength, cfg.engagement_weights)
     # the widest dense array is contacts x 48 bins x days (float64); keep it near 160 MB
-    chunk = max(256, int(2e7 // (48 * (engine.nd + 1))))
+    # (the send-hour profile adds three such arrays: sends and opens by send hour)
+    chunk = max(256, int(1e7 // (48 * (engine.nd + 1))))
     names = ("contact_engagement", "contact_send_time", "contact_topics")
     paths = {n: out_dir / TABLE_FILES[n] for n in names}
     tmps = {n: p.with_name(f".{p.name}.tmp") for n, p in paths.items()}

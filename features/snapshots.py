@@ -16,6 +16,14 @@ import numpy as np
 import pyarrow as pa
 
 US_PER_DAY = 86_400_000_000
+SEND_HOUR_KERNEL_SD = 1.5  # hours: circular Gaussian smoothing of the send-hour profile
+
+
+def circular_kernel(sd: float = SEND_HOUR_KERNEL_SD) -> np.ndarray:
+    """(24, 24) weights K[g, h] = exp(-d(g, h)^2 / (2 sd^2)), d the circular hour distance."""
+    d = np.abs(np.arange(24)[:, None] - np.arange(24)[None, :])
+    d = np.minimum(d, 24 - d)
+    return np.exp(-0.5 * (d / sd) ** 2)
 
 
 @dataclass
@@ -32,6 +40,7 @@ class EventArrays:
     send_topic: np.ndarray
     open_c: np.ndarray
     open_t: np.ndarray
+    open_send_t: np.ndarray       # send time of each opened send (for the send-hour profile)
     click_c: np.ndarray
     click_t: np.ndarray
     click_topic: np.ndarray
@@ -90,11 +99,14 @@ class SnapshotEngine:
         self.a_prof = float(profile_prior_strength)
         self.w = weights
         self.open_bins = local_hour_bins(ev.open_c, ev.open_t, ev.tz_codes, ev.zones)
+        self.send_bins = local_hour_bins(ev.send_c, ev.send_t, ev.tz_codes, ev.zones)
+        # opens binned by the local hour their send went out (counted on the day of the open)
+        self.open_send_bins = local_hour_bins(ev.open_c, ev.open_send_t, ev.tz_codes, ev.zones)
         self._population()
         # facts before the last snapshot, sorted by contact once: a chunk is then a slice
         self.facts = {
-            "send": self._by_contact(ev.send_c, ev.send_t, ev.send_topic),
-            "open": self._by_contact(ev.open_c, ev.open_t, self.open_bins),
+            "send": self._by_contact(ev.send_c, ev.send_t, ev.send_topic, self.send_bins),
+            "open": self._by_contact(ev.open_c, ev.open_t, self.open_bins, self.open_send_bins),
             "click": self._by_contact(ev.click_c, ev.click_t, ev.click_topic),
             "other": self._by_contact(ev.other_c, ev.other_t, ev.other_kind, ev.other_value),
         }
@@ -141,6 +153,8 @@ class SnapshotEngine:
         self.pop["sends_t"] = _cum0(per_day(ev.send_t, ev.send_topic, nt))
         self.pop["clicks_t"] = _cum0(per_day(ev.click_t, ev.click_topic, nt))
         self.pop["bins"] = _cum0(per_day(ev.open_t, self.open_bins, 48))
+        self.pop["send_bins"] = _cum0(per_day(ev.send_t, self.send_bins, 48))
+        self.pop["open_send_bins"] = _cum0(per_day(ev.open_t, self.open_send_bins, 48))
 
     def _pop_rate(self, k: str, n: str, window: int) -> np.ndarray:
         kk = self._at(self.pop[k]) - self._at(self.pop[k], window)
@@ -152,8 +166,8 @@ class SnapshotEngine:
         ev, nd, nc = self.ev, self.nd, hi - lo
         S = len(self.snaps)
 
-        sc, sd, st_, stop = self._slice("send", lo, hi)
-        oc, od, ot, ob = self._slice("open", lo, hi)
+        sc, sd, st_, stop, sb = self._slice("send", lo, hi)
+        oc, od, ot, ob, osb = self._slice("open", lo, hi)
         kc, kd, kt, ktop = self._slice("click", lo, hi)
         xc, xd, xt, xk, xv = self._slice("other", lo, hi)
 
@@ -257,6 +271,7 @@ class SnapshotEngine:
             best[kind] = share.argmax(axis=2).astype(np.int64)
         st["best_hour_weekday"] = best["wd"]
         st["best_hour_weekend"] = best["we"]
+        st.update(self._send_hour_rates(sc, sd, sb, oc, od, osb, nc, e["opens_total"], e["sends_total"]))
 
         def table(cols: dict) -> pa.Table:
             arrays = {"contact_id": pa.array(ids), "event_timestamp": ts}
@@ -264,3 +279,35 @@ class SnapshotEngine:
             return pa.table(arrays)
 
         return {"contact_engagement": table(e), "contact_send_time": table(st), "contact_topics": table(topics)}
+
+    def _send_hour_rates(self, sc, sd, sb, oc, od, osb, nc, opens_total, sends_total) -> dict[str, np.ndarray]:
+        """Smoothed open rate by the local hour a send went OUT (weekday / weekend x 24).
+
+        Sends and their opens are binned by local send hour, smoothed over
+        neighbouring hours with a circular Gaussian kernel (sd SEND_HOUR_KERNEL_SD)
+        and shrunk, with `profile_prior_strength` pseudo-sends, to a prior = the
+        contact's overall open rate (itself shrunk to the population's) times
+        the population's relative open rate at that send hour:
+        rate[h] = (sum_g K[g,h] k[g] + a prior[h]) / (sum_g K[g,h] n[g] + a).
+        A send counts from its day, its open from the day of the open.
+        """
+        K = circular_kernel().astype(np.float32)
+        n_b = self._at(_cum0(_dense(sc, sd, nc, self.nd, groups=sb, n_groups=48)))    # (S, nc, 48)
+        k_b = self._at(_cum0(_dense(oc, od, nc, self.nd, groups=osb, n_groups=48)))
+        pn = self._at(self.pop["send_bins"]).astype(np.float64)                         # (S, 48)
+        pk = self._at(self.pop["open_send_bins"]).astype(np.float64)
+        p_all = np.where(pn.sum(1) > 0, pk.sum(1) / np.maximum(pn.sum(1), 1), 0.0)      # (S,)
+        contact_rate = _shrunk(opens_total, sends_total, p_all[:, None], self.a)        # (S, nc)
+        out: dict[str, np.ndarray] = {}
+        for k, kind in enumerate(("wd", "we")):
+            part = slice(24 * k, 24 * (k + 1))
+            pn_s, pk_s = pn[:, part] @ K, pk[:, part] @ K
+            rel = np.where((pn_s > 0) & (p_all[:, None] > 0), pk_s / np.maximum(pn_s, 1e-9) / np.maximum(p_all[:, None], 1e-9), 1.0)
+            prior = (contact_rate[:, :, None] * rel[:, None, :]).astype(np.float32)      # (S, nc, 24)
+            ns = n_b[:, :, part].astype(np.float32) @ K
+            ks = k_b[:, :, part].astype(np.float32) @ K
+            rate = (ks + np.float32(self.a_prof) * prior) / (ns + np.float32(self.a_prof))
+            for hr in range(24):
+                out[f"send_rate_{kind}_h{hr:02d}"] = rate[:, :, hr]
+            out[f"sends_{'weekday' if kind == 'wd' else 'weekend'}"] = n_b[:, :, part].sum(axis=2).astype(np.int64)
+        return out

@@ -104,6 +104,33 @@ def test_local_hour_profile(built):
     assert sum(shares) == pytest.approx(1.0, rel=1e-5)
 
 
+def test_send_hour_open_rates(built):
+    _, t = built
+    # local SEND hours. Contact 1 (New York): weekday 10:00 x2 (both opened), 05:00 x2 (both opened,
+    # the last open on May 31), weekend Sun 08:00 (not opened). Contact 2 (Berlin): Sun 10:00
+    # (opened), Mon 10:00 (not opened). Population: 7 sends, 5 opens.
+    K = lambda d: math.exp(-0.5 * (d / 1.5) ** 2)  # noqa: E731  circular kernel, sd 1.5 h
+    a_rate, a_prof = 10.0, 5.0
+    p_all = 5 / 7
+    contact_rate = (4 + a_rate * p_all) / (5 + a_rate)
+    r = row(t["contact_send_time"], 1)
+    assert (r.sends_weekday, r.sends_weekend) == (4, 1)
+    # weekday 10:00: contact 2 opens of 2 sends at 10 and 2 of 2 at 05 (kernel weight K(5))
+    ks = ns = 2 + 2 * K(5)
+    pop_rel = (2 + 2 * K(5)) / (3 + 2 * K(5)) / p_all
+    assert r.send_rate_wd_h10 == pytest.approx((ks + a_prof * contact_rate * pop_rel) / (ns + a_prof), rel=1e-5)
+    # weekend 08:00: contact 0 of 1 send; population weekend = 0/1 at 08, 1/1 at 10
+    pop_rel_we = K(2) / (1 + K(2)) / p_all
+    assert r.send_rate_we_h08 == pytest.approx(a_prof * contact_rate * pop_rel_we / (1 + a_prof), rel=1e-5)
+    # weekday 18:00: 8 h from the 10:00 sends, 11 h from the 05:00 ones (tiny kernel weights)
+    far = (2 * K(8) + 2 * K(11)) / (3 * K(8) + 2 * K(11)) / p_all
+    ks18 = ns18 = 2 * K(8) + 2 * K(11)
+    assert r.send_rate_wd_h18 == pytest.approx((ks18 + a_prof * contact_rate * far) / (ns18 + a_prof), rel=1e-4)
+    # strictly before the snapshot: on May 20 the May 20 send (05:00 local) is not in yet
+    may20 = row(t["contact_send_time"], 1, ts("2026-05-20"))
+    assert (may20.sends_weekday, may20.sends_weekend) == (2, 1)
+
+
 def test_topic_affinity(built):
     _, t = built
     r = row(t["contact_topics"], 1)
