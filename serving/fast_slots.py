@@ -14,16 +14,24 @@ same levels: `tests/serving/test_serving_decide_equivalence.py`) with:
   their stored grids at the same slots;
 * the argmax over the padded matrix (padding is -inf, so the first maximum is
   the earliest real slot, as in the reference's per-zone argmax).
+
+It re-states the planner's fallback rule and reuses its feature helpers, so
+`verify` compares it with the planner's own `best_slots` on a sample (the
+warm-up does, for a plain and a DST-change window) and the request path uses
+it only once verified; otherwise the reference answers.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from models.send_time import LEVELS, SEGMENT_COLUMNS, profile_arrays, share_columns, slot_features
+from models.send_time import LEVELS, SEGMENT_COLUMNS, profile_arrays, slot_features
 from models.slots import candidate_slots, is_quiet, utc_timestamp, validate_quiet_hours, validate_timezones
+
+logger = logging.getLogger("inbox.serving")
 
 
 @dataclass
@@ -45,34 +53,17 @@ class SlotChoice:
     probability: np.ndarray
     level: np.ndarray
 
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> "SlotChoice":
+        return cls(df["contact_id"].to_numpy(np.int64), df["send_at"].dt.tz_convert(None).to_numpy(),
+                   df["local_time"].to_numpy(dtype=object), df["probability"].to_numpy(dtype=float),
+                   df["level"].to_numpy(dtype=object))
+
     def frame(self) -> pd.DataFrame:
         """The reference's DataFrame shape (for callers that want one)."""
         return pd.DataFrame({"contact_id": self.contact_id,
                              "send_at": pd.to_datetime(self.send_at).tz_localize("UTC"),
                              "local_time": self.local_time, "probability": self.probability, "level": self.level})
-
-
-SHARES = share_columns("wd") + share_columns("we")
-SCALARS = {"best_wd": ("best_hour_weekday", 9), "best_we": ("best_hour_weekend", 10),
-           "opens_wd": ("opens_weekday", 0), "opens_we": ("opens_weekend", 0)}
-
-
-def profile_block(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """`models.send_time.profile_arrays` from ONE float conversion of the profile columns (not one
-    `pd.to_numeric` per column); the model's own function when a column is missing or not numeric."""
-    cols = SHARES + [c for c, _ in SCALARS.values()]
-    if any(c not in frame.columns for c in cols):
-        return profile_arrays(frame)
-    try:
-        a = frame[cols].to_numpy(dtype=float, na_value=np.nan)
-    except (TypeError, ValueError):
-        return profile_arrays(frame)
-    share = np.where(np.isfinite(a[:, :48]), a[:, :48], 1.0 / 24)
-    out = {"wd": share[:, :24], "we": share[:, 24:48]}
-    for j, (key, (_, default)) in enumerate(SCALARS.items()):
-        v = a[:, 48 + j]
-        out[key] = np.where(np.isnan(v), float(default), v)
-    return out
 
 
 def _segment_part(frame: pd.DataFrame, column: str) -> list[str]:
@@ -90,6 +81,20 @@ class FastSlots:
         self._zone_slots: dict[tuple, ZoneSlots] = {}
         self._windows: list[tuple] = []
         self._valid_zones: set[str] = set()
+        self.verified = False
+
+    def verify(self, frame: pd.DataFrame, timezones, windows) -> bool:
+        """True (and `self.verified`) if every (start, end, quiet) window gives the planner's exact answer."""
+        try:
+            for start, end, quiet in windows:
+                want = self.planner.best_slots(frame, timezones, start, end, quiet_hours=quiet)
+                pd.testing.assert_frame_equal(self.best_slots(frame, timezones, start, end, quiet).frame(), want,
+                                              check_exact=True)
+            self.verified = True
+        except Exception as exc:  # noqa: BLE001 - any difference or failure: keep the reference
+            logger.warning("fast send slots differ from the planner's (%s); using the planner", exc)
+            self.verified = False
+        return self.verified
 
     # --- per-process caches ---------------------------------------------------------
     def zone_slots(self, start: pd.Timestamp, end: pd.Timestamp, quiet, zone: str) -> ZoneSlots:
@@ -157,7 +162,7 @@ class FastSlots:
         real = how >= 0
         safe_how = np.where(real, how, 0)
 
-        profile = profile_block(frame)
+        profile = profile_arrays(frame)
         level, seg = self.levels(frame, profile)
         score = p.population_grid[safe_how]
         if len(p.segment_grids) and (level == 1).any():

@@ -105,9 +105,16 @@ def default_window(now: datetime | None = None) -> tuple[datetime, datetime]:
 
 
 def slot_choice(state: ServingState, feats: ContactFeatures, start: datetime, end: datetime, quiet_hours=(21, 7)):
-    """Best send slot per contact as arrays (`serving.fast_slots.SlotChoice`); equal to the model's `best_slots`."""
-    return state.fast_slots.best_slots(feats.merged, state.timezones_of(feats.contact_ids), start, end,
-                                       quiet_hours=quiet_hours)
+    """Best send slot per contact as arrays (`serving.fast_slots.SlotChoice`): the vectorized planner once
+    verified equal to the model's `best_slots`, the model's own otherwise."""
+    tz = state.timezones_of(feats.contact_ids)
+    fast = state.fast_slots
+    if fast.verified:  # checked against the planner by the warm-up
+        return fast.best_slots(feats.merged, tz, start, end, quiet_hours=quiet_hours)
+    from serving.fast_slots import SlotChoice
+
+    return SlotChoice.from_frame(state.models["send_time"].best_slots(feats.merged, tz, start, end,
+                                                                      quiet_hours=quiet_hours))
 
 
 def send_slots(state: ServingState, feats: ContactFeatures, start: datetime, end: datetime,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 
 from serving.accelerate import accelerate_models, memoize_slot_grid
 from serving.predict import (
@@ -25,6 +26,10 @@ def warm_up(state, sample_size: int = 200) -> dict:
     feats = ContactFeatures.read(state, ids, request_time=start)
     installed = accelerate_models(state.models, feats.merged, state.catalog)
     memoize_slot_grid()
+    tz = state.timezones_of(feats.contact_ids)
+    dst_change = (pd.Timestamp("2026-03-07T00:00Z"), pd.Timestamp("2026-03-10T00:00Z"), (21, 7))
+    fast = state.fast_slots.verify(feats.merged, tz, [(start, end, (21, 7)), (start, end, None), dst_change])
+    logger.info("vectorized send slots: %s", fast)
     logger.info("block feature encoding: %s", installed)
     lead_scores(state, feats, reasons=True)
     send_slots(state, feats, start, end)

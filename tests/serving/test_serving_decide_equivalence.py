@@ -106,3 +106,14 @@ def test_combined_read_equals_one_read_per_service(state, batch):
         assert np.array_equal(got.fallback, ref_fallback) and got.fallback[-1] and not got.fallback[:-1].all()
     finally:
         state.combined_read = None
+
+
+def test_warm_up_installs_the_verified_fast_paths(state):
+    from serving.warmup import warm_up
+
+    warm_up(state, sample_size=100)
+    try:
+        assert state.fast_slots.verified
+        assert state.combined_read is not None
+    finally:
+        state.combined_read = None
