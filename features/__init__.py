@@ -37,7 +37,10 @@ computed only from events strictly before the snapshot):
   send_rate_wd_h00 .. send_rate_we_h23 (Float32: open rate of sends by the LOCAL hour the
   send went out, circular-Gaussian smoothed over neighbouring hours (sd 1.5 h) and shrunk
   with 5 pseudo-sends to the contact's overall open rate x the population's relative rate
-  at that send hour), sends_weekday, sends_weekend (send counts)
+  at that send hour), sends_weekday, sends_weekend (send counts);
+  send_lift_wd_h00 .. send_lift_we_h23 (Float32: posterior-expected log-odds lift of sending
+  at that local hour, under a bump of 2.6 logits (sd 1.6 h) around an unknown preferred hour
+  with a uniform prior, base log-odds marginalized; see `features.snapshots.peak_posterior_lift`)
 `contact_topics` (contact, daily)
   click_affinity_<topic> for every topic in the content table (simulator: case_study,
   education, event, news, product, promotion): 90-day clicks per send of that topic, shrunk

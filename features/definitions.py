@@ -7,7 +7,8 @@ unique across views, so services can be read without view prefixes.
 Feature views (source file = `<features_dir>/<view>.parquet`):
 - `contact_engagement` (contact, daily): see `features.ENGAGEMENT_FEATURES`
 - `contact_send_time` (contact, daily): open_share_{wd,we}_hHH, opens_weekday/weekend, best_hour_weekday/weekend,
-  send_rate_{wd,we}_hHH (smoothed open rate by local send hour), sends_weekday/weekend
+  send_rate_{wd,we}_hHH (smoothed open rate by local send hour), send_lift_{wd,we}_hHH
+  (posterior-expected log-odds lift of that send hour), sends_weekday/weekend
 - `contact_topics` (contact, daily): click_affinity_<topic>
 - `contact_profile` (contact, valid from created_at): attributes + email quality
 - `content_features` (content, daily): content traits and smoothed rates

@@ -7,7 +7,8 @@ happened strictly before it (days < D in UTC). Output tables (Parquet, in
 
 - `contact_engagement.parquet`  counts, smoothed rates, recency, decay, fatigue
 - `contact_send_time.parquet`   local-time open profile (24 weekday + 24 weekend bins) and
-                                smoothed open rate by local SEND hour (send_rate_{wd,we}_hHH)
+                                smoothed open rate and peak-posterior lift by local SEND hour
+                                (send_rate_{wd,we}_hHH, send_lift_{wd,we}_hHH)
 - `contact_topics.parquet`      per-topic smoothed click affinity
 - `contact_profile.parquet`     attributes + email quality (event_timestamp = created_at)
 - `content_features.parquet`    per content item per snapshot: traits + smoothed CTR

@@ -19,6 +19,44 @@ US_PER_DAY = 86_400_000_000
 SEND_HOUR_KERNEL_SD = 1.5  # hours: circular Gaussian smoothing of the send-hour profile
 
 
+# Send-hour template of the peak posterior (`peak_posterior_lift`): an open-rate bump of
+# PEAK_AMPLITUDE logits (Gaussian, sd PEAK_WIDTH h) around a contact's preferred local hour,
+# minus NIGHT_PENALTY before 05:30, on top of a base log-odds marginalized over BASE_LOGITS.
+PEAK_AMPLITUDE, PEAK_WIDTH, NIGHT_PENALTY = 2.6, 1.6, 0.6
+BASE_LOGITS = np.arange(-4.0, 1.51, 0.5)
+
+
+def peak_template() -> np.ndarray:
+    """(24 peaks, 24 send hours) log-odds lift F[p, h] of sending at hour h to a contact peaking at p."""
+    bump = circular_kernel(PEAK_WIDTH)
+    night = (np.arange(24) + 0.5 < 5.5).astype(float)
+    return PEAK_AMPLITUDE * (bump - bump.mean(axis=1, keepdims=True)) - NIGHT_PENALTY * night[None, :]
+
+
+def peak_posterior_lift(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Posterior-expected log-odds lift per send hour from sends n and opens k by send hour (..., 24).
+
+    Bayesian model: P(open | send at h) = sigma(b + F[p, h]) with the preferred hour p uniform
+    over 24 hours and the base b uniform over BASE_LOGITS; returns sum_p P(p | data) F[p, h].
+    Vectorized: one BLAS product over all base levels and peaks, then a shifted exp.
+    """
+    F = peak_template()
+    shape = n.shape
+    n = n.reshape(-1, 24).astype(np.float32)
+    k = k.reshape(-1, 24).astype(np.float32)
+    z = BASE_LOGITS[:, None, None] + F[None]                    # (levels, 24 peaks, 24 hours)
+    log_p = -np.logaddexp(0, -z)                                # log sigma(z)
+    log_q = -np.logaddexp(0, z)                                 # log(1 - sigma(z))
+    # one BLAS call: [opens, misses] (rows, 48) @ (48, levels x peaks) -> log-likelihoods
+    W = np.concatenate([log_p.transpose(2, 0, 1).reshape(24, -1), log_q.transpose(2, 0, 1).reshape(24, -1)])
+    ll = np.hstack([k, n - k]) @ W.astype(np.float32)
+    ll -= ll.max(axis=1, keepdims=True)
+    np.exp(ll, out=ll)                                          # underflow = negligible weight
+    post = ll.reshape(len(n), len(BASE_LOGITS), 24).sum(axis=1)
+    post /= post.sum(axis=1, keepdims=True)
+    return (post @ F.astype(np.float32)).reshape(shape)
+
+
 def circular_kernel(sd: float = SEND_HOUR_KERNEL_SD) -> np.ndarray:
     """(24, 24) weights K[g, h] = exp(-d(g, h)^2 / (2 sd^2)), d the circular hour distance."""
     d = np.abs(np.arange(24)[:, None] - np.arange(24)[None, :])
@@ -292,6 +330,7 @@ class SnapshotEngine:
         A send counts from its day, its open from the day of the open.
         """
         K = circular_kernel().astype(np.float32)
+        S = len(self.snaps)
         n_b = self._at(_cum0(_dense(sc, sd, nc, self.nd, groups=sb, n_groups=48)))    # (S, nc, 48)
         k_b = self._at(_cum0(_dense(oc, od, nc, self.nd, groups=osb, n_groups=48)))
         pn = self._at(self.pop["send_bins"]).astype(np.float64)                         # (S, 48)
@@ -304,10 +343,13 @@ class SnapshotEngine:
             pn_s, pk_s = pn[:, part] @ K, pk[:, part] @ K
             rel = np.where((pn_s > 0) & (p_all[:, None] > 0), pk_s / np.maximum(pn_s, 1e-9) / np.maximum(p_all[:, None], 1e-9), 1.0)
             prior = (contact_rate[:, :, None] * rel[:, None, :]).astype(np.float32)      # (S, nc, 24)
-            ns = n_b[:, :, part].astype(np.float32) @ K
-            ks = k_b[:, :, part].astype(np.float32) @ K
+            ns = (n_b[:, :, part].reshape(-1, 24).astype(np.float32) @ K).reshape(S, nc, 24)  # 2-D: one BLAS call
+            ks = (k_b[:, :, part].reshape(-1, 24).astype(np.float32) @ K).reshape(S, nc, 24)
             rate = (ks + np.float32(self.a_prof) * prior) / (ns + np.float32(self.a_prof))
+            lift = peak_posterior_lift(n_b[:, :, part], k_b[:, :, part])
             for hr in range(24):
                 out[f"send_rate_{kind}_h{hr:02d}"] = rate[:, :, hr]
+            for hr in range(24):
+                out[f"send_lift_{kind}_h{hr:02d}"] = lift[:, :, hr]
             out[f"sends_{'weekday' if kind == 'wd' else 'weekend'}"] = n_b[:, :, part].sum(axis=2).astype(np.int64)
         return out

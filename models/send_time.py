@@ -5,7 +5,10 @@ features from the `send_time` service (attributes, engagement) plus, for a
 candidate local hour h on a weekday or weekend day, the contact's smoothed
 share of past opens at h and at the hours just after it (opens arrive after
 the send), the signed distance from h to the contact's most frequent open
-hour, and how many opens that profile rests on.
+hour, how many opens that profile rests on, and the contact's smoothed open
+rate of past sends that went out at local hour h (`send_rate_{wd,we}_hHH`,
+see `features.snapshots`), also relative to its best and mean hour, and the
+posterior-expected log-odds lift of sending at h (`send_lift_{wd,we}_hHH`).
 
 Hierarchical fallback (the level that decided is returned with each slot):
 
@@ -28,7 +31,9 @@ from models.slots import HOURS_PER_WEEK, choose_slots
 
 SEGMENT_COLUMNS = ("seniority", "industry")
 SLOT_COLUMNS = ["slot_local_hour", "slot_weekend", "slot_weekday", "slot_share", "slot_share_next1",
-                "slot_share_next2", "slot_share_next3", "slot_share_prev1", "slot_dist_best", "slot_profile_opens"]
+                "slot_share_next2", "slot_share_next3", "slot_share_prev1", "slot_dist_best", "slot_profile_opens",
+                "slot_send_rate", "slot_send_rate_vs_best", "slot_send_rate_vs_mean", "slot_profile_sends",
+                "slot_send_lift", "slot_send_lift_vs_best"]
 LEVELS = np.array(["contact", "segment", "population"], dtype=object)
 
 
@@ -36,8 +41,13 @@ def share_columns(kind: str) -> list[str]:
     return [f"open_share_{kind}_h{h:02d}" for h in range(24)]
 
 
-PROFILE_COLUMNS = share_columns("wd") + share_columns("we") + [
-    "best_hour_weekday", "best_hour_weekend", "opens_weekday", "opens_weekend"]
+def send_rate_columns(kind: str, measure: str = "rate") -> list[str]:
+    return [f"send_{measure}_{kind}_h{h:02d}" for h in range(24)]
+
+
+PROFILE_COLUMNS = [c for m in ("rate", "lift") for k in ("wd", "we") for c in send_rate_columns(k, m)] + [
+    *share_columns("wd"), *share_columns("we"),
+    "best_hour_weekday", "best_hour_weekend", "opens_weekday", "opens_weekend", "sends_weekday", "sends_weekend"]
 CONTACT_EXCLUDE = tuple(PROFILE_COLUMNS) + ("timezone", "country", "local_hour", "local_weekday", "local_is_weekend")
 
 
@@ -52,6 +62,12 @@ def profile_arrays(features_df: pd.DataFrame) -> dict[str, np.ndarray]:
             return np.where(np.isfinite(a), a, 1.0 / 24)
         return np.full((n, 24), 1.0 / 24)
 
+    def rates(kind, measure="rate"):  # missing -> NaN (LightGBM's missing branch)
+        cols = send_rate_columns(kind, measure)
+        if all(c in features_df.columns for c in cols):
+            return features_df[cols].to_numpy(dtype=float, na_value=np.nan)
+        return np.full((n, 24), np.nan)
+
     def col(name, default):
         if name in features_df.columns:
             return pd.to_numeric(features_df[name], errors="coerce").fillna(default).to_numpy(float)
@@ -61,6 +77,9 @@ def profile_arrays(features_df: pd.DataFrame) -> dict[str, np.ndarray]:
         "wd": block("wd"), "we": block("we"),
         "best_wd": col("best_hour_weekday", 9), "best_we": col("best_hour_weekend", 10),
         "opens_wd": col("opens_weekday", 0), "opens_we": col("opens_weekend", 0),
+        "rate_wd": rates("wd"), "rate_we": rates("we"),
+        "lift_wd": rates("wd", "lift"), "lift_we": rates("we", "lift"),
+        "sends_wd": col("sends_weekday", 0), "sends_we": col("sends_weekend", 0),
     }
 
 
@@ -78,7 +97,16 @@ def slot_features(profile: dict[str, np.ndarray], rows: np.ndarray, how: np.ndar
     best = np.where(weekend, profile["best_we"][rows], profile["best_wd"][rows])
     dist = (hour - best + 12) % 24 - 12  # signed circular distance in hours
     opens = np.where(weekend, profile["opens_we"][rows], profile["opens_wd"][rows])
-    return np.column_stack([hour, weekend, day, at(0), at(1), at(2), at(3), at(-1), dist, opens]).astype(np.float32)
+    rate_row = np.where(weekend[:, None], profile["rate_we"][rows], profile["rate_wd"][rows])  # (r, 24)
+    rate = rate_row[r, hour]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vs_best = rate / rate_row.max(axis=1)
+        vs_mean = rate / rate_row.mean(axis=1)
+    sends = np.where(weekend, profile["sends_we"][rows], profile["sends_wd"][rows])
+    lift_row = np.where(weekend[:, None], profile["lift_we"][rows], profile["lift_wd"][rows])
+    lift = lift_row[r, hour]
+    return np.column_stack([hour, weekend, day, at(0), at(1), at(2), at(3), at(-1), dist, opens,
+                            rate, vs_best, vs_mean, sends, lift, lift - lift_row.max(axis=1)]).astype(np.float32)
 
 
 class SendTimePlanner:

@@ -131,6 +131,33 @@ def test_send_hour_open_rates(built):
     assert (may20.sends_weekday, may20.sends_weekend) == (2, 1)
 
 
+def test_send_hour_peak_posterior_lift(built):
+    _, t = built
+    # contact 1 weekday sends by local send hour: 05:00 x2 (2 opens), 10:00 x2 (2 opens)
+    sends, opens = {5: 2, 10: 2}, {5: 2, 10: 2}
+
+    def template(p, h):  # bump of 2.6 logits (sd 1.6 h) centred at p, minus 0.6 at night
+        d = lambda a, b: min(abs(a - b), 24 - abs(a - b))  # noqa: E731
+        bump = lambda q, x: math.exp(-0.5 * (d(q, x) / 1.6) ** 2)  # noqa: E731
+        return 2.6 * (bump(p, h) - sum(bump(p, x) for x in range(24)) / 24) - 0.6 * (h + 0.5 < 5.5)
+
+    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    like = []
+    for p in range(24):  # likelihood of the peak p, marginalized over the base log-odds grid
+        like.append(sum(math.prod(sig(b + template(p, h)) ** opens[h] * (1 - sig(b + template(p, h))) ** (n - opens[h])
+                                  for h, n in sends.items())
+                        for b in [-4.0 + 0.5 * i for i in range(12)]))
+    post = [x / sum(like) for x in like]
+    r = row(t["contact_send_time"], 1)
+    for h in (5, 8, 10, 15):
+        expected = sum(post[p] * template(p, h) for p in range(24))
+        assert r[f"send_lift_wd_h{h:02d}"] == pytest.approx(expected, abs=1e-4)
+    assert r.send_lift_wd_h10 > r.send_lift_wd_h15  # evidence of opens at 10:00, none near 15:00
+    # no sends: uniform posterior, the template averages to the night penalty only
+    none = row(t["contact_send_time"], 3)
+    assert none.send_lift_wd_h02 == pytest.approx(-0.6, abs=1e-5) and none.send_lift_we_h12 == pytest.approx(0, abs=1e-5)
+
+
 def test_topic_affinity(built):
     _, t = built
     r = row(t["contact_topics"], 1)
