@@ -44,7 +44,7 @@ class SendTimeConfig:
     learning_rate: float = 0.08
     num_leaves: int = 63
     min_data_in_leaf: int = 200
-    min_contact_opens: int = 3
+    min_contact_opens: int = 1
     min_segment_contacts: int = 30
     grid_contacts: int = 6000  # contacts whose grids are averaged into segment / population grids
     eval_contacts: int = 5000
