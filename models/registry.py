@@ -80,9 +80,12 @@ def decide(
     else:
         try:
             champion_value = float(evaluate_version(current))
-        except Exception as exc:  # incompatible champion: keep it, say why
-            promoted = False
-            reason = f"champion v{current} could not be evaluated on the new test rows: {exc}"
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            # The champion cannot score the features this code builds (e.g. the feature set
+            # changed), so it could not serve with this code either: the challenger takes over.
+            promoted = True
+            reason = (f"champion v{current} is incompatible with the current features and was replaced "
+                      f"by challenger v{challenger_version}: {exc}")
         else:
             if math.isnan(champion_value):
                 better = True
