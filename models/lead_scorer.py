@@ -114,12 +114,8 @@ class LeadScorer:
 
     @classmethod
     def load(cls, model_dir: Path, version=None) -> "LeadScorer":
-        from models.tracking import read_predictor_metadata
+        from models.tracking import read_lightgbm_artifacts
 
-        import lightgbm as lgb
-
-        model_dir = Path(model_dir)
-        meta = read_predictor_metadata(model_dir)
-        booster = lgb.Booster(model_file=str(model_dir / "model.lgb"))
+        booster, meta = read_lightgbm_artifacts(model_dir)
         return cls(booster, FeatureEncoder.from_dict(meta["encoder"]), Calibrator.from_dict(meta["calibrator"]),
                    meta["score_knots"], version=version)

@@ -224,13 +224,9 @@ class SendTimePlanner:
 
     @classmethod
     def load(cls, model_dir: Path, version=None) -> "SendTimePlanner":
-        from models.tracking import read_predictor_metadata
+        from models.tracking import read_lightgbm_artifacts
 
-        import lightgbm as lgb
-
-        model_dir = Path(model_dir)
-        meta = read_predictor_metadata(model_dir)
-        booster = lgb.Booster(model_file=str(model_dir / "model.lgb"))
+        booster, meta = read_lightgbm_artifacts(model_dir)
         return cls(booster, FeatureEncoder.from_dict(meta["encoder"]), meta["segment_keys"],
                    np.asarray(meta["segment_grids"]), np.asarray(meta["population_grid"]),
                    meta["min_contact_opens"], version=version)

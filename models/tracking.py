@@ -86,3 +86,11 @@ def read_predictor_metadata(model_dir) -> dict:
     import json
 
     return json.loads((Path(model_dir) / "extra_files" / PREDICTOR_FILE).read_text())
+
+
+def read_lightgbm_artifacts(model_dir):
+    """(booster, predictor metadata) of a logged LightGBM predictor directory."""
+    import lightgbm as lgb
+
+    model_dir = Path(model_dir)
+    return lgb.Booster(model_file=str(model_dir / "model.lgb")), read_predictor_metadata(model_dir)

@@ -140,7 +140,11 @@ def _umask() -> int:
 
 def write_table(table: str, data: pd.DataFrame | pa.Table, path: str | os.PathLike) -> Path:
     """Validate then atomically write one table to `path` (a .parquet file)."""
-    at = validate(table, data)
+    return _write_validated(validate(table, data), path)
+
+
+def _write_validated(at: pa.Table, path: str | os.PathLike) -> Path:
+    """Atomically write an already validated table: temp file beside the target, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -172,7 +176,7 @@ def write_event_log(events_dir: str | os.PathLike, tables: dict[str, pd.DataFram
     """Validate every table first, then write them; nothing is written if any is invalid."""
     validated = {name: validate(name, data) for name, data in tables.items()}
     for name, at in validated.items():
-        write_table(name, at, table_path(events_dir, name))
+        _write_validated(at, table_path(events_dir, name))
 
 
 def read_event_log(events_dir: str | os.PathLike, *, as_arrow: bool = False) -> dict:
