@@ -1,7 +1,7 @@
 """Benchmark: materialize 100k contacts into the online store, batch store vs Feast's stock SQLite.
 
 Same run, same feature tables (one snapshot per contact, every contact feature view:
-engagement, send-time profile, topics, profile; ~110 features per contact):
+engagement, send-time profile, send-hour counts, topics, profile; ~200 features per contact):
 
 - batch store, fast path (`features.store.materialize`: DuckDB latest-per-entity +
   vectorized protobuf encoding + one executemany transaction per view);
@@ -31,7 +31,7 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-CONTACT_VIEWS = ["contact_engagement", "contact_send_time", "contact_topics", "contact_profile"]
+CONTACT_VIEWS = ["contact_engagement", "contact_send_time", "contact_send_hours", "contact_topics", "contact_profile"]
 
 
 def prepare_feature_tables(root: Path, n_contacts: int) -> Path:

@@ -3,6 +3,7 @@
 Modules
 - `pipeline`       build_features(events_dir, out_dir, as_of_dates=None, half_life_days=14, config=None)
 - `snapshots`      the numpy snapshot engine (dense running sums per contact chunk)
+- `send_hours`     sparse cumulative send / opened-send counts by local send hour
 - `email_quality`  syntax / disposable / role / free-mail / typo checks (no network)
 - `definitions`    Feast entities, sources, feature views, on-demand view, services
 - `store`          get_store(settings), apply(store), materialize(store, end) (fast path)
@@ -33,14 +34,13 @@ computed only from events strictly before the snapshot):
   open_share_wd_h00 .. open_share_wd_h23, open_share_we_h00 .. open_share_we_h23 (Float32:
   share of first opens per LOCAL hour on weekdays / weekend days, shrunk to the population
   profile with 5 pseudo-opens; each 24-vector sums to 1), opens_weekday, opens_weekend,
-  best_hour_weekday, best_hour_weekend (argmax local hour);
-  send_rate_wd_h00 .. send_rate_we_h23 (Float32: open rate of sends by the LOCAL hour the
-  send went out, circular-Gaussian smoothed over neighbouring hours (sd 1.5 h) and shrunk
-  with 5 pseudo-sends to the contact's overall open rate x the population's relative rate
-  at that send hour), sends_weekday, sends_weekend (send counts);
-  send_lift_wd_h00 .. send_lift_we_h23 (Float32: posterior-expected log-odds lift of sending
-  at that local hour, under a bump of 2.6 logits (sd 1.6 h) around an unknown preferred hour
-  with a uniform prior, base log-odds marginalized; see `features.snapshots.peak_posterior_lift`)
+  best_hour_weekday, best_hour_weekend (argmax local hour)
+`contact_send_hours` (contact, SPARSE: a row only on snapshots where the counts change; no TTL)
+  sent_wd_h00 .. sent_wd_h23, sent_we_h00 .. sent_we_h23 (Int64, int32 in Parquet: the contact's
+  sends whose LOCAL send hour was HH on a weekday / weekend day, all history before the snapshot),
+  sent_opened_wd_h00 .. sent_opened_we_h23 (how many of those sends were opened; an open counts
+  from the day of the open), sends_weekday, sends_weekend (row sums). Sufficient statistics:
+  the send-time model does the smoothing (see `features.send_hours`)
 `contact_topics` (contact, daily)
   click_affinity_<topic> for every topic in the content table (simulator: case_study,
   education, event, news, product, promotion): 90-day clicks per send of that topic, shrunk
@@ -57,7 +57,7 @@ On-demand `request_context` (inputs: contact_profile.timezone + request `request
 
 Feature services
 - `lead_scoring`       contact_engagement + contact_profile
-- `send_time`          contact_send_time + contact_engagement[open_rate_30d, open_rate_90d,
+- `send_time`          contact_send_time + contact_send_hours + contact_engagement[open_rate_30d, open_rate_90d,
                        sends_7d, sends_since_last_open, days_since_last_open, engagement_score]
                        + contact_profile[timezone] + request_context (needs request_time)
 - `content_preference` contact_topics + content_features (entities contact AND content)

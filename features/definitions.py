@@ -6,9 +6,10 @@ unique across views, so services can be read without view prefixes.
 
 Feature views (source file = `<features_dir>/<view>.parquet`):
 - `contact_engagement` (contact, daily): see `features.ENGAGEMENT_FEATURES`
-- `contact_send_time` (contact, daily): open_share_{wd,we}_hHH, opens_weekday/weekend, best_hour_weekday/weekend,
-  send_rate_{wd,we}_hHH (smoothed open rate by local send hour), send_lift_{wd,we}_hHH
-  (posterior-expected log-odds lift of that send hour), sends_weekday/weekend
+- `contact_send_time` (contact, daily): open_share_{wd,we}_hHH, opens_weekday/weekend, best_hour_weekday/weekend
+- `contact_send_hours` (contact, SPARSE, never expires): sent_{wd,we}_hHH and sent_opened_{wd,we}_hHH
+  (cumulative sends by local send hour and how many of them were opened), sends_weekday/weekend;
+  a row only where the counts change (`features.send_hours`), so the TTL must be 0 (no limit)
 - `contact_topics` (contact, daily): click_affinity_<topic>
 - `contact_profile` (contact, valid from created_at): attributes + email quality
 - `content_features` (content, daily): content traits and smoothed rates
@@ -40,13 +41,15 @@ content = Entity(name="content", join_keys=["content_id"], value_type=ValueType.
 VIEW_ENTITY = {
     "contact_engagement": contact,
     "contact_send_time": contact,
+    "contact_send_hours": contact,
     "contact_topics": contact,
     "contact_profile": contact,
     "content_features": content,
 }
 # daily snapshots are refreshed every day; a snapshot older than this is not served
 SNAPSHOT_TTL = timedelta(days=3)
-TTL = {"contact_profile": timedelta(0)}  # 0 = never expires (attributes valid from created_at)
+# 0 = never expires: attributes valid from created_at; cumulative counts written only when they change
+TTL = {"contact_profile": timedelta(0), "contact_send_hours": timedelta(0)}
 
 _ARROW_TO_FEAST = {"int64": Int64, "int32": Int64, "double": Float64, "float": Float32, "bool": Bool,
                    "string": String, "large_string": String}
@@ -119,8 +122,10 @@ def build_repo(features_dir) -> dict:
             description="engagement history, profile and email quality per contact"),
         "send_time": FeatureService(
             name="send_time",
-            features=[views["contact_send_time"], eng[SEND_TIME_ENGAGEMENT], prof[["timezone"]], odfv],
-            description="local-time open profile, recent engagement and request-time local hour/weekday"),
+            features=[views["contact_send_time"], views["contact_send_hours"], eng[SEND_TIME_ENGAGEMENT],
+                      prof[["timezone"]], odfv],
+            description="local-time open profile, send/open counts by local send hour, recent engagement "
+                        "and request-time local hour/weekday"),
         "content_preference": FeatureService(
             name="content_preference", features=[views["contact_topics"], views["content_features"]],
             description="per-topic click affinities of the contact and traits/CTR of the content item"),

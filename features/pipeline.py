@@ -6,9 +6,11 @@ happened strictly before it (days < D in UTC). Output tables (Parquet, in
 `out_dir`), one per Feast feature view:
 
 - `contact_engagement.parquet`  counts, smoothed rates, recency, decay, fatigue
-- `contact_send_time.parquet`   local-time open profile (24 weekday + 24 weekend bins) and
-                                smoothed open rate and peak-posterior lift by local SEND hour
-                                (send_rate_{wd,we}_hHH, send_lift_{wd,we}_hHH)
+- `contact_send_time.parquet`   local-time open profile (24 weekday + 24 weekend bins)
+- `contact_send_hours.parquet`  SPARSE: cumulative sends and opened sends by local SEND hour
+                                (sent_{wd,we}_hHH, sent_opened_{wd,we}_hHH, sends_weekday/weekend),
+                                one row per contact on the snapshots where they change
+                                (see `features.send_hours`; its Feast view never expires)
 - `contact_topics.parquet`      per-topic smoothed click affinity
 - `contact_profile.parquet`     attributes + email quality (event_timestamp = created_at)
 - `content_features.parquet`    per content item per snapshot: traits + smoothed CTR
@@ -44,6 +46,7 @@ from simulation.eventlog import SchemaError
 TABLE_FILES = {
     "contact_engagement": "contact_engagement.parquet",
     "contact_send_time": "contact_send_time.parquet",
+    "contact_send_hours": "contact_send_hours.parquet",
     "contact_topics": "contact_topics.parquet",
     "contact_profile": "contact_profile.parquet",
     "content_features": "content_features.parquet",
@@ -170,7 +173,6 @@ def build_features(
         ev = _event_arrays(con, topics)
         say("contact snapshots")
         counts = _write_contact_snapshots(ev, days, cfg, out_dir, say)
-        n_eng, n_st, n_top = (counts[k] for k in ("contact_engagement", "contact_send_time", "contact_topics"))
         say("content features")
         n_content = _write_content(con, cfg, out_dir)
         say("profiles and email quality")
@@ -181,9 +183,7 @@ def build_features(
             p.unlink(missing_ok=True)
         tmp_dir.rmdir()
     return {
-        "contact_engagement": n_eng,
-        "contact_send_time": n_st,
-        "contact_topics": n_top,
+        **counts,
         "contact_profile": n_prof,
         "content_features": n_content,
         "snapshots": len(days),
@@ -280,9 +280,8 @@ def _write_contact_snapshots(ev: EventArrays, days: list[date], cfg: PipelineCon
     engine = SnapshotEngine(ev, [_dayno(d) for d in days], cfg.half_life_days, cfg.prior_strength,
                             cfg.profile_prior_strength, cfg.engagement_weights)
     # the widest dense array is contacts x 48 bins x days (float64); keep it near 160 MB
-    # (the send-hour profile adds three such arrays: sends and opens by send hour)
     chunk = max(256, int(1e7 // (48 * (engine.nd + 1))))
-    names = ("contact_engagement", "contact_send_time", "contact_topics")
+    names = ("contact_engagement", "contact_send_time", "contact_topics", "contact_send_hours")
     paths = {n: out_dir / TABLE_FILES[n] for n in names}
     tmps = {n: p.with_name(f".{p.name}.tmp") for n, p in paths.items()}
     writers: dict = {}

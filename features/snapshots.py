@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from features.send_hours import send_hour_columns, sparse_send_hour_counts
+
 US_PER_DAY = 86_400_000_000
 SEND_HOUR_KERNEL_SD = 1.5  # hours: circular Gaussian smoothing of the send-hour profile
 
@@ -191,8 +193,6 @@ class SnapshotEngine:
         self.pop["sends_t"] = _cum0(per_day(ev.send_t, ev.send_topic, nt))
         self.pop["clicks_t"] = _cum0(per_day(ev.click_t, ev.click_topic, nt))
         self.pop["bins"] = _cum0(per_day(ev.open_t, self.open_bins, 48))
-        self.pop["send_bins"] = _cum0(per_day(ev.send_t, self.send_bins, 48))
-        self.pop["open_send_bins"] = _cum0(per_day(ev.open_t, self.open_send_bins, 48))
 
     def _pop_rate(self, k: str, n: str, window: int) -> np.ndarray:
         kk = self._at(self.pop[k]) - self._at(self.pop[k], window)
@@ -309,47 +309,25 @@ class SnapshotEngine:
             best[kind] = share.argmax(axis=2).astype(np.int64)
         st["best_hour_weekday"] = best["wd"]
         st["best_hour_weekend"] = best["we"]
-        st.update(self._send_hour_rates(sc, sd, sb, oc, od, osb, nc, e["opens_total"], e["sends_total"]))
 
         def table(cols: dict) -> pa.Table:
             arrays = {"contact_id": pa.array(ids), "event_timestamp": ts}
             arrays.update({k: pa.array(col(v)) for k, v in cols.items()})
             return pa.table(arrays)
 
-        return {"contact_engagement": table(e), "contact_send_time": table(st), "contact_topics": table(topics)}
+        return {"contact_engagement": table(e), "contact_send_time": table(st), "contact_topics": table(topics),
+                "contact_send_hours": self._send_hour_counts(lo, hi, sc, sd, sb, oc, od, osb)}
 
-    def _send_hour_rates(self, sc, sd, sb, oc, od, osb, nc, opens_total, sends_total) -> dict[str, np.ndarray]:
-        """Smoothed open rate by the local hour a send went OUT (weekday / weekend x 24).
-
-        Sends and their opens are binned by local send hour, smoothed over
-        neighbouring hours with a circular Gaussian kernel (sd SEND_HOUR_KERNEL_SD)
-        and shrunk, with `profile_prior_strength` pseudo-sends, to a prior = the
-        contact's overall open rate (itself shrunk to the population's) times
-        the population's relative open rate at that send hour:
-        rate[h] = (sum_g K[g,h] k[g] + a prior[h]) / (sum_g K[g,h] n[g] + a).
-        A send counts from its day, its open from the day of the open.
-        """
-        K = circular_kernel().astype(np.float32)
-        S = len(self.snaps)
-        n_b = self._at(_cum0(_dense(sc, sd, nc, self.nd, groups=sb, n_groups=48)))    # (S, nc, 48)
-        k_b = self._at(_cum0(_dense(oc, od, nc, self.nd, groups=osb, n_groups=48)))
-        pn = self._at(self.pop["send_bins"]).astype(np.float64)                         # (S, 48)
-        pk = self._at(self.pop["open_send_bins"]).astype(np.float64)
-        p_all = np.where(pn.sum(1) > 0, pk.sum(1) / np.maximum(pn.sum(1), 1), 0.0)      # (S,)
-        contact_rate = _shrunk(opens_total, sends_total, p_all[:, None], self.a)        # (S, nc)
-        out: dict[str, np.ndarray] = {}
-        for k, kind in enumerate(("wd", "we")):
-            part = slice(24 * k, 24 * (k + 1))
-            pn_s, pk_s = pn[:, part] @ K, pk[:, part] @ K
-            rel = np.where((pn_s > 0) & (p_all[:, None] > 0), pk_s / np.maximum(pn_s, 1e-9) / np.maximum(p_all[:, None], 1e-9), 1.0)
-            prior = (contact_rate[:, :, None] * rel[:, None, :]).astype(np.float32)      # (S, nc, 24)
-            ns = (n_b[:, :, part].reshape(-1, 24).astype(np.float32) @ K).reshape(S, nc, 24)  # 2-D: one BLAS call
-            ks = (k_b[:, :, part].reshape(-1, 24).astype(np.float32) @ K).reshape(S, nc, 24)
-            rate = (ks + np.float32(self.a_prof) * prior) / (ns + np.float32(self.a_prof))
-            lift = peak_posterior_lift(n_b[:, :, part], k_b[:, :, part])
-            for hr in range(24):
-                out[f"send_rate_{kind}_h{hr:02d}"] = rate[:, :, hr]
-            for hr in range(24):
-                out[f"send_lift_{kind}_h{hr:02d}"] = lift[:, :, hr]
-            out[f"sends_{'weekday' if kind == 'wd' else 'weekend'}"] = n_b[:, :, part].sum(axis=2).astype(np.int64)
-        return out
+    def _send_hour_counts(self, lo, hi, sc, sd, sb, oc, od, osb) -> pa.Table:
+        """Sparse cumulative send / opened-send counts by local send hour (`features.send_hours`)."""
+        snap_pos = self.snaps - self.day0          # snapshot j sees day positions < snap_pos[j]
+        first = np.searchsorted(self.snaps * US_PER_DAY, self.ev.created_us[lo:hi], side="right")
+        c, j, counts = sparse_send_hour_counts(sc, np.searchsorted(snap_pos, sd, side="right"), sb,
+                                               oc, np.searchsorted(snap_pos, od, side="right"), osb,
+                                               first, len(self.snaps))
+        arrays = {"contact_id": pa.array(self.ev.contact_ids[lo:hi][c]),
+                  "event_timestamp": pa.array(self.snaps[j] * US_PER_DAY, type=pa.timestamp("us", tz="UTC"))}
+        arrays.update({name: pa.array(counts[i]) for i, name in enumerate(send_hour_columns())})
+        arrays["sends_weekday"] = pa.array(counts[:24].sum(axis=0, dtype=np.int32))
+        arrays["sends_weekend"] = pa.array(counts[24:48].sum(axis=0, dtype=np.int32))
+        return pa.table(arrays)

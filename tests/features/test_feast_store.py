@@ -125,10 +125,16 @@ def test_stock_sqlite_store_reads_the_same_values(world_store, tmp_path):
     stock = get_store(feast_dir=tmp_path / "stock", online_store_type=STOCK_STORE_TYPE)
     apply(stock, features_dir=settings.features_dir)
     stock.materialize(start_date=datetime(2000, 1, 1, tzinfo=timezone.utc), end_date=datetime.now(timezone.utc),
-                      feature_views=["contact_engagement", "contact_profile"])
+                      feature_views=["contact_engagement", "contact_profile", "contact_send_hours"])
     ids = history["contacts"]["contact_id"].to_numpy()[:30]
     want = feast_read(stock, "lead_scoring", ids)
     got = feast_read(store, "lead_scoring", ids)
+    pd.testing.assert_frame_equal(got[sorted(got.columns)], want[sorted(want.columns)])
+    # the sparse send-hour view (int32 in Parquet, Int64 in Feast) through Feast's own materialize
+    refs = [f"contact_send_hours:{f.name}" for f in store.get_feature_view("contact_send_hours").features]
+    rows = [{"contact_id": int(c)} for c in ids]
+    want = stock.get_online_features(features=refs, entity_rows=rows).to_df()
+    got = store.get_online_features(features=refs, entity_rows=rows).to_df()
     pd.testing.assert_frame_equal(got[sorted(got.columns)], want[sorted(want.columns)])
 
 
@@ -160,3 +166,48 @@ def test_training_frame_is_point_in_time(world_store):
             continue
         assert r["opens_total"] == expected
         assert r["opens_total"] <= (opens < r["event_timestamp"]).sum()
+
+
+def _expected_send_hour_counts(history, grid: pd.DataFrame) -> pd.DataFrame:
+    """Independent count of sends / opened sends by local send hour, for each (contact, snapshot) row."""
+    sends, contacts, ev = history["sends"], history["contacts"], history["events"]
+    tz = contacts.set_index("contact_id")["timezone"]
+    s = sends[["send_id", "contact_id", "sent_at"]].copy()
+    local = pd.Series(index=s.index, dtype=object)
+    for zone, idx in s.groupby(s["contact_id"].map(tz)).groups.items():
+        local.loc[idx] = list(s.loc[idx, "sent_at"].dt.tz_convert(zone))
+    s["col"] = [f"{'we' if t.weekday() >= 5 else 'wd'}_h{t.hour:02d}" for t in local]
+    s["opened_at"] = s["send_id"].map(ev[ev["type"] == "open"].groupby("send_id")["occurred_at"].min())
+    m = grid[["contact_id", "event_timestamp"]].merge(s, on="contact_id")
+    day = m["event_timestamp"]
+    sent = m[m["sent_at"] < day].pivot_table(index=["contact_id", "event_timestamp"], columns="col",
+                                            values="send_id", aggfunc="count")
+    opened = m[m["opened_at"] < day].pivot_table(index=["contact_id", "event_timestamp"], columns="col",
+                                                values="send_id", aggfunc="count")
+    out = grid.set_index(["contact_id", "event_timestamp"])[[]]
+    for kind in ("wd", "we"):
+        for h in range(24):
+            c = f"{kind}_h{h:02d}"
+            out[f"sent_{c}"] = sent[c] if c in sent else 0
+            out[f"sent_opened_{c}"] = opened[c] if c in opened else 0
+    return out.fillna(0).astype(int)
+
+
+def test_sparse_send_hour_counts_equal_dense_recount(world_store):
+    """Every daily (contact, snapshot) row: the newest sparse row at or before it == a recount from events."""
+    from models.datasets import feature_frame
+
+    settings, store, _, history = world_store
+    grid = pd.read_parquet(settings.features_dir / "contact_engagement.parquet", columns=["contact_id", "event_timestamp"])
+    sparse = pd.read_parquet(settings.features_dir / "contact_send_hours.parquet")
+    assert len(sparse) < len(grid) and not sparse.duplicated(["contact_id", "event_timestamp"]).any()
+    joined = feature_frame(grid, "send_time", settings, store=store).set_index(["contact_id", "event_timestamp"])
+    want = _expected_send_hour_counts(history, grid)
+    cols = list(want.columns)
+    assert joined[cols].notna().all().all()  # every daily row finds a sparse row (no TTL, a row at the start)
+    np.testing.assert_array_equal(joined.loc[want.index, cols].to_numpy(int), want[cols].to_numpy())
+    # the online store holds the newest counts of every contact
+    newest = want.groupby(level="contact_id").tail(1).droplevel("event_timestamp")
+    ids = newest.index.to_numpy()[:40]
+    online = feast_read(store, "send_time", ids).set_index("contact_id")
+    np.testing.assert_array_equal(online.loc[ids, cols].to_numpy(int), newest.loc[ids, cols].to_numpy())

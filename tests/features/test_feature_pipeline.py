@@ -18,7 +18,8 @@ def built(tmp_path_factory):
     tiny_event_log(d / "events")
     summary = build_features(d / "events", d / "features", config=PipelineConfig(half_life_days=14))
     tables = {n: pd.read_parquet(d / "features" / f"{n}.parquet") for n in
-              ("contact_engagement", "contact_send_time", "contact_topics", "contact_profile", "content_features")}
+              ("contact_engagement", "contact_send_time", "contact_send_hours", "contact_topics", "contact_profile",
+               "content_features")}
     return summary, tables
 
 
@@ -104,58 +105,35 @@ def test_local_hour_profile(built):
     assert sum(shares) == pytest.approx(1.0, rel=1e-5)
 
 
-def test_send_hour_open_rates(built):
+def test_send_hour_counts_are_sparse_and_cumulative(built):
     _, t = built
-    # local SEND hours. Contact 1 (New York): weekday 10:00 x2 (both opened), 05:00 x2 (both opened,
-    # the last open on May 31), weekend Sun 08:00 (not opened). Contact 2 (Berlin): Sun 10:00
-    # (opened), Mon 10:00 (not opened). Population: 7 sends, 5 opens.
-    K = lambda d: math.exp(-0.5 * (d / 1.5) ** 2)  # noqa: E731  circular kernel, sd 1.5 h
-    a_rate, a_prof = 10.0, 5.0
-    p_all = 5 / 7
-    contact_rate = (4 + a_rate * p_all) / (5 + a_rate)
-    r = row(t["contact_send_time"], 1)
-    assert (r.sends_weekday, r.sends_weekend) == (4, 1)
-    # weekday 10:00: contact 2 opens of 2 sends at 10 and 2 of 2 at 05 (kernel weight K(5))
-    ks = ns = 2 + 2 * K(5)
-    pop_rel = (2 + 2 * K(5)) / (3 + 2 * K(5)) / p_all
-    assert r.send_rate_wd_h10 == pytest.approx((ks + a_prof * contact_rate * pop_rel) / (ns + a_prof), rel=1e-5)
-    # weekend 08:00: contact 0 of 1 send; population weekend = 0/1 at 08, 1/1 at 10
-    pop_rel_we = K(2) / (1 + K(2)) / p_all
-    assert r.send_rate_we_h08 == pytest.approx(a_prof * contact_rate * pop_rel_we / (1 + a_prof), rel=1e-5)
-    # weekday 18:00: 8 h from the 10:00 sends, 11 h from the 05:00 ones (tiny kernel weights)
-    far = (2 * K(8) + 2 * K(11)) / (3 * K(8) + 2 * K(11)) / p_all
-    ks18 = ns18 = 2 * K(8) + 2 * K(11)
-    assert r.send_rate_wd_h18 == pytest.approx((ks18 + a_prof * contact_rate * far) / (ns18 + a_prof), rel=1e-4)
-    # strictly before the snapshot: on May 20 the May 20 send (05:00 local) is not in yet
-    may20 = row(t["contact_send_time"], 1, ts("2026-05-20"))
-    assert (may20.sends_weekday, may20.sends_weekend) == (2, 1)
-
-
-def test_send_hour_peak_posterior_lift(built):
-    _, t = built
-    # contact 1 weekday sends by local send hour: 05:00 x2 (2 opens), 10:00 x2 (2 opens)
-    sends, opens = {5: 2, 10: 2}, {5: 2, 10: 2}
-
-    def template(p, h):  # bump of 2.6 logits (sd 1.6 h) centred at p, minus 0.6 at night
-        d = lambda a, b: min(abs(a - b), 24 - abs(a - b))  # noqa: E731
-        bump = lambda q, x: math.exp(-0.5 * (d(q, x) / 1.6) ** 2)  # noqa: E731
-        return 2.6 * (bump(p, h) - sum(bump(p, x) for x in range(24)) / 24) - 0.6 * (h + 0.5 < 5.5)
-
-    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
-    like = []
-    for p in range(24):  # likelihood of the peak p, marginalized over the base log-odds grid
-        like.append(sum(math.prod(sig(b + template(p, h)) ** opens[h] * (1 - sig(b + template(p, h))) ** (n - opens[h])
-                                  for h, n in sends.items())
-                        for b in [-4.0 + 0.5 * i for i in range(12)]))
-    post = [x / sum(like) for x in like]
-    r = row(t["contact_send_time"], 1)
-    for h in (5, 8, 10, 15):
-        expected = sum(post[p] * template(p, h) for p in range(24))
-        assert r[f"send_lift_wd_h{h:02d}"] == pytest.approx(expected, abs=1e-4)
-    assert r.send_lift_wd_h10 > r.send_lift_wd_h15  # evidence of opens at 10:00, none near 15:00
-    # no sends: uniform posterior, the template averages to the night penalty only
-    none = row(t["contact_send_time"], 3)
-    assert none.send_lift_wd_h02 == pytest.approx(-0.6, abs=1e-5) and none.send_lift_we_h12 == pytest.approx(0, abs=1e-5)
+    sh = t["contact_send_hours"]
+    # contact 1 (New York) sends by LOCAL send hour: Fri May 1 10:00 (opened May 1), Tue May 5 10:00
+    # (opened May 5), Sun May 10 08:00 (not opened), Wed May 20 05:00 (opened May 20), Thu May 28 05:00
+    # (opened May 31). A row only on the first snapshot and where the counts change.
+    c1 = sh[sh.contact_id == 1].set_index("event_timestamp")
+    assert list(c1.index) == [ts(d) for d in ("2026-05-02", "2026-05-06", "2026-05-11", "2026-05-21",
+                                              "2026-05-29", "2026-06-01")]
+    r = c1.loc[JUNE1]
+    assert (r.sent_wd_h10, r.sent_opened_wd_h10, r.sent_wd_h05, r.sent_opened_wd_h05) == (2, 2, 2, 2)
+    assert (r.sent_we_h08, r.sent_opened_we_h08, r.sends_weekday, r.sends_weekend) == (1, 0, 4, 1)
+    # the May 28 send counts from May 29, its open (May 31) only from June 1
+    may29 = c1.loc[ts("2026-05-29")]
+    assert (may29.sent_wd_h05, may29.sent_opened_wd_h05) == (2, 1)
+    counts = [c for c in sh.columns if c.startswith("sent_")]
+    assert len(counts) == 96 and all(str(sh[c].dtype) == "int32" for c in counts)
+    # contact 2 (Berlin): Sun May 3 10:00 opened, Mon May 25 10:00 not; a zero row at its first snapshot
+    c2 = sh[sh.contact_id == 2].set_index("event_timestamp")
+    assert list(c2.index) == [ts("2026-05-02"), ts("2026-05-04"), ts("2026-05-26")]
+    assert c2.loc[ts("2026-05-02"), counts].sum() == 0
+    assert (c2.iloc[-1].sent_we_h10, c2.iloc[-1].sent_opened_we_h10, c2.iloc[-1].sent_wd_h10,
+            c2.iloc[-1].sent_opened_wd_h10) == (1, 1, 1, 0)
+    # contact 3 (no sends, created May 20): one zero row at its first snapshot
+    c3 = sh[sh.contact_id == 3]
+    assert c3["event_timestamp"].tolist() == [ts("2026-05-21")] and c3[counts].to_numpy().sum() == 0
+    # the row sums, and no rates / lifts left in the daily send-time view
+    assert (sh["sends_weekday"] == sh[[f"sent_wd_h{h:02d}" for h in range(24)]].sum(axis=1)).all()
+    assert not [c for c in t["contact_send_time"].columns if c.startswith(("send_rate_", "send_lift_", "sends_"))]
 
 
 def test_topic_affinity(built):
