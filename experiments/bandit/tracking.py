@@ -7,7 +7,7 @@ from __future__ import annotations
 
 def _configure(settings, experiment: str) -> None:
     # the project's one MLflow convention (experiment `inbox/<name>`, artifacts under artifact_root)
-    from models.tracking import configure
+    from inbox.tracking import configure
 
     configure(settings, experiment)
 
