@@ -16,7 +16,8 @@ It requires the batch online store (`features.online_store.BatchSqliteOnlineStor
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Sequence
 from datetime import datetime, timezone
 
 import numpy as np
@@ -24,7 +25,7 @@ import pandas as pd
 from feast.protos.feast.types.Value_pb2 import RepeatedValue
 
 from features.online_store import LAYOUT_TABLE, BatchSqliteOnlineStore, _feast_type_name, db_path, table_name
-from features.value_codec import decode_payloads, with_missing_rows
+from features.online_decode import ColumnDecoder
 
 
 @dataclass
@@ -35,6 +36,7 @@ class _ViewRead:
     features: list[str]          # features the service outputs from this view
     needed: list[str]            # features read (outputs + on-demand inputs)
     types: dict                  # feature name -> Feast type name
+    decoders: dict = field(default_factory=dict)  # layout id -> ColumnDecoder (cached)
 
 
 @dataclass
@@ -103,11 +105,7 @@ class OnlineReader:
         for r in reads.values():
             if r.join_key not in join_keys:
                 join_keys.append(r.join_key)
-        sql = " UNION ALL ".join(
-            f'SELECT {i} AS v, entity_key, layout_id, payload FROM "{r.table}" WHERE entity_key IN ({{marks}})'
-            for i, r in enumerate(reads.values())
-        )
-        plan = _Plan(join_keys, list(reads.values()), odfvs, join_keys + columns, sql)
+        plan = _Plan(join_keys, list(reads.values()), odfvs, join_keys + columns, _union_sql(reads.values()))
         self._plans[service_name] = plan
         return plan
 
@@ -148,6 +146,35 @@ class OnlineReader:
         n = len(next(iter(ids.values())))
         if any(len(v) != n for v in ids.values()):
             raise ValueError(f"{service_name}: {' and '.join(ids)} must have the same length")
+        return pd.DataFrame(self._execute(plan, ids, request_time))
+
+    def read_columns(self, services: str | Sequence[str], contact_ids, *, request_time=None) -> dict[str, np.ndarray]:
+        """The contact-side features of one or more services for `contact_ids`, in ONE read.
+
+        Returns {column: numpy array} (no DataFrame): `contact_id` first, then each service's
+        contact-side features in its declared order, a name read once (first service wins:
+        feature names are unique across views). The content side of a (contact x content)
+        service is not read. Every array equals the same-named column of `read(service, ...)`,
+        i.e. of Feast's `get_online_features(...).to_df()` (same values, nulls and dtype).
+        """
+        plan = self.contact_plan(services)
+        ids = np.asarray(contact_ids, dtype=np.int64).reshape(-1)
+        return self._execute(plan, {"contact_id": ids}, request_time)
+
+    def contact_plan(self, services: str | Sequence[str]) -> _Plan:
+        """The contact-side read plan of `services` (cached): views keyed by contact with the union of
+        the services' features, on-demand views whose sources are all contact-keyed."""
+        names = (services,) if isinstance(services, str) else tuple(services)
+        if not names:
+            raise ValueError("services: at least one feature service is required")
+        key = ("contact",) + names
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _contact_plan([self._plan(s) for s in names])
+        return plan
+
+    def _execute(self, plan: _Plan, ids: dict[str, np.ndarray], request_time) -> dict[str, np.ndarray]:
+        n = len(next(iter(ids.values())))
         keys = {jk: self._keys(jk, v) for jk, v in ids.items()}
         params = [k for r in plan.reads for k in keys[r.join_key]]
         rows = self._conn.execute(plan.sql.format(marks=",".join("?" * n)), params).fetchall() if n else []
@@ -164,7 +191,7 @@ class OnlineReader:
                 inputs[name] = values[name]
         for odfv, names in plan.odfvs:
             out.update(self._on_demand(odfv, names, inputs, request_time, n))
-        return pd.DataFrame({c: out[c] for c in plan.columns})
+        return {c: out[c] for c in plan.columns}
 
     def _keys(self, join_key: str, ids: np.ndarray) -> list[bytes]:
         from features.value_codec import int64_entity_keys
@@ -176,19 +203,14 @@ class OnlineReader:
         layout_ids = {hit[0] for hit in hits.values()}
         if len(layout_ids) > 1:  # rows written under different feature lists: decode per value
             return self._decode_slow(r, keys, hits)
-        if layout_ids:
-            (lid,) = layout_ids
-            layout = self._layout_names(lid)
-        else:
-            layout = list(r.needed)
-        wanted = {n: r.types[n] for n in r.needed if n in layout}
-        present = np.fromiter((k in hits for k in keys), dtype=bool, count=len(keys))
-        if present.all() or not present.any():
-            empty = b"\x0a\x00" * len(layout)
-            cols = decode_payloads([hits[k][1] if k in hits else empty for k in keys], layout, wanted)
-        else:  # decode the rows found, then add the missing entities as nulls
-            found = decode_payloads([hits[k][1] for k in keys if k in hits], layout, wanted)
-            cols = {n: with_missing_rows(v, present) for n, v in found.items()}
+        lid = next(iter(layout_ids)) if layout_ids else None
+        decoder = r.decoders.get(lid)
+        if decoder is None:
+            layout = self._layout_names(lid) if lid is not None else list(r.needed)
+            decoder = r.decoders[lid] = ColumnDecoder(layout, {n: r.types[n] for n in r.needed if n in layout})
+        empty = b"\x0a\x00" * len(decoder.layout)  # an entity without a row decodes as all-null (Feast's nulls)
+        cols = decoder.decode([hits[k][1] if k in hits else empty for k in keys] if len(hits) < len(keys)
+                              else [hits[k][1] for k in keys])
         for n in r.needed:  # a feature absent from the stored layout reads as null, as in Feast
             if n not in cols:
                 cols[n] = np.full(len(keys), None, dtype=object)
@@ -230,3 +252,35 @@ class OnlineReader:
                     df[f.name] = pd.to_datetime(pd.Series([when] * n if scalar else list(when)), utc=True)
             result = odfv.feature_transformation.transform(df)
         return {name: np.asarray(result[name]) for name in names}
+
+
+def _union_sql(reads) -> str:
+    """One statement for every view of a plan (`{marks}`: the placeholders of one id list)."""
+    return " UNION ALL ".join(
+        f'SELECT {i} AS v, entity_key, layout_id, payload FROM "{r.table}" WHERE entity_key IN ({{marks}})'
+        for i, r in enumerate(reads)
+    )
+
+
+def _contact_plan(plans: list[_Plan], join_key: str = "contact_id") -> _Plan:
+    """The contact-side union of several services' plans: views by name with the union of their
+    features, on-demand views with the union of their outputs, columns in service order (first wins)."""
+    reads: dict[str, _ViewRead] = {}
+    odfvs: dict[str, tuple] = {}
+    for plan in plans:
+        for r in plan.reads:
+            if r.join_key != join_key:
+                continue
+            m = reads.setdefault(r.view, _ViewRead(r.view, r.table, r.join_key, [], [], dict(r.types)))
+            m.features += [f for f in r.features if f not in m.features]
+            m.needed += [f for f in r.needed if f not in m.needed]
+        for odfv, names in plan.odfvs:
+            sources = [src.name for src in odfv.source_feature_view_projections.values()]
+            if all(any(r.view == s and r.join_key == join_key for r in plan.reads) for s in sources):
+                have = odfvs.setdefault(odfv.name, (odfv, []))[1]
+                have += [n for n in names if n not in have]
+    outputs = {f for r in reads.values() for f in r.features} | {n for _, names in odfvs.values() for n in names}
+    columns = [join_key]
+    for plan in plans:
+        columns += [c for c in plan.columns if c in outputs and c not in columns]
+    return _Plan([join_key], list(reads.values()), list(odfvs.values()), columns, _union_sql(reads.values()))

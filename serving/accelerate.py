@@ -32,6 +32,11 @@ logger = logging.getLogger("inbox.serving")
 
 
 class BlockTransform:
+    """`FeatureEncoder.transform` on a DataFrame OR a column mapping {name: numpy array} (the
+    online reader's `read_columns`), so the request path builds no DataFrame."""
+
+    accepts_mapping = True
+
     def __init__(self, encoder):
         self.encoder = encoder
         self.original = encoder.transform
@@ -41,7 +46,12 @@ class BlockTransform:
         self.cats = [(j, c, {v: i for i, v in enumerate(encoder.categorical[c])})
                      for j, c in enumerate(cols) if c in encoder.categorical]
 
-    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+    def __call__(self, frame) -> np.ndarray:
+        if isinstance(frame, pd.DataFrame):
+            return self._frame(frame)
+        return self._mapping(frame)
+
+    def _frame(self, frame: pd.DataFrame) -> np.ndarray:
         if any(c not in frame.columns for c in self.encoder.columns):
             return self.original(frame)  # the model's own error message
         out = np.empty((len(frame), len(self.encoder.columns)), dtype=np.float32)
@@ -50,18 +60,39 @@ class BlockTransform:
                 out[:, self.num_idx] = frame[self.num_cols].to_numpy(dtype=np.float32, na_value=np.nan)
             except (TypeError, ValueError):  # a non-numeric value: the original coerces it to NaN
                 return self.original(frame)
+        self._categorical(out, frame)
+        return out
+
+    def _mapping(self, columns) -> np.ndarray:
+        if any(c not in columns for c in self.encoder.columns):
+            return self.original(pd.DataFrame(dict(columns)))  # the model's own error message
+        n = len(next(iter(columns.values()))) if columns else 0
+        out = np.empty((len(self.encoder.columns), n), dtype=np.float32)  # one contiguous row per column
+        try:
+            for j, name in zip(self.num_idx.tolist(), self.num_cols):
+                out[j] = columns[name]  # float64 -> float32 as astype; bool -> 0/1; None -> NaN
+        except (TypeError, ValueError):  # a non-numeric value: the original coerces it to NaN
+            return self.original(pd.DataFrame(dict(columns)))
+        out = np.ascontiguousarray(out.T)
+        self._categorical(out, columns)
+        return out
+
+    def _categorical(self, out: np.ndarray, columns) -> None:
         for j, name, codes in self.cats:
-            values = frame[name].to_numpy(dtype=object)
+            values = np.asarray(columns[name], dtype=object)
             out[:, j] = np.fromiter((codes.get(v, np.nan) if v is not None else np.nan for v in values),
                                     dtype=np.float32, count=len(values))
-        return out
 
 
 def accelerate(encoder, sample: pd.DataFrame) -> bool:
-    """Install the block transform on `encoder` if it matches the original on `sample`."""
+    """Install the block transform on `encoder` if it matches the original on `sample`, given as the
+    DataFrame and as the column mapping."""
     fast = BlockTransform(encoder)
     try:
-        same = np.array_equal(fast(sample), fast.original(sample), equal_nan=True)
+        want = fast.original(sample)
+        columns = {c: sample[c].to_numpy() for c in sample.columns}
+        same = (np.array_equal(fast(sample), want, equal_nan=True)
+                and np.array_equal(fast(columns), want, equal_nan=True))
     except Exception:  # noqa: BLE001 - any failure means: keep the original
         same = False
     if same:

@@ -10,9 +10,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from serving.predict import (
-    ContactFeatures, bandit_context, content_order, lead_scores, slot_choice,
-)
+from serving.predict import ContactFeatures, bandit_context, content_order, lead_score_arrays, slot_choice
 from serving.schemas import DecideResponse, Decision
 from serving.state import ServingState
 
@@ -32,7 +30,7 @@ def choose(state: ServingState, campaign_id: str, contact_ids, exclude=None):
     feats = ContactFeatures.read(state, ids) if config["context_features"] else None
     scores = None
     if feats is not None and "lead_probability" in config["context_features"]:
-        scores = lead_scores(state, feats, reasons=False)
+        scores = lead_score_arrays(state, feats)
     context = bandit_context(config, feats, scores) if feats is not None else None
     return state.allocator.choose(campaign_id, ids, context, exclude=exclude)
 
@@ -42,22 +40,20 @@ def decide(state: ServingState, campaign_id: str, contact_ids, start: datetime, 
     config = state.campaign_config(campaign_id)  # unknown campaign -> ValueError before any work
     ids = _unique_ids(contact_ids)
     feats = ContactFeatures.read(state, ids, request_time=start)
-    scores = lead_scores(state, feats, reasons=False)
+    scores = lead_score_arrays(state, feats)
     slots = slot_choice(state, feats, start, end, quiet_hours)
     order = content_order(state, feats, content_ids, k)
     context = bandit_context(config, feats, scores)
-    chosen = state.allocator.choose(campaign_id, ids, context)  # logged: must stay the last step
+    chosen = state.allocator.decide(campaign_id, ids, context)  # logged: must stay the last step
     send_at = [None if s is None else s.replace(tzinfo=timezone.utc)
                for s in slots.send_at.astype("datetime64[us]").tolist()]
     decisions = [
         Decision.model_construct(contact_id=c, decision_id=d, variant=v, propensity=p, send_at=s, send_level=lv,
                                  lead_score=ls, lead_tier=lt, content_order=o, fallback=f)
         for c, d, v, p, s, lv, ls, lt, o, f in zip(
-            ids.tolist(), chosen["decision_id"].tolist(), chosen["variant"].tolist(),
-            chosen["propensity"].tolist(), send_at, slots.level.tolist(), scores["score"].tolist(),
-            scores["tier"].tolist(), order, feats.fallback.tolist())
+            ids.tolist(), chosen.decision_id, chosen.variant.tolist(), chosen.propensity.tolist(), send_at,
+            slots.level.tolist(), scores.score.tolist(), scores.tier.tolist(), order, feats.fallback.tolist())
     ]
-    versions = state.model_versions
     return DecideResponse.model_construct(
-        campaign_id=campaign_id, policy_version=int(chosen["policy_version"].iloc[0]) if len(chosen) else 0,
-        model_versions=versions, decisions=decisions)
+        campaign_id=campaign_id, policy_version=int(chosen.policy_version), model_versions=state.model_versions,
+        decisions=decisions)

@@ -66,10 +66,15 @@ class SlotChoice:
                              "local_time": self.local_time, "probability": self.probability, "level": self.level})
 
 
-def _segment_part(frame: pd.DataFrame, column: str) -> list[str]:
-    if column not in frame.columns:
-        return [""] * len(frame)
+def _segment_part(frame, column: str) -> list[str]:
+    """The column as segment-key strings ('' when missing); `frame`: a DataFrame or a column mapping."""
+    if column not in frame:
+        return [""] * _length(frame)
     return ["" if v is None or v != v else str(v) for v in frame[column].tolist()]
+
+
+def _length(frame) -> int:
+    return len(frame) if isinstance(frame, pd.DataFrame) else len(frame["contact_id"])
 
 
 class FastSlots:
@@ -82,19 +87,30 @@ class FastSlots:
         self._windows: list[tuple] = []
         self._valid_zones: set[str] = set()
         self.verified = False
+        self.accepts_mapping = False  # the request path passes the column mapping (verified) or the DataFrame
 
-    def verify(self, frame: pd.DataFrame, timezones, windows) -> bool:
-        """True (and `self.verified`) if every (start, end, quiet) window gives the planner's exact answer."""
-        try:
-            for start, end, quiet in windows:
-                want = self.planner.best_slots(frame, timezones, start, end, quiet_hours=quiet)
-                pd.testing.assert_frame_equal(self.best_slots(frame, timezones, start, end, quiet).frame(), want,
-                                              check_exact=True)
-            self.verified = True
-        except Exception as exc:  # noqa: BLE001 - any difference or failure: keep the reference
-            logger.warning("fast send slots differ from the planner's (%s); using the planner", exc)
-            self.verified = False
-        return self.verified
+    def verify(self, features, timezones, windows) -> bool:
+        """True (and `self.verified`) if every (start, end, quiet) window gives the planner's exact answer.
+
+        `features`: a `serving.predict.ContactFeatures` (its column mapping is tried first, then its
+        DataFrame; `accepts_mapping` says which one the request path passes) or a DataFrame."""
+        inputs = [(True, features.columns), (False, features.merged)] if hasattr(features, "columns") and not \
+            isinstance(features, pd.DataFrame) else [(False, features)]
+        frame = inputs[-1][1]
+        reason = None
+        for mapping, given in inputs:
+            try:
+                for start, end, quiet in windows:
+                    want = self.planner.best_slots(frame, timezones, start, end, quiet_hours=quiet)
+                    got = self.best_slots(given, timezones, start, end, quiet).frame()
+                    pd.testing.assert_frame_equal(got, want, check_exact=True)
+                self.verified, self.accepts_mapping = True, mapping
+                return True
+            except Exception as exc:  # noqa: BLE001 - any difference or failure: try the next input / reference
+                reason = exc
+        logger.warning("fast send slots differ from the planner's (%s); using the planner", reason)
+        self.verified = False
+        return False
 
     # --- per-process caches ---------------------------------------------------------
     def zone_slots(self, start: pd.Timestamp, end: pd.Timestamp, quiet, zone: str) -> ZoneSlots:
@@ -122,22 +138,22 @@ class FastSlots:
             self._valid_zones.update(new)
 
     # --- the batch ------------------------------------------------------------------
-    def levels(self, frame: pd.DataFrame, profile: dict) -> tuple[np.ndarray, np.ndarray]:
+    def levels(self, frame, profile: dict) -> tuple[np.ndarray, np.ndarray]:
         """(level code 0/1/2 per contact, segment row or -1): as `SendTimePlanner.levels`."""
         p = self.planner
         opens = profile["opens_wd"] + profile["opens_we"]
         first, second = (_segment_part(frame, c) for c in SEGMENT_COLUMNS)
         index = p.segment_index
         seg = np.fromiter((index.get(f"{a}|{b}", -1) for a, b in zip(first, second)), dtype=np.int64,
-                          count=len(frame))
+                          count=len(opens))
         return np.where(opens >= p.min_contact_opens, 0, np.where(seg >= 0, 1, 2)), seg
 
-    def best_slots(self, frame: pd.DataFrame, timezones, window_start, window_end,
-                   quiet_hours=(21, 7)) -> SlotChoice:
-        if "contact_id" not in frame.columns:
+    def best_slots(self, frame, timezones, window_start, window_end, quiet_hours=(21, 7)) -> SlotChoice:
+        """`frame`: the batch's features as a DataFrame or a column mapping {name: numpy array}."""
+        if "contact_id" not in frame:
             raise ValueError("features_df: missing column 'contact_id'")
         tz = np.asarray(timezones, dtype=object)
-        n = len(frame)
+        n = _length(frame)
         if len(tz) != n:
             raise ValueError(f"timezones: {len(tz)} values for {n} contacts")
         zones, zone_of = np.unique(tz.astype(str), return_inverse=True)
@@ -147,7 +163,8 @@ class FastSlots:
         end = utc_timestamp(window_end, "window_end")
         if not start < end:
             raise ValueError(f"window_end ({end}) must be after window_start ({start})")
-        frame = frame.reset_index(drop=True)
+        if isinstance(frame, pd.DataFrame):
+            frame = frame.reset_index(drop=True)
         p = self.planner
 
         # zones x slots, padded: how -1 / send_at 0 where a zone has fewer slots
@@ -162,7 +179,7 @@ class FastSlots:
         real = how >= 0
         safe_how = np.where(real, how, 0)
 
-        profile = profile_arrays(frame)
+        profile = p.profile(frame) if hasattr(p, "profile") else profile_arrays(frame)
         level, seg = self.levels(frame, profile)
         score = p.population_grid[safe_how]
         if len(p.segment_grids) and (level == 1).any():
@@ -184,5 +201,5 @@ class FastSlots:
         send_at[~has_slot] = np.datetime64("NaT")
         local_time = np.where(has_slot, z_label[zone_of, best] if width else None, None)
         prob = np.where(has_slot, score[take, best] if width else np.nan, np.nan)
-        return SlotChoice(frame["contact_id"].to_numpy(np.int64), send_at, local_time.astype(object), prob,
+        return SlotChoice(np.asarray(frame["contact_id"], dtype=np.int64), send_at, local_time.astype(object), prob,
                           LEVELS[level])

@@ -9,8 +9,10 @@ says `fallback: true`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -26,32 +28,50 @@ def no_features(frame: pd.DataFrame, keys=("contact_id", "content_id")) -> np.nd
     return frame[cols].isna().all(axis=1).to_numpy()
 
 
+def no_feature_columns(columns: Mapping[str, np.ndarray], names: list[str], n: int) -> np.ndarray:
+    """`no_features` on a column mapping: True where every column of `names` is null."""
+    missing = np.ones(n, dtype=bool) if names else np.zeros(n, dtype=bool)
+    for name in names:
+        a = columns[name]
+        if a.dtype == object:
+            missing &= pd.isna(a)
+        elif a.dtype.kind == "f":
+            missing &= np.isnan(a)
+        else:  # ints and bools have no nulls
+            missing[:] = False
+        if not missing.any():
+            break
+    return missing
+
+
 # The content-preference service has two entities (contact, content); the
-# ranker scores contact features against the cached catalog, so the contact
-# side is read with any one content id and the content columns are ignored.
+# ranker scores contact features against the cached catalog, so only its
+# contact side is read (the content side comes from the catalog).
 PAIR_SERVICE = "content_preference"
 
 
-# Every contact-side service is read for every batch and merged by column
-# name (feature names are unique across views): each model then finds its
-# columns whichever service its training set came from.
-CONTACT_SERVICES = ("lead_scoring", "send_time", PAIR_SERVICE)
+def contact_services(models: dict) -> tuple[str, ...]:
+    """Every feature service a loaded model reads (`feature_service` + `services`), first use first.
+    Their contact sides are read together and merged by column name (feature names are unique
+    across views), so each model finds its columns whichever service its training set came from."""
+    out: list[str] = []
+    for model in models.values():
+        for service in (model.feature_service, *getattr(model, "services", ())):
+            if service not in out:
+                out.append(service)
+    return tuple(out)
 
 
-def read_separately(state: ServingState, ids: np.ndarray, request_time: datetime | None = None
-                    ) -> tuple[pd.DataFrame, np.ndarray]:
-    """(merged contact-side features, no-features flag) from one read per service (the reference path)."""
-    frames = {}
-    for service in CONTACT_SERVICES:
+def read_separately(state: ServingState, ids: np.ndarray, request_time: datetime | None = None) -> pd.DataFrame:
+    """The merged contact-side frame from one `OnlineReader.read` per service (the reference for tests)."""
+    frames = []
+    for service in state.contact_services:
         content = None
         if service == PAIR_SERVICE:  # contact x content service: read the contact side with a probe item
             content = np.full(len(ids), state.catalog["content_id"].iloc[0], dtype=np.int64)
-        frames[service] = state.reader.read(service, ids, content_ids=content, request_time=request_time)
-    # one concat and one column selection: first occurrence of a name wins; the probe item's
-    # content columns are dropped
-    merged = pd.concat([f.reset_index(drop=True) for f in frames.values()], axis=1)
-    merged = merged.loc[:, ~merged.columns.duplicated() & ~merged.columns.isin(catalog_columns(state))]
-    return merged, no_features(frames["lead_scoring"])
+        frames.append(state.reader.read(service, ids, content_ids=content, request_time=request_time))
+    merged = pd.concat([f.reset_index(drop=True) for f in frames], axis=1)
+    return merged.loc[:, ~merged.columns.duplicated() & ~merged.columns.isin(catalog_columns(state))]
 
 
 def catalog_columns(state: ServingState) -> list[str]:
@@ -61,40 +81,57 @@ def catalog_columns(state: ServingState) -> list[str]:
 @dataclass
 class ContactFeatures:
     """Contact-side features of one batch (every contact-side service, merged by column name),
-    read once and shared by every model."""
+    read once (`OnlineReader.read_columns`: one SQL statement, numpy columns) and shared by every
+    model. `merged` is the same data as a DataFrame, built only if a reference path asks."""
 
     contact_ids: np.ndarray
     fallback: np.ndarray
-    merged: pd.DataFrame
+    columns: dict[str, np.ndarray]
 
     @classmethod
     def read(cls, state: ServingState, contact_ids, request_time: datetime | None = None):
-        from serving.contact_reader import COMBINED
-
         ids = np.asarray(contact_ids, dtype=np.int64)
-        if state.combined_read is None:
-            merged, fallback = read_separately(state, ids, request_time)
-        else:  # one read for all services (installed by the warm-up after an equality check)
-            merged = state.reader.read(COMBINED, ids, request_time=request_time)
-            fallback = no_features(merged[state.combined_read])
-        return cls(ids, fallback, merged)
+        columns = state.reader.read_columns(state.contact_services, ids, request_time=request_time)
+        return cls(ids, no_feature_columns(columns, state.fallback_columns, len(ids)), columns)
+
+    @cached_property
+    def merged(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns)
+
+    def input_for(self, encoder):
+        """What `encoder.transform` takes: the column mapping once a mapping-aware transform is installed
+        (`serving.accelerate`), else the DataFrame."""
+        inner = getattr(encoder, "encoder", encoder)  # TowerEncoder wraps a FeatureEncoder
+        return self.columns if getattr(inner.transform, "accepts_mapping", False) else self.merged
 
 
-def install_combined_read(state: ServingState, sample_ids, request_time: datetime) -> bool:
-    """Switch `ContactFeatures.read` to one combined read if it equals the per-service reads on a sample."""
-    from serving.contact_reader import install_combined_read as install
+@dataclass
+class LeadScores:
+    """Lead scores of a batch as arrays (what `decide` needs; `score` uses the model's DataFrame)."""
 
-    ok = install(state.reader, CONTACT_SERVICES, catalog_columns(state),
-                 lambda ids: read_separately(state, ids, request_time)[0], sample_ids, request_time)
-    if ok:
-        lead = state.reader._plan("lead_scoring").columns
-        state.combined_read = [c for c in lead if c != "contact_id"]
-    return ok
+    probability: np.ndarray
+    score: np.ndarray
+    tier: np.ndarray
 
 
 def lead_scores(state: ServingState, feats: ContactFeatures, reasons: bool = True) -> pd.DataFrame:
     model = state.models["lead_scoring"]
     return model.score(feats.merged, reasons=reasons)
+
+
+def lead_score_arrays(state: ServingState, feats: ContactFeatures) -> LeadScores:
+    """`lead_scores(..., reasons=False)` as arrays: the model's own matrix -> probability -> score -> tier
+    steps (`LeadScorer.score` without its DataFrame); the model's `score` if it lacks them."""
+    model = state.models["lead_scoring"]
+    steps = ("encoder", "probability_from_matrix", "score_from_probability")
+    if not all(hasattr(model, a) for a in steps):
+        df = lead_scores(state, feats, reasons=False)
+        return LeadScores(df["probability"].to_numpy(float), df["score"].to_numpy(), df["tier"].to_numpy(object))
+    from models.lead_scorer import tier_of
+
+    p = model.probability_from_matrix(model.encoder.transform(feats.input_for(model.encoder)))
+    score = model.score_from_probability(p)
+    return LeadScores(p, score, tier_of(score))
 
 
 def default_window(now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -110,7 +147,8 @@ def slot_choice(state: ServingState, feats: ContactFeatures, start: datetime, en
     tz = state.timezones_of(feats.contact_ids)
     fast = state.fast_slots
     if fast.verified:  # checked against the planner by the warm-up
-        return fast.best_slots(feats.merged, tz, start, end, quiet_hours=quiet_hours)
+        return fast.best_slots(feats.columns if fast.accepts_mapping else feats.merged, tz, start, end,
+                               quiet_hours=quiet_hours)
     from serving.fast_slots import SlotChoice
 
     return SlotChoice.from_frame(state.models["send_time"].best_slots(feats.merged, tz, start, end,
@@ -137,8 +175,8 @@ def content_rankings(state: ServingState, feats: ContactFeatures, content_ids=No
     return model.rank(feats.merged, catalog, k=k)
 
 
-def _candidates(state: ServingState, content_ids) -> tuple[np.ndarray, np.ndarray]:
-    """(content ids in catalog order, their content-tower matrix), cached per candidate set."""
+def candidate_matrix(state: ServingState, content_ids) -> tuple[tuple | None, np.ndarray, np.ndarray]:
+    """(candidate-set key, content ids in catalog order, their content-tower input matrix), cached per set."""
     key = None if content_ids is None else tuple(sorted(set(np.asarray(content_ids, dtype=np.int64).tolist())))
     hit = state.catalog_matrices.get(key)
     if hit is None:
@@ -151,7 +189,7 @@ def _candidates(state: ServingState, content_ids) -> tuple[np.ndarray, np.ndarra
         hit = (catalog["content_id"].to_numpy(np.int64), state.models["content_preference"].content_encoder.transform(catalog))
         if len(state.catalog_matrices) < 256:
             state.catalog_matrices[key] = hit
-    return hit
+    return (key, *hit)
 
 
 def content_order(state: ServingState, feats: ContactFeatures, content_ids=None, k: int | None = None
@@ -161,13 +199,17 @@ def content_order(state: ServingState, feats: ContactFeatures, content_ids=None,
     if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
         raise ValueError(f"k: expected a positive integer or None, got {k!r}")
     model = state.models["content_preference"]
-    ids, B = _candidates(state, content_ids)
-    A = model.contact_encoder.transform(feats.merged)
+    key, ids, B = candidate_matrix(state, content_ids)
+    A = model.contact_encoder.transform(feats.input_for(model.contact_encoder))
     n, m = len(A), len(B)
     if n == 0 or m == 0:
         return [[] for _ in range(n)]
-    X = np.ascontiguousarray(np.hstack([np.repeat(A, m, axis=0), np.tile(B, (n, 1))]), dtype=np.float32)
-    order = np.argsort(-model.predict_matrix(X).reshape(n, m), axis=1, kind="stable")
+    towers = state.content_towers
+    score = None if towers is None else towers.scores(A, key, B)  # None: the module scores the pair rows
+    if score is None:
+        X = np.ascontiguousarray(np.hstack([np.repeat(A, m, axis=0), np.tile(B, (n, 1))]), dtype=np.float32)
+        score = model.predict_matrix(X).reshape(n, m)
+    order = np.argsort(-score, axis=1, kind="stable")
     return ids[order[:, :k]].tolist()
 
 
@@ -184,14 +226,16 @@ def ordered_content(rankings: pd.DataFrame, contact_ids: np.ndarray) -> list[lis
     return content[np.searchsorted(block_ids, contact_ids)].tolist()
 
 
-def bandit_context(config: dict, feats: ContactFeatures, scores: pd.DataFrame | None) -> np.ndarray:
+def bandit_context(config: dict, feats: ContactFeatures, scores: LeadScores | None) -> np.ndarray:
     """The campaign's context features (its declared order) from the batch's features; missing -> 0."""
     wanted = config["context_features"]
     n = len(feats.contact_ids)
     out = np.zeros((n, len(wanted)))
     for j, name in enumerate(wanted):
-        if name in feats.merged.columns:
-            out[:, j] = pd.to_numeric(feats.merged[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if name in feats.columns:
+            values = feats.columns[name]
+            out[:, j] = values if values.dtype.kind in "fiub" else pd.to_numeric(
+                pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         elif name == "lead_probability" and scores is not None:
-            out[:, j] = scores["probability"].to_numpy(dtype=float)
+            out[:, j] = scores.probability
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

@@ -30,7 +30,6 @@ class ServingState:
     allocator: object            # experiments.bandit.Allocator
     settings: object = None
     campaign_cache: dict = field(default_factory=dict)
-    combined_read: list | None = None  # lead-scoring columns once the one-read path is installed (warm-up)
 
     @property
     def model_versions(self) -> dict[str, str]:
@@ -85,6 +84,27 @@ class ServingState:
         return FastSlots(self.models["send_time"])
 
     @cached_property
+    def contact_services(self) -> tuple[str, ...]:
+        """The feature services whose contact side a request reads (`serving.predict.contact_services`)."""
+        from serving.predict import contact_services
+
+        return contact_services(self.models)
+
+    @cached_property
+    def fallback_columns(self) -> list[str]:
+        """A contact with every one of these null has no features (`fallback: true`): the contact-side
+        columns of the lead-scoring model's service."""
+        plan = self.reader.contact_plan(self.models["lead_scoring"].feature_service)
+        return [c for c in plan.columns if c != "contact_id"]
+
+    @cached_property
+    def content_towers(self):
+        """The content ranker as separate towers (`serving.towers`); used once the warm-up verified it."""
+        from serving.towers import ContentTowers
+
+        return ContentTowers.of(self.models["content_preference"])
+
+    @cached_property
     def catalog_matrices(self) -> dict:
         """Encoded content-tower matrices of candidate sets, keyed by their content ids (filled on use)."""
         return {}
@@ -98,10 +118,14 @@ class ServingState:
 def single_threaded(models: dict) -> None:
     """One thread per predict: requests are small batches served one at a time per worker, where
     OpenMP's team start-up and spin-waiting (LightGBM's default: every core) cost more than the
-    work, and under CPU contention turn 1 ms predictions into 10+ ms ones. Scale with workers."""
+    work, and under CPU contention turn 1 ms predictions into 10+ ms ones. Scale with workers.
+    The same holds for numpy's OpenBLAS (the bandit's (n, d) x (d, K*M) product: 0.1 ms on one
+    thread, 1-3 ms handed to two under load), limited through threadpoolctl."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)
     for model in models.values():
         if hasattr(model, "num_threads"):
             model.num_threads = 1

@@ -2,8 +2,10 @@
 
 `serving.fast_slots.FastSlots` vs `SendTimePlanner.best_slots` (DST changes,
 half-hour zones, quiet hours, windows with no allowed slot, all three fallback
-levels), `content_order` vs `ordered_content(content_rankings(...))`, and the
-combined contact-side read vs one read per service, on the session's world.
+levels; on the DataFrame and on the column mapping), `content_order` (separate
+towers) vs `ordered_content(content_rankings(...))`, array lead scores vs the
+model's `score`, and the one-statement contact-side read vs one read per
+service, on the session's world.
 """
 from __future__ import annotations
 
@@ -44,12 +46,26 @@ def batch(state):
     return feats, zones
 
 
+@pytest.fixture(scope="module")
+def accelerated(state, batch):
+    """The warm-up's verified accelerations (mapping-aware encoders, slot-grid cache, towers) installed."""
+    from serving.warmup import warm_up
+
+    warm_up(state, sample_size=100)
+    return state
+
+
+@pytest.mark.parametrize("given", ["frame", "mapping"])
 @pytest.mark.parametrize("start,end,quiet", WINDOWS)
-def test_fast_slots_equal_reference(state, batch, start, end, quiet):
+def test_fast_slots_equal_reference(accelerated, batch, start, end, quiet, given):
+    state = accelerated
     feats, zones = batch
+    if given == "mapping" and not state.fast_slots.accepts_mapping:
+        pytest.skip("the send-time model's profile helpers take no column mapping")
     model = state.models["send_time"]
     ref = model.best_slots(feats.merged, zones, start, end, quiet_hours=quiet)
-    got = state.fast_slots.best_slots(feats.merged, zones, start, end, quiet_hours=quiet)
+    got = state.fast_slots.best_slots(feats.merged if given == "frame" else feats.columns, zones, start, end,
+                                      quiet_hours=quiet)
     assert set(ref["level"]) == {"contact", "segment", "population"}  # every fallback level exercised
     assert np.array_equal(got.contact_id, ref["contact_id"].to_numpy())
     assert np.array_equal(got.level, ref["level"].to_numpy())
@@ -81,39 +97,69 @@ def test_fast_slots_reject_what_the_reference_rejects(state, batch):
         fast.best_slots(feats.merged, zones, WINDOWS[0][0], WINDOWS[0][1], quiet_hours=(25, 3))
 
 
-@pytest.mark.parametrize("subset,k", [(None, 3), (None, None), ("some", 2)])
-def test_content_order_equals_rankings(state, batch, subset, k):
-    from serving.predict import content_order, content_rankings, ordered_content
+@pytest.mark.parametrize("rows", [301, 1, 2])
+@pytest.mark.parametrize("subset,k", [(None, 3), (None, None), ("some", 2), ("two", None)])
+def test_content_order_equals_rankings(accelerated, batch, subset, k, rows):
+    from serving.predict import ContactFeatures, content_order, content_rankings, ordered_content
 
+    state = accelerated
     feats, _ = batch
-    content_ids = None if subset is None else state.catalog["content_id"].to_numpy()[::2][::-1]
+    if rows < len(feats.contact_ids):
+        feats = ContactFeatures.read(state, feats.contact_ids[-rows:])  # the unknown contact included
+    catalog = state.catalog["content_id"].to_numpy()
+    content_ids = {None: None, "some": catalog[::2][::-1], "two": catalog[:2]}[subset]
     ref = ordered_content(content_rankings(state, feats, content_ids, k), feats.contact_ids)
     assert content_order(state, feats, content_ids, k) == ref
+    assert content_order(state, feats, content_ids, k) == ref  # again: the towers once the set is verified
     with pytest.raises(ValueError, match="content_ids"):
         content_order(state, feats, [UNKNOWN], k)
 
 
-def test_combined_read_equals_one_read_per_service(state, batch):
-    from serving.predict import ContactFeatures, install_combined_read, read_separately
+def test_content_towers_give_the_module_scores(accelerated, batch):
+    from serving.predict import candidate_matrix
+
+    state = accelerated
+    feats, _ = batch
+    towers = state.content_towers
+    assert towers is not None and towers.verified(None)
+    model = state.models["content_preference"]
+    key, _, B = candidate_matrix(state, None)
+    A = model.contact_encoder.transform(feats.merged)
+    for rows in (A, A[:1], A[5:8]):
+        n, m = len(rows), len(B)
+        X = np.ascontiguousarray(np.hstack([np.repeat(rows, m, axis=0), np.tile(B, (n, 1))]), dtype=np.float32)
+        assert np.array_equal(towers.scores(rows, key, B), model.predict_matrix(X).reshape(n, m))
+
+
+def test_lead_score_arrays_equal_model_scores(accelerated, batch):
+    from serving.predict import lead_score_arrays, lead_scores
+
+    feats, _ = batch
+    ref = lead_scores(accelerated, feats, reasons=False)
+    got = lead_score_arrays(accelerated, feats)
+    assert np.array_equal(got.probability, ref["probability"].to_numpy())
+    assert np.array_equal(got.score, ref["score"].to_numpy())
+    assert got.tier.tolist() == ref["tier"].tolist()
+
+
+def test_one_read_equals_one_read_per_service(state, batch):
+    from serving.predict import ContactFeatures, no_features, read_separately
 
     feats, _ = batch
     when = pd.Timestamp("2026-03-08T09:00Z").to_pydatetime()
-    ref, ref_fallback = read_separately(state, feats.contact_ids, when)
-    assert install_combined_read(state, feats.contact_ids, when)
-    try:
-        got = ContactFeatures.read(state, feats.contact_ids, request_time=when)
-        pd.testing.assert_frame_equal(got.merged, ref, check_exact=True)
-        assert np.array_equal(got.fallback, ref_fallback) and got.fallback[-1] and not got.fallback[:-1].all()
-    finally:
-        state.combined_read = None
+    ref = read_separately(state, feats.contact_ids, when)
+    got = ContactFeatures.read(state, feats.contact_ids, request_time=when)
+    assert list(got.columns) == list(ref.columns)
+    pd.testing.assert_frame_equal(got.merged, ref, check_exact=True)
+    lead = state.reader.read("lead_scoring", feats.contact_ids)
+    assert np.array_equal(got.fallback, no_features(lead))
+    assert got.fallback[-1] and not got.fallback[:-1].all()
 
 
-def test_warm_up_installs_the_verified_fast_paths(state):
-    from serving.warmup import warm_up
+def test_warm_up_installs_the_verified_fast_paths(accelerated):
+    from serving.accelerate import BlockTransform
 
-    warm_up(state, sample_size=100)
-    try:
-        assert state.fast_slots.verified
-        assert state.combined_read is not None
-    finally:
-        state.combined_read = None
+    state = accelerated
+    assert state.fast_slots.verified
+    assert isinstance(state.models["lead_scoring"].encoder.transform, BlockTransform)
+    assert state.content_towers is not None and state.content_towers.verified(None)
