@@ -2,16 +2,22 @@
 
 The event log is synthesized directly with numpy in the event-log schema (fast and
 independent of the simulator): N contacts, one send a day on average, delivered /
-open / click / conversion / unsubscribe events with realistic rates. Peak memory is
-the process's max RSS (DuckDB runs in-process with memory_limit and threads=2).
+open / click / conversion / unsubscribe events with realistic rates. Each build runs
+in a fresh process (wall, CPU of all threads, peak RSS; DuckDB runs in-process with
+memory_limit and threads=2). `--baseline REV` also builds, on the same event log in
+the same run, with the `features` package of git revision REV (e.g. the commit
+before a change), so the two figures share the machine's load.
 
     .venv/bin/python benchmarks/bench_features.py [--contacts 50000 --days 120 --events 10e6]
+        [--baseline b21fdfa] [--keep DIR]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,52 +93,107 @@ def synthetic_event_log(events_dir, n_contacts=50_000, n_days=120, target_events
     return {"contacts": len(contacts), "sends": len(sends), "events": len(events)}
 
 
+_BUILD = """
+import json, os, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+import features
+assert features.__file__.startswith(sys.argv[1]), f"imported {features.__file__}, not from {sys.argv[1]}"
+from features.pipeline import PipelineConfig, build_features
+t = time.perf_counter(); load0 = os.getloadavg()[0]
+summary = build_features(sys.argv[2], sys.argv[3], config=PipelineConfig(cadence_days=int(sys.argv[4])))
+wall = time.perf_counter() - t
+r = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"wall": wall, "cpu": r.ru_utime + r.ru_stime, "rss_mib": r.ru_maxrss / 1024,
+                  "load": (load0 + os.getloadavg()[0]) / 2, "summary": summary}))
+"""
+
+
+def build_in_subprocess(package_root: Path, events: Path, out: Path, cadence: int) -> dict:
+    """One feature build in a fresh interpreter whose `features` package comes from package_root."""
+    done = subprocess.run([sys.executable, "-c", _BUILD, str(package_root), str(events), str(out), str(cadence)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"feature build with {package_root} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    files = {f.stem: f.stat().st_size / 2**20 for f in out.glob("*.parquet")}
+    result["files_mib"] = files
+    return result
+
+
+def read_seconds(features_dir: Path, tables: list[str]) -> float:
+    """Time to read the given feature tables into pandas (what training reads)."""
+    t = time.perf_counter()
+    for name in tables:
+        if (features_dir / f"{name}.parquet").exists():
+            pd.read_parquet(features_dir / f"{name}.parquet")
+    return time.perf_counter() - t
+
+
+def export_package(rev: str, dest: Path) -> Path:
+    """`git archive` the features package of `rev` into dest (the working tree is untouched)."""
+    repo = Path(__file__).resolve().parents[1]
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "features"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
 def main(argv=None) -> int:
     from rich.console import Console
     from rich.table import Table
-
-    from features.pipeline import PipelineConfig, build_features
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--contacts", type=int, default=50_000)
     p.add_argument("--days", type=int, default=120)
     p.add_argument("--events", type=float, default=10e6)
     p.add_argument("--cadence", type=int, default=1)
+    p.add_argument("--baseline", help="git revision whose features package is measured too (same run)")
+    p.add_argument("--events-dir", type=Path, help="reuse an event log written by an earlier run")
     args = p.parse_args(argv)
     console = Console(width=150)
+    repo = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        t = time.perf_counter()
-        counts = synthetic_event_log(tmp / "events", args.contacts, args.days, int(args.events))
-        gen_s = time.perf_counter() - t
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        console.print(f"event log: {counts} in {gen_s:.1f} s (generator peak RSS {rss_before:.0f} MiB)")
-        import gc
-
-        gc.collect()
-        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        load0 = os.getloadavg()[0]
-        summary = build_features(tmp / "events", tmp / "features",
-                                 config=PipelineConfig(cadence_days=args.cadence, memory_limit="3GB", threads=2),
-                                 progress=lambda m: console.print(f"  {m} ({time.perf_counter() - t:.1f} s)"))
-        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-        cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-        load = (load0 + os.getloadavg()[0]) / 2
-        peak = cpu1.ru_maxrss / 1024
-        size = sum(f.stat().st_size for f in (tmp / "features").glob("*.parquet")) / 2**20
-    table = Table(title=f"features over {counts['events'] / 1e6:.1f}M events ({counts['contacts']:,} contacts, "
-                        f"{summary['snapshots']} {'daily' if args.cadence == 1 else f'{args.cadence}-day'} snapshots)")
-    for col in ("step", "value", "target"):
-        table.add_column(col)
-    table.add_row("build_features seconds", f"{summary['seconds']:.1f}", "<= 60")
-    table.add_row("CPU seconds (all threads)", f"{cpu_s:.1f}", "")
-    table.add_row(f"machine load average during the run ({os.cpu_count()} cores)", f"{load:.1f}", "")
-    table.add_row("peak RSS (process, MiB)", f"{peak:.0f}", "<= 4096")
-    table.add_row("peak RSS before build (event generator)", f"{rss_before:.0f}", "")
-    table.add_row("contact snapshot rows", f"{summary['contact_engagement']:,}", "")
-    table.add_row("feature files (MiB)", f"{size:.0f}", "")
+        events = args.events_dir or tmp / "events"
+        if args.events_dir is None:
+            t = time.perf_counter()
+            counts = synthetic_event_log(events, args.contacts, args.days, int(args.events))
+            console.print(f"event log: {counts} in {time.perf_counter() - t:.1f} s")
+        n_events = pd.read_parquet(events / "events.parquet", columns=["event_id"]).shape[0]
+        n_contacts = pd.read_parquet(events / "contacts.parquet", columns=["contact_id"]).shape[0]
+        runs = {}
+        if args.baseline:
+            console.print(f"building with the features package of {args.baseline} ...")
+            root = export_package(args.baseline, tmp / "baseline_src")
+            runs[f"baseline {args.baseline}"] = build_in_subprocess(root, events, tmp / "baseline", args.cadence)
+            runs[f"baseline {args.baseline}"]["read_s"] = read_seconds(tmp / "baseline", CONTACT_TABLES)
+            shutil.rmtree(tmp / "baseline")
+        console.print("building with this working tree ...")
+        runs["this tree"] = build_in_subprocess(repo, events, tmp / "current", args.cadence)
+        runs["this tree"]["read_s"] = read_seconds(tmp / "current", CONTACT_TABLES)
+    summary = runs["this tree"]["summary"]
+    table = Table(title=f"features over {n_events / 1e6:.1f}M events ({n_contacts:,} contacts, "
+                        f"{summary['snapshots']} {'daily' if args.cadence == 1 else f'{args.cadence}-day'} snapshots; "
+                        f"{os.cpu_count()} cores)")
+    table.add_column("measure")
+    for name in runs:
+        table.add_column(name, justify="right")
+    table.add_column("target", justify="right")
+    rows = [("build_features wall seconds", lambda r: f"{r['summary']['seconds']:.1f}", "<= 60"),
+            ("CPU seconds (all threads)", lambda r: f"{r['cpu']:.1f}", ""),
+            ("machine load average during the build", lambda r: f"{r['load']:.1f}", ""),
+            ("peak RSS (MiB)", lambda r: f"{r['rss_mib']:.0f}", "<= 4096"),
+            ("feature files (MiB)", lambda r: f"{sum(r['files_mib'].values()):.0f}", ""),
+            *[(f"  {t} (MiB)", (lambda t: lambda r: f"{r['files_mib'].get(t, 0):.0f}")(t), "") for t in CONTACT_TABLES],
+            ("read the contact tables into pandas (s)", lambda r: f"{r['read_s']:.1f}", ""),
+            *[(f"rows {t}", (lambda t: lambda r: f"{r['summary'].get(t, 0):,}")(t), "") for t in CONTACT_TABLES]]
+    for label, fmt, target in rows:
+        table.add_row(label, *[fmt(r) for r in runs.values()], target)
     console.print(table)
     return 0
+
+
+CONTACT_TABLES = ["contact_engagement", "contact_send_time", "contact_send_hours", "contact_topics"]
 
 
 if __name__ == "__main__":

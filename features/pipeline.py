@@ -40,6 +40,7 @@ from typing import Callable, Iterable
 import pyarrow.parquet as pq
 
 from features.email_quality import email_quality
+from features.parquet_sink import ParquetSink
 from features.snapshots import EventArrays, SnapshotEngine
 from simulation.eventlog import SchemaError
 
@@ -253,10 +254,23 @@ def _event_arrays(con, topics: list[str]) -> EventArrays:
         "coalesce(value, 0.0) AS value FROM events WHERE type IN ('conversion', 'unsubscribe', 'bounce', 'complaint')"
     ).fetchnumpy()
 
+    lo_id = int(ids[0]) if len(ids) else 0
+    span = int(ids[-1]) - lo_id + 1 if len(ids) else 0
+    # ids in a compact range (the usual case): a lookup table instead of a binary search per fact
+    lookup = np.full(span, -1, dtype=np.int64) if 0 < span <= 4 * len(ids) + 1024 else None
+    if lookup is not None:
+        lookup[ids - lo_id] = np.arange(len(ids))
+
     def pos(raw, table):
         c = np.asarray(raw, dtype=np.int64)
-        p = np.searchsorted(ids, c)
-        bad = (p >= len(ids)) | (ids[np.minimum(p, len(ids) - 1)] != c)
+        if lookup is not None:
+            off = c - lo_id
+            inside = (off >= 0) & (off < span)
+            p = lookup[np.where(inside, off, 0)]
+            bad = ~inside | (p < 0)
+        else:
+            p = np.searchsorted(ids, c)
+            bad = (p >= len(ids)) | (ids[np.minimum(p, len(ids) - 1)] != c)
         if bad.any():
             raise SchemaError(table, "contact_id", f"unknown contact id {int(c[bad][0])} (not in contacts)")
         return p
@@ -276,35 +290,19 @@ def _event_arrays(con, topics: list[str]) -> EventArrays:
 
 
 def _write_contact_snapshots(ev: EventArrays, days: list[date], cfg: PipelineConfig, out_dir: Path, say) -> dict:
-    """Run the snapshot engine chunk by chunk, streaming each table to Parquet (atomic rename)."""
+    """Run the snapshot engine chunk by chunk; a background thread streams each table to Parquet."""
     engine = SnapshotEngine(ev, [_dayno(d) for d in days], cfg.half_life_days, cfg.prior_strength,
                             cfg.profile_prior_strength, cfg.engagement_weights)
     # the widest dense array is contacts x 48 bins x days (float64); keep it near 160 MB
     chunk = max(256, int(1e7 // (48 * (engine.nd + 1))))
     names = ("contact_engagement", "contact_send_time", "contact_topics", "contact_send_hours")
-    paths = {n: out_dir / TABLE_FILES[n] for n in names}
-    tmps = {n: p.with_name(f".{p.name}.tmp") for n, p in paths.items()}
-    writers: dict = {}
-    rows = dict.fromkeys(names, 0)
     n = len(ev.contact_ids)
-    try:
+    with ParquetSink({name: out_dir / TABLE_FILES[name] for name in names}) as sink:
         for lo in range(0, max(n, 1), chunk):
-            tables = engine.chunk(lo, min(lo + chunk, n))
-            for name, t in tables.items():
-                if name not in writers:
-                    writers[name] = pq.ParquetWriter(tmps[name], t.schema, compression="lz4")  # fastest to write
-                writers[name].write_table(t, row_group_size=262_144)
-                rows[name] += t.num_rows
+            sink.put_all(engine.chunk(lo, min(lo + chunk, n)))
             say(f"contact snapshots {min(lo + chunk, n):,}/{n:,}")
-    except BaseException:
-        for w in writers.values():
-            w.close()
-        for t in tmps.values():
-            t.unlink(missing_ok=True)
-        raise
-    for name, w in writers.items():
-        w.close()
-        tmps[name].replace(paths[name])
+        rows = sink.close()
+    say(f"contact snapshots written (writer thread {sink.cpu_seconds:.1f} CPU-s)")
     return rows
 
 

@@ -91,36 +91,100 @@ class EventArrays:
 
 
 def local_hour_bins(open_c: np.ndarray, open_t: np.ndarray, tz_codes: np.ndarray, zones: list[str]) -> np.ndarray:
-    """0-23 = weekday local hour, 24-47 = weekend local hour, per open (one tz conversion per zone)."""
+    """0-23 = weekday local hour, 24-47 = weekend local hour, per fact (contact positions, µs UTC).
+
+    When there are far more facts than (zones x 15-minute steps of their time range), the
+    UTC offset of every zone present is looked up once per 15-minute step (time-zone
+    transitions fall on such steps) and each fact reads its offset from that table; a
+    zone with a transition inside a step, or many zones over a long range, go through
+    pandas' conversion of every fact. Unknown zones count as UTC.
+    """
+    t = np.asarray(open_t, dtype=np.int64)
+    if len(t) == 0:
+        return np.zeros(0, dtype=np.int64)
+    zone_of = np.asarray(tz_codes)[open_c]
+    present, zone_row = np.unique(zone_of, return_inverse=True)
+    g0 = int(t.min()) // _STEP_US * _STEP_US
+    n_steps = (int(t.max()) - g0) // _STEP_US + 1
+    grid = g0 + _STEP_US * np.arange(n_steps if 2 * len(present) * n_steps <= len(t) else 0, dtype=np.int64)
+    offsets = np.zeros(len(t), dtype=np.int64)
+    table = [_step_offsets(zones[code], grid) if len(grid) else None for code in present]
+    if all(row is not None for row in table):
+        offsets = np.stack(table)[zone_row, (t - g0) // _STEP_US].astype(np.int64) * 1_000_000
+    else:
+        order = np.argsort(zone_row, kind="stable")
+        bounds = np.searchsorted(zone_row[order], np.arange(len(present) + 1))
+        for r, row in enumerate(table):
+            sel = order[bounds[r]: bounds[r + 1]]
+            offsets[sel] = (_utc_offsets(zones[present[r]], t[sel]) if row is None
+                            else row[(t[sel] - g0) // _STEP_US].astype(np.int64) * 1_000_000)
+    local = t + offsets
+    hour = (local // 3_600_000_000) % 24
+    weekday = (local // US_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+    return hour + 24 * (weekday >= 5)
+
+
+_STEP_US = 15 * 60 * 1_000_000
+
+
+def _utc_offsets(zone: str, t: np.ndarray) -> np.ndarray:
+    """UTC offset (µs) of `zone` at each µs timestamp; zero for a zone pandas does not know."""
     import pandas as pd
 
-    bins = np.zeros(len(open_t), dtype=np.int64)
-    zone_of_open = tz_codes[open_c]
-    for code in np.unique(zone_of_open):
-        sel = np.flatnonzero(zone_of_open == code)
-        idx = pd.to_datetime(open_t[sel], unit="us", utc=True)
-        try:
-            idx = idx.tz_convert(zones[code])
-        except Exception:  # unknown zone name: treat as UTC
-            pass
-        bins[sel] = np.asarray(idx.hour) + 24 * (np.asarray(idx.dayofweek) >= 5)
-    return bins
+    idx = pd.to_datetime(t, unit="us", utc=True).as_unit("us")
+    try:
+        local = idx.tz_convert(zone).tz_localize(None)
+    except Exception:  # unknown zone name: treat as UTC
+        return np.zeros(len(t), dtype=np.int64)
+    return local.asi8 - t
+
+
+def _step_offsets(zone: str, grid: np.ndarray) -> np.ndarray | None:
+    """Offsets (s, int32) at each grid step, or None if one changes inside a step."""
+    start, end = _utc_offsets(zone, grid), _utc_offsets(zone, grid + _STEP_US - 1)
+    if not np.array_equal(start, end):
+        return None
+    return (start // 1_000_000).astype(np.int32)
 
 
 def _dense(c, d, nc, nd, weights=None, groups=None, n_groups=1) -> np.ndarray:
-    """Day-major (nd, nc[, n_groups]) sums of weights (counts if None) at (day, contact[, group])."""
-    key = (d * nc + c) * n_groups + (0 if groups is None else groups)
+    """Day-major (nd, [n_groups,] nc) sums of weights (counts if None) at (day, [group,] contact).
+
+    Groups before contacts: one group of a snapshot is then a contiguous row of contacts.
+    """
+    key = (d * n_groups + (0 if groups is None else groups)) * nc + c
     out = np.bincount(key, weights=weights, minlength=nd * nc * n_groups)
     if weights is None:
         out = out.astype(np.int32)
-    return out.reshape(nd, nc, n_groups) if groups is not None else out.reshape(nd, nc)
+    return out.reshape(nd, n_groups, nc) if groups is not None else out.reshape(nd, nc)
+
+
+def _running(a: np.ndarray, op=np.add) -> np.ndarray:
+    """In place, `op`-accumulate over axis 0, one vectorized step per day (numpy's own
+    accumulate along axis 0 walks the other axes in an inner strided loop, ~6x slower)."""
+    if a.ndim == 1:
+        return op.accumulate(a, out=a)
+    for k in range(1, len(a)):
+        op(a[k - 1], a[k], out=a[k])
+    return a
 
 
 def _cum0(a: np.ndarray) -> np.ndarray:
     """Running sum over days (axis 0) with a leading zero row: out[k] = sum of a[:k]."""
-    out = np.zeros((a.shape[0] + 1,) + a.shape[1:], dtype=a.dtype)
-    np.cumsum(a, axis=0, out=out[1:])
-    return out
+    out = np.empty((a.shape[0] + 1,) + a.shape[1:], dtype=a.dtype)
+    out[0] = 0
+    out[1:] = a
+    return _running(out)
+
+
+def _argmax(arrays: list[np.ndarray]) -> np.ndarray:
+    """Index of the largest of several same-shape arrays, element-wise (first one on ties), as int64."""
+    best, arg = arrays[0].copy(), np.zeros(arrays[0].shape, dtype=np.int64)
+    for i, x in enumerate(arrays[1:], start=1):
+        better = x > best
+        np.copyto(best, x, where=better)
+        arg[better] = i
+    return arg
 
 
 def _shrunk(k, n, p, a):
@@ -172,8 +236,12 @@ class SnapshotEngine:
         return d, d < self.nd
 
     def _at(self, cum: np.ndarray, lag: int = 0) -> np.ndarray:
-        """cum (nd+1, ...) read at every snapshot (minus `lag` days) -> (n_snaps, ...)."""
-        return cum[np.clip(self.snaps - lag - self.day0, 0, self.nd)]
+        """cum (nd+1, ...) read at every snapshot (minus `lag` days) -> (n_snaps, ...); a view
+        when those days are consecutive (daily snapshots), else a copy."""
+        idx = np.clip(self.snaps - lag - self.day0, 0, self.nd)
+        if len(idx) > 1 and (idx[1:] - idx[:-1] == 1).all():
+            return cum[idx[0]: idx[-1] + 1]
+        return cum[idx]
 
     # ---- population priors (all contacts, same windows, same snapshot) ---------------
     def _population(self) -> None:
@@ -182,7 +250,8 @@ class SnapshotEngine:
             d, ok = self._day(t)
             c = np.zeros(int(ok.sum()), dtype=np.int64)
             g = None if groups is None else groups[ok]
-            return _dense(c, d[ok], 1, nd, None if weights is None else weights[ok], g, n_groups)[:, 0]
+            out = _dense(c, d[ok], 1, nd, None if weights is None else weights[ok], g, n_groups)
+            return out[:, :, 0] if groups is not None else out[:, 0]
 
         conv = ev.other_kind == 0
         self.pop = {
@@ -231,7 +300,7 @@ class SnapshotEngine:
             """Latest fact time (days since epoch) before each day position (row 0: none); -inf if none."""
             out = np.full((nd + 1) * nc, -np.inf)
             np.maximum.at(out, (d + 1) * nc + c, t / US_PER_DAY)
-            return np.maximum.accumulate(out.reshape(nd + 1, nc), axis=0)
+            return _running(out.reshape(nd + 1, nc), np.maximum)
 
         snap_days = self.snaps.astype(np.float64)[:, None]
 
@@ -240,9 +309,10 @@ class SnapshotEngine:
             return np.where(np.isfinite(v), v, np.nan)
 
         # sends counted up to the last day with an open (fatigue streak = sends since then)
-        sends_upto = np.cumsum(sends, axis=0)
-        at_open = np.where(opens > 0, sends_upto, -1)
-        at_open = np.maximum.accumulate(np.concatenate([np.full((1, nc), -1), at_open], axis=0), axis=0)
+        sends_upto = cum["sends"][1:]
+        at_open = np.full((nd + 1, nc), -1, dtype=sends_upto.dtype)
+        np.copyto(at_open[1:], sends_upto, where=opens > 0)
+        at_open = _running(at_open, np.maximum)
 
         created = ev.created_us[lo:hi]
         alive = created[None, :] < (self.snaps * US_PER_DAY)[:, None]          # (S, nc)
@@ -282,31 +352,33 @@ class SnapshotEngine:
         nt = len(ev.topics)
         tsends = _cum0(_dense(sc, sd, nc, nd, groups=stop, n_groups=nt))
         tclicks = _cum0(_dense(kc, kd, nc, nd, groups=ktop, n_groups=nt))
-        n90 = self._at(tsends) - self._at(tsends, 90)               # (S, nc, nt)
+        n90 = self._at(tsends) - self._at(tsends, 90)               # (S, nt, nc)
         k90 = self._at(tclicks) - self._at(tclicks, 90)
         pn = self._at(self.pop["sends_t"]) - self._at(self.pop["sends_t"], 90)  # (S, nt)
         pk = self._at(self.pop["clicks_t"]) - self._at(self.pop["clicks_t"], 90)
         pt = np.where(pn > 0, pk / np.maximum(pn, 1), 0.0)
-        aff = _shrunk(k90, n90, pt[:, None, :], self.a)
-        topics = {f"click_affinity_{t}": aff[:, :, i] for i, t in enumerate(ev.topics)}
+        topics = {f"click_affinity_{t}": _shrunk(k90[:, i], n90[:, i], pt[:, i, None], self.a)
+                  for i, t in enumerate(ev.topics)}
 
         # local-time open profile (lifetime), shrunk to the population's profile
-        bins = self._at(_cum0(_dense(oc, od, nc, nd, groups=ob, n_groups=48)))   # (S, nc, 48)
+        bins = self._at(_cum0(_dense(oc, od, nc, nd, groups=ob, n_groups=48)))   # (S, 48, nc)
         q = self._at(self.pop["bins"])                                               # (S, 48)
         st: dict[str, np.ndarray] = {}
         best = {}
+        a_prof = np.float32(self.a_prof)
         for k, kind in enumerate(("wd", "we")):
-            n_b = bins[:, :, 24 * k: 24 * (k + 1)]
-            n_tot = n_b.sum(axis=2)
+            n_b = bins[:, 24 * k: 24 * (k + 1)]
+            n_tot = n_b.sum(axis=1)
             q_b = q[:, 24 * k: 24 * (k + 1)]
             q_tot = q_b.sum(axis=1, keepdims=True)
             prior = np.where(q_tot > 0, q_b / np.maximum(q_tot, 1), 1 / 24).astype(np.float32)  # (S, 24)
-            share = _shrunk(n_b.astype(np.float32), n_tot[:, :, None].astype(np.float32), prior[:, None, :],
-                            np.float32(self.a_prof))  # float32: 48 shares x every row is the bulk of the data
+            # float32: 48 shares x every row is the bulk of the data; one contiguous (S, nc) array per hour
+            n_tot32 = n_tot.astype(np.float32)
+            share = [_shrunk(n_b[:, hr].astype(np.float32), n_tot32, prior[:, hr, None], a_prof) for hr in range(24)]
             st[f"opens_{'weekday' if kind == 'wd' else 'weekend'}"] = n_tot.astype(np.int64)
             for hr in range(24):
-                st[f"open_share_{kind}_h{hr:02d}"] = share[:, :, hr]
-            best[kind] = share.argmax(axis=2).astype(np.int64)
+                st[f"open_share_{kind}_h{hr:02d}"] = share[hr]
+            best[kind] = _argmax(share)
         st["best_hour_weekday"] = best["wd"]
         st["best_hour_weekend"] = best["we"]
 

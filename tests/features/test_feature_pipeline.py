@@ -164,3 +164,20 @@ def test_bad_inputs_are_named(tmp_path):
         build_features(tmp_path / "events", tmp_path / "out")
     with pytest.raises(ValueError, match="half_life_days"):
         PipelineConfig(half_life_days=0)
+
+
+@pytest.mark.parametrize("bad_id", [99, 0, -5])
+def test_unknown_contact_is_named(tmp_path, bad_id):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simulation.eventlog import SchemaError
+
+    tiny_event_log(tmp_path / "events")
+    path = tmp_path / "events" / "sends.parquet"
+    sends = pq.read_table(path)
+    ids = sends.column("contact_id").to_numpy().copy()
+    ids[2] = bad_id
+    pq.write_table(sends.set_column(sends.schema.get_field_index("contact_id"), "contact_id", pa.array(ids)), path)
+    with pytest.raises(SchemaError, match=f"unknown contact id {bad_id}"):
+        build_features(tmp_path / "events", tmp_path / "out")
