@@ -40,7 +40,8 @@ class ContentPreferenceConfig:
     test_fraction: float = 0.2
     horizon_days: int = 3
     max_train_rows: int = 600_000
-    epochs: int = 6
+    epochs: int = 6  # at most; training stops after `patience` epochs without a better validation loss
+    patience: int = 1
     batch_size: int = 8192
     learning_rate: float = 3e-3
     weight_decay: float = 1e-5
@@ -143,6 +144,8 @@ class ContentPreferenceSpec:
             if vloss < best:
                 best = vloss
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif len(history) - 1 - int(np.argmin(history)) >= cfg.patience:
+                break  # the clicks are rare: more epochs only fit noise (and cost training time)
         model.load_state_dict(best_state)
         model.eval()
         prepared.extra["valid_loss_by_epoch"] = history
