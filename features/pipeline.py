@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from features.email_quality import email_quality
 from features.parquet_sink import ParquetSink
-from features.snapshots import EventArrays, SnapshotEngine
+from features.snapshots import BLOCK, EventArrays, SnapshotEngine
 from simulation.eventlog import SchemaError
 
 TABLE_FILES = {
@@ -294,7 +294,7 @@ def _write_contact_snapshots(ev: EventArrays, days: list[date], cfg: PipelineCon
     engine = SnapshotEngine(ev, [_dayno(d) for d in days], cfg.half_life_days, cfg.prior_strength,
                             cfg.profile_prior_strength, cfg.engagement_weights)
     # the widest dense array is contacts x 48 bins x days (float64); keep it near 160 MB
-    chunk = max(256, int(1e7 // (48 * (engine.nd + 1))))
+    chunk = max(4, int(1e7 // (48 * (engine.nd + 1))) // BLOCK) * BLOCK
     names = ("contact_engagement", "contact_send_time", "contact_topics", "contact_send_hours")
     n = len(ev.contact_ids)
     with ParquetSink({name: out_dir / TABLE_FILES[name] for name in names}) as sink:
