@@ -17,6 +17,8 @@ from serving.state import ServingState
 
 def _unique_ids(contact_ids) -> np.ndarray:
     ids = np.asarray(contact_ids, dtype=np.int64)
+    if len(ids) < 2:
+        return ids
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise ValueError(f"contact_ids: duplicate contact id {int(uniq[counts > 1][0])} in one batch")
