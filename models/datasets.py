@@ -30,11 +30,13 @@ import pandas as pd
 FALLBACK_TTL = timedelta(days=3)
 FALLBACK_VIEWS = {  # service -> views (all features of each), when Feast is not applied
     "lead_scoring": ("contact_engagement", "contact_profile"),
-    "send_time": ("contact_send_time", "contact_engagement", "contact_profile"),
+    "send_time": ("contact_send_time", "contact_send_hours", "contact_engagement", "contact_profile"),
     "content_preference": ("contact_topics", "content_features"),
     "content_catalog": ("content_features",),
 }
-VIEW_KEY = {"contact_engagement": "contact_id", "contact_send_time": "contact_id", "contact_topics": "contact_id",
+NEVER_EXPIRE = ("contact_profile", "contact_send_hours")  # mirrors features.definitions.TTL
+VIEW_KEY = {"contact_engagement": "contact_id", "contact_send_time": "contact_id", "contact_send_hours": "contact_id",
+            "contact_topics": "contact_id",
             "contact_profile": "contact_id", "content_features": "content_id"}
 
 
@@ -84,7 +86,7 @@ def plan_reads(services: tuple[str, ...], settings, store=None) -> tuple[list[Vi
         if name not in FALLBACK_VIEWS:
             raise ValueError(f"service: unknown feature service {name!r}; expected one of {sorted(FALLBACK_VIEWS)}")
         for view in FALLBACK_VIEWS[name]:
-            ttl = None if view == "contact_profile" else FALLBACK_TTL
+            ttl = None if view in NEVER_EXPIRE else FALLBACK_TTL
             reads[view] = ViewRead(view, VIEW_KEY[view], Path(settings.features_dir) / TABLE_FILES[view], ttl, None)
     return list(reads.values()), "pipeline-tables"
 
@@ -95,6 +97,19 @@ def _asof(left: pd.DataFrame, table: pd.DataFrame, key: str, tolerance) -> pd.Da
     out = pd.merge_asof(left, right, left_on="event_timestamp", right_on="_feature_ts", by=key,
                         direction="backward", tolerance=tolerance, allow_exact_matches=True)
     return out.sort_values("_row").drop(columns=["_row", "_feature_ts"]).reset_index(drop=True)
+
+
+def _row_filters(entity: pd.DataFrame, read: ViewRead, max_keys: int = 50_000) -> list[tuple]:
+    """Parquet row filters that drop only rows the as-of join can never match (memory: a snapshot
+    of a few thousand contacts reads those contacts' rows, not the whole multi-GB table)."""
+    ts = entity["event_timestamp"]
+    filters = [("event_timestamp", "<=", ts.max())]
+    if read.ttl is not None:
+        filters.append(("event_timestamp", ">=", ts.min() - pd.Timedelta(read.ttl)))
+    keys = entity[read.key].unique()
+    if len(keys) <= max_keys:
+        filters.append((read.key, "in", keys.tolist()))
+    return filters
 
 
 def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "asof", store=None) -> pd.DataFrame:
@@ -129,7 +144,7 @@ def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "as
         if not r.path.exists():
             raise FileNotFoundError(f"{r.view}: no feature table {r.path} (run `inbox features build`)")
         cols = None if r.features is None else [r.key, "event_timestamp", *r.features]
-        table = pd.read_parquet(r.path, columns=cols)
+        table = pd.read_parquet(r.path, columns=cols, filters=_row_filters(out, r))
         table["event_timestamp"] = table["event_timestamp"].astype("datetime64[us, UTC]")
         table = table.drop(columns=[c for c in table.columns if c in out.columns and c not in (r.key, "event_timestamp")])
         out = _asof(out, table, r.key, pd.Timedelta(r.ttl) if r.ttl is not None else None)

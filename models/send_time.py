@@ -1,14 +1,21 @@
 """Send-time predictor: P(open within 24 h | contact, local hour-of-week) and the best slot.
 
-The model is a LightGBM classifier over *slot features*: the contact's
-features from the `send_time` service (attributes, engagement) plus, for a
-candidate local hour h on a weekday or weekend day, the contact's smoothed
-share of past opens at h and at the hours just after it (opens arrive after
-the send), the signed distance from h to the contact's most frequent open
-hour, how many opens that profile rests on, and the contact's smoothed open
-rate of past sends that went out at local hour h (`send_rate_{wd,we}_hHH`,
-see `features.snapshots`), also relative to its best and mean hour, and the
-posterior-expected log-odds lift of sending at h (`send_lift_{wd,we}_hHH`).
+The send-hour evidence is a posterior: from the contact's raw counts
+`sent_{wd,we}_hHH` / `sent_opened_{wd,we}_hHH` (sends that went out at local
+hour HH on weekdays / weekend days and how many were opened), a
+bump-around-the-preferred-hour model with an empirical-Bayes prior learned
+per segment at training time (`models.peak_posterior.PeakPrior`, stored in
+the logged model so serving computes the same) gives, for each top of the
+hour, the posterior predictive open probability and mean log-odds lift.
+
+A LightGBM classifier starts from the posterior's log-odds (`init_score`)
+and corrects it with the contact's features from the `send_time` service
+(attributes, engagement) and a few slot features (weekend, profile counts,
+the posterior's rate and lift, monotone increasing). Slots of one contact
+and one day kind are therefore ranked as the posterior ranks them; the
+booster calibrates the level. (Open-hour shares are not slot features: open
+delays carry no information on the preferred send hour, and as features
+they cost uplift.)
 
 Hierarchical fallback (the level that decided is returned with each slot):
 
@@ -21,92 +28,119 @@ Hierarchical fallback (the level that decided is returned with each slot):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from models.encoding import FeatureEncoder
+from models.peak_posterior import PeakPrior
 from models.slots import HOURS_PER_WEEK, choose_slots
 
 SEGMENT_COLUMNS = ("seniority", "industry")
-SLOT_COLUMNS = ["slot_local_hour", "slot_weekend", "slot_weekday", "slot_share", "slot_share_next1",
-                "slot_share_next2", "slot_share_next3", "slot_share_prev1", "slot_dist_best", "slot_profile_opens",
-                "slot_send_rate", "slot_send_rate_vs_best", "slot_send_rate_vs_mean", "slot_profile_sends",
-                "slot_send_lift", "slot_send_lift_vs_best"]
+SLOT_COLUMNS = ["slot_weekend", "slot_profile_opens", "slot_profile_sends", "slot_post_rate", "slot_post_rate_vs_best",
+                "slot_post_lift", "slot_post_lift_vs_best"]
+# the booster may only raise a slot's score with its posterior evidence: for one contact, slots of the same
+# (weekday / weekend) kind are then ranked as the send-hour posterior ranks them
+MONOTONE = {"slot_post_rate": 1, "slot_post_rate_vs_best": 1, "slot_post_lift": 1, "slot_post_lift_vs_best": 1}
 LEVELS = np.array(["contact", "segment", "population"], dtype=object)
+POST_RATE = SLOT_COLUMNS.index("slot_post_rate")
 
 
 def share_columns(kind: str) -> list[str]:
     return [f"open_share_{kind}_h{h:02d}" for h in range(24)]
 
 
-def send_rate_columns(kind: str, measure: str = "rate") -> list[str]:
-    return [f"send_{measure}_{kind}_h{h:02d}" for h in range(24)]
+def count_columns(measure: str) -> list[str]:
+    """`sent` or `sent_opened` by local send hour: 24 weekday then 24 weekend columns."""
+    return [f"{measure}_{kind}_h{h:02d}" for kind in ("wd", "we") for h in range(24)]
 
 
-PROFILE_COLUMNS = [c for m in ("rate", "lift") for k in ("wd", "we") for c in send_rate_columns(k, m)] + [
-    *share_columns("wd"), *share_columns("we"),
-    "best_hour_weekday", "best_hour_weekend", "opens_weekday", "opens_weekend", "sends_weekday", "sends_weekend"]
+SCALAR_DEFAULTS = {"best_hour_weekday": 9, "best_hour_weekend": 10, "opens_weekday": 0, "opens_weekend": 0,
+                   "sends_weekday": 0, "sends_weekend": 0}
+PROFILE_COLUMNS = [*share_columns("wd"), *share_columns("we"), *count_columns("sent"), *count_columns("sent_opened"),
+                   *SCALAR_DEFAULTS]
 CONTACT_EXCLUDE = tuple(PROFILE_COLUMNS) + ("timezone", "country", "local_hour", "local_weekday", "local_is_weekend")
 
 
-def profile_arrays(features_df: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per-contact profile arrays from the feature frame (missing columns -> uniform / zero)."""
-    n = len(features_df)
+def _block(features, names: list[str]) -> np.ndarray | None:
+    """(n, len(names)) float array from a DataFrame or a column -> array mapping; None if a column is missing."""
+    if isinstance(features, pd.DataFrame):
+        if not set(names).issubset(features.columns):
+            return None
+        return features[names].to_numpy(dtype=float, na_value=np.nan)
+    if not all(c in features for c in names):
+        return None
+    return np.column_stack([np.asarray(features[c], dtype=float) for c in names])
 
-    def block(kind):
-        cols = share_columns(kind)
-        if all(c in features_df.columns for c in cols):
-            a = features_df[cols].to_numpy(dtype=float, na_value=np.nan)
-            return np.where(np.isfinite(a), a, 1.0 / 24)
-        return np.full((n, 24), 1.0 / 24)
 
-    def rates(kind, measure="rate"):  # missing -> NaN (LightGBM's missing branch)
-        cols = send_rate_columns(kind, measure)
-        if all(c in features_df.columns for c in cols):
-            return features_df[cols].to_numpy(dtype=float, na_value=np.nan)
-        return np.full((n, 24), np.nan)
+def _length(features) -> int:
+    if isinstance(features, pd.DataFrame):
+        return len(features)
+    return len(next(iter(features.values()))) if len(features) else 0
 
-    def col(name, default):
-        if name in features_df.columns:
-            return pd.to_numeric(features_df[name], errors="coerce").fillna(default).to_numpy(float)
-        return np.full(n, float(default))
 
+def segment_key(features) -> np.ndarray:
+    """'seniority|industry' per row ('' parts when unknown); DataFrame or column -> array mapping."""
+    n = _length(features)
+    parts = []
+    for c in SEGMENT_COLUMNS:
+        values = features[c] if c in features else None
+        values = np.full(n, "", dtype=object) if values is None else np.asarray(values, dtype=object)
+        parts.append(["" if v is None or v != v else str(v) for v in values])
+    return np.array([f"{a}|{b}" for a, b in zip(*parts)], dtype=object)
+
+
+def profile_arrays(features, prior: PeakPrior | None = None) -> dict[str, np.ndarray]:
+    """Per-contact profile arrays from a DataFrame or a column-name -> numpy-array mapping.
+
+    Missing counts -> zero. With a `prior`, adds the send-hour
+    posterior: `rate` (predictive P(open)) and `lift` (mean log-odds lift), each (n, 48) by
+    weekday hour 0-23 then weekend hour 0-23; without one they are NaN (LightGBM's missing branch).
+    """
+    if not isinstance(features, (pd.DataFrame, Mapping)):
+        raise ValueError(f"features: expected a DataFrame or a column -> array mapping, got {type(features).__name__}")
+    n = _length(features)
+    counts = _block(features, count_columns("sent") + count_columns("sent_opened"))
+    counts = np.zeros((n, 96)) if counts is None else np.nan_to_num(counts, nan=0.0)
+    sent, opened = counts[:, :48], np.minimum(counts[:, 48:], counts[:, :48])
+    scalars = {}
+    for name, default in SCALAR_DEFAULTS.items():
+        if name in features:
+            v = pd.to_numeric(pd.Series(features[name]), errors="coerce").to_numpy(float) if isinstance(
+                features, pd.DataFrame) else np.asarray(features[name], dtype=float)
+            scalars[name] = np.where(np.isfinite(v), v, float(default))
+        else:
+            scalars[name] = np.full(n, float(default))
+    if prior is not None:
+        post = prior.posterior(sent, opened, prior.segment_rows(segment_key(features)))
+        rate, lift = post["rate"], post["lift"]
+    else:
+        rate = lift = np.full((n, 48), np.nan)
     return {
-        "wd": block("wd"), "we": block("we"),
-        "best_wd": col("best_hour_weekday", 9), "best_we": col("best_hour_weekend", 10),
-        "opens_wd": col("opens_weekday", 0), "opens_we": col("opens_weekend", 0),
-        "rate_wd": rates("wd"), "rate_we": rates("we"),
-        "lift_wd": rates("wd", "lift"), "lift_we": rates("we", "lift"),
-        "sends_wd": col("sends_weekday", 0), "sends_we": col("sends_weekend", 0),
+        "best_wd": scalars["best_hour_weekday"], "best_we": scalars["best_hour_weekend"],
+        "opens_wd": scalars["opens_weekday"], "opens_we": scalars["opens_weekend"],
+        "sends_wd": scalars["sends_weekday"], "sends_we": scalars["sends_weekend"],
+        "sent": sent, "opened": opened, "rate": rate, "lift": lift,
     }
 
 
 def slot_features(profile: dict[str, np.ndarray], rows: np.ndarray, how: np.ndarray) -> np.ndarray:
     """(len(rows), len(SLOT_COLUMNS)) slot features for contact `rows` at hours-of-week `how`."""
     how = np.asarray(how, dtype=np.int64)
-    hour, day = how % 24, how // 24
-    weekend = day >= 5
-    share = np.where(weekend[:, None], profile["we"][rows], profile["wd"][rows])  # (r, 24)
+    hour = how % 24
+    weekend = how // 24 >= 5
     r = np.arange(len(rows))
-
-    def at(offset):
-        return share[r, (hour + offset) % 24]
-
-    best = np.where(weekend, profile["best_we"][rows], profile["best_wd"][rows])
-    dist = (hour - best + 12) % 24 - 12  # signed circular distance in hours
     opens = np.where(weekend, profile["opens_we"][rows], profile["opens_wd"][rows])
-    rate_row = np.where(weekend[:, None], profile["rate_we"][rows], profile["rate_wd"][rows])  # (r, 24)
-    rate = rate_row[r, hour]
+    sends = np.where(weekend, profile["sends_we"][rows], profile["sends_wd"][rows])
+    part_cols = np.where(weekend, 24, 0)[:, None] + np.arange(24)[None, :]  # the slot's weekday or weekend half
+    rate_row = profile["rate"][rows[:, None], part_cols]
+    lift_row = profile["lift"][rows[:, None], part_cols]
+    rate, lift = rate_row[r, hour], lift_row[r, hour]
     with np.errstate(invalid="ignore", divide="ignore"):
         vs_best = rate / rate_row.max(axis=1)
-        vs_mean = rate / rate_row.mean(axis=1)
-    sends = np.where(weekend, profile["sends_we"][rows], profile["sends_wd"][rows])
-    lift_row = np.where(weekend[:, None], profile["lift_we"][rows], profile["lift_wd"][rows])
-    lift = lift_row[r, hour]
-    return np.column_stack([hour, weekend, day, at(0), at(1), at(2), at(3), at(-1), dist, opens,
-                            rate, vs_best, vs_mean, sends, lift, lift - lift_row.max(axis=1)]).astype(np.float32)
+    return np.column_stack([weekend, opens, sends, rate, vs_best, lift, lift - lift_row.max(axis=1)]).astype(np.float32)
 
 
 class SendTimePlanner:
@@ -117,8 +151,10 @@ class SendTimePlanner:
     services = ("send_time", "lead_scoring")  # + profile attributes for the segment fallback
 
     def __init__(self, booster, encoder: FeatureEncoder, segment_keys: list[str], segment_grids: np.ndarray,
-                 population_grid: np.ndarray, min_contact_opens: int = 3, version=None, num_threads: int = 0):
+                 population_grid: np.ndarray, min_contact_opens: int = 3, version=None, num_threads: int = 0,
+                 peak_prior: PeakPrior | None = None):
         self.booster = booster
+        self.peak_prior = peak_prior
         self.encoder = encoder
         self.segment_keys = list(segment_keys)
         self.segment_index = {k: i for i, k in enumerate(self.segment_keys)}
@@ -133,33 +169,50 @@ class SendTimePlanner:
         return self.encoder.columns + SLOT_COLUMNS
 
     # --- the model on (contact, hour) pairs ------------------------------------
+    def profile(self, features) -> dict[str, np.ndarray]:
+        return profile_arrays(features, self.peak_prior)
+
     def pair_matrix(self, contact_X: np.ndarray, profile: dict, rows: np.ndarray, how: np.ndarray) -> np.ndarray:
         return np.hstack([contact_X[rows], slot_features(profile, rows, how)])
 
+    def offset(self, pairs: np.ndarray) -> np.ndarray | float:
+        """Log-odds the booster starts from: the send-hour posterior's predictive open rate (0 without a prior)."""
+        if self.peak_prior is None:
+            return 0.0
+        rate = np.clip(pairs[:, len(self.encoder.columns) + POST_RATE].astype(float), 1e-4, 1 - 1e-4)
+        return np.log(rate / (1 - rate))
+
+    def predict_matrix(self, pairs: np.ndarray) -> np.ndarray:
+        """P(open within 24 h) of pair rows: the booster's correction on top of the posterior's log-odds."""
+        raw = self.booster.predict(pairs, raw_score=True, num_threads=self.num_threads)
+        return 1.0 / (1.0 + np.exp(-(raw + self.offset(pairs))))
+
     def predict_pairs(self, features_df: pd.DataFrame, rows: np.ndarray, how: np.ndarray) -> np.ndarray:
         X = self.encoder.transform(features_df)
-        return self.booster.predict(self.pair_matrix(X, profile_arrays(features_df), rows, how),
-                                    num_threads=self.num_threads)
+        return self.predict_matrix(self.pair_matrix(X, self.profile(features_df), rows, how))
 
-    def contact_grid(self, features_df: pd.DataFrame, hows=None, chunk_rows: int = 400_000) -> np.ndarray:
-        """(n, 168) predicted P(open within 24 h); only `hows` are computed (others NaN)."""
+    def contact_grid(self, features_df: pd.DataFrame, hows=None, chunk_rows: int = 400_000,
+                     rows=None) -> np.ndarray:
+        """(len(rows), 168) predicted P(open within 24 h) for `rows` of the frame (default: all);
+        only `hows` are computed (others NaN). Features are computed on the whole frame, as serving does."""
         hows = np.arange(HOURS_PER_WEEK) if hows is None else np.unique(np.asarray(hows, dtype=np.int64))
-        n = len(features_df)
+        rows = np.arange(len(features_df)) if rows is None else np.asarray(rows, dtype=np.int64)
+        n = len(rows)
         X = self.encoder.transform(features_df)
-        profile = profile_arrays(features_df)
+        profile = self.profile(features_df)
         grid = np.full((n, HOURS_PER_WEEK), np.nan)
         step = max(1, chunk_rows // max(len(hows), 1))
         for lo in range(0, n, step):
             idx = np.arange(lo, min(lo + step, n))
-            rows = np.repeat(idx, len(hows))
+            pairs_rows = np.repeat(rows[idx], len(hows))
             how = np.tile(hows, len(idx))
-            p = self.booster.predict(self.pair_matrix(X, profile, rows, how), num_threads=self.num_threads)
+            p = self.predict_matrix(self.pair_matrix(X, profile, pairs_rows, how))
             grid[np.ix_(idx, hows)] = p.reshape(len(idx), len(hows))
         return grid
 
     def levels(self, features_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(level name per contact, segment row per contact or -1)."""
-        profile = profile_arrays(features_df)
+        profile = profile_arrays(features_df)  # counts only: the posterior is not needed here
         opens = profile["opens_wd"] + profile["opens_we"]
         keys = segment_key(features_df)
         seg = np.array([self.segment_index.get(k, -1) for k in keys], dtype=np.int64)
@@ -174,7 +227,7 @@ class SendTimePlanner:
         grid[is_seg] = self.segment_grids[seg[is_seg]]
         is_contact = np.flatnonzero(level == "contact")
         if len(is_contact):
-            grid[is_contact] = self.contact_grid(features_df.iloc[is_contact], hows)
+            grid[is_contact] = self.contact_grid(features_df, hows, rows=is_contact)
         return grid, level
 
     def best_slots(self, features_df: pd.DataFrame, timezones, window_start, window_end,
@@ -215,6 +268,7 @@ class SendTimePlanner:
             "segment_grids": np.round(self.segment_grids, 6).tolist(),
             "population_grid": np.round(self.population_grid, 6).tolist(),
             "min_contact_opens": self.min_contact_opens,
+            "peak_prior": None if self.peak_prior is None else self.peak_prior.to_dict(),
         }
 
     def write_metadata(self, directory: Path) -> Path:
@@ -229,12 +283,6 @@ class SendTimePlanner:
         booster, meta = read_lightgbm_artifacts(model_dir)
         return cls(booster, FeatureEncoder.from_dict(meta["encoder"]), meta["segment_keys"],
                    np.asarray(meta["segment_grids"]), np.asarray(meta["population_grid"]),
-                   meta["min_contact_opens"], version=version)
+                   meta["min_contact_opens"], version=version,
+                   peak_prior=PeakPrior.from_dict(meta["peak_prior"]) if meta.get("peak_prior") else None)
 
-
-def segment_key(features_df: pd.DataFrame) -> np.ndarray:
-    """'seniority|industry' per row ('' parts when unknown)."""
-    parts = [features_df[c].astype(object).where(features_df[c].notna(), "").astype(str).to_numpy()
-             if c in features_df.columns else np.full(len(features_df), "", dtype=object)
-             for c in SEGMENT_COLUMNS]
-    return np.char.add(np.char.add(parts[0].astype(str), "|"), parts[1].astype(str)).astype(object)

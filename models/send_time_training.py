@@ -15,6 +15,7 @@ the simulator's true P(open within 24 h):
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from models import metrics as M
 from models.encoding import FeatureEncoder
 from models.harness import Evaluation, TrainingContext
 from models.prepared import Prepared, sample_send_rows
-from models.send_time import (CONTACT_EXCLUDE, SLOT_COLUMNS, SendTimePlanner, profile_arrays, segment_key,
+from models.peak_posterior import PeakPrior, fit_peak_prior
+from models.send_time import (CONTACT_EXCLUDE, MONOTONE, SLOT_COLUMNS, SendTimePlanner, profile_arrays, segment_key,
                               slot_features)
 from models.slots import HOURS_PER_WEEK, allowed_slot_table, choose_slots, local_hour_of_week
 from models.split import TimeSplit
@@ -47,6 +49,9 @@ class SendTimeConfig:
     min_contact_opens: int = 1
     min_segment_contacts: int = 30
     grid_contacts: int = 6000  # contacts whose grids are averaged into segment / population grids
+    prior_contacts: int = 15000  # contacts whose send-hour counts fit the empirical-Bayes peak prior
+    prior_iterations: int = 40
+    prior_shrinkage: float = 30.0  # pseudo-contacts pulling a segment's peak prior to the population's
     eval_contacts: int = 5000
     eval_windows: tuple[int, ...] = (0, 2, 5)  # window start offsets (days) from the test start
     quiet_hours: tuple[int, int] = (21, 7)
@@ -56,7 +61,7 @@ class SendTimeConfig:
     def fast(cls) -> "SendTimeConfig":
         return cls(warmup_days=7, max_train_rows=60_000, num_boost_round=80, early_stopping_rounds=15,
                    min_data_in_leaf=50, num_leaves=31, grid_contacts=1500, eval_contacts=1000,
-                   min_segment_contacts=10, threads=1)
+                   min_segment_contacts=10, threads=1, prior_contacts=2000, prior_iterations=15)
 
 
 class SendTimeSpec:
@@ -73,8 +78,9 @@ class SendTimeSpec:
         return {f"cfg.{k}": v for k, v in asdict(self.config).items()}
 
     # --- data -----------------------------------------------------------------
-    def prepare(self, ctx: TrainingContext) -> Prepared:
-        from models.datasets import feature_frame
+    def send_rows(self, ctx: TrainingContext) -> tuple[pd.DataFrame, TimeSplit]:
+        """The time split and its sampled sends (no features): send_id, contact_id, sent_at, label,
+        local hour-of-week `slot_how` and `block`."""
         from models.labels import send_outcome
 
         cfg = self.config
@@ -84,20 +90,36 @@ class SendTimeSpec:
         rows, block = sample_send_rows(ctx.events["sends"][["send_id", "contact_id", "sent_at"]], split,
                                        cfg.max_train_rows, ctx.seed, max_eval_rows=cfg.max_train_rows // 2)
         rows[LABEL] = send_outcome(rows, ctx.events["events"], "open", within=pd.Timedelta(hours=24)).astype(np.int8)
+        tz = ctx.events["contacts"].set_index("contact_id")["timezone"]
+        rows["slot_how"] = local_hour_of_week(rows["sent_at"], tz.reindex(rows["contact_id"]).to_numpy())
+        rows["block"] = block
+        return rows, split
+
+    def prepare(self, ctx: TrainingContext) -> Prepared:
+        from models.datasets import feature_frame
+
+        rows, split = self.send_rows(ctx)
         entity = rows.rename(columns={"sent_at": "event_timestamp"})
         frame = feature_frame(entity[["contact_id", "event_timestamp"]], self.services, ctx.settings)
-        frame[LABEL] = rows[LABEL].to_numpy()
-        tz = ctx.events["contacts"].set_index("contact_id")["timezone"]
-        frame["slot_how"] = local_hour_of_week(frame["event_timestamp"], tz.reindex(frame["contact_id"]).to_numpy())
-        frame["block"] = block
+        for col in (LABEL, "slot_how", "block"):
+            frame[col] = rows[col].to_numpy()
         return Prepared(frame, split, frame.attrs.get("feature_source", "unknown"), LABEL,
                         extra={"dataset_name": "send_time"})
 
     # --- fitting --------------------------------------------------------------
-    def _pairs(self, encoder: FeatureEncoder, frame: pd.DataFrame) -> np.ndarray:
+    def _pairs(self, encoder: FeatureEncoder, frame: pd.DataFrame, prior: PeakPrior | None) -> np.ndarray:
         X = encoder.transform(frame)
         rows = np.arange(len(frame))
-        return np.hstack([X, slot_features(profile_arrays(frame), rows, frame["slot_how"].to_numpy())])
+        return np.hstack([X, slot_features(profile_arrays(frame, prior), rows, frame["slot_how"].to_numpy())])
+
+    def fit_prior(self, prepared: Prepared, ctx: TrainingContext) -> PeakPrior:
+        """Empirical-Bayes peak prior from the send-hour counts of contacts as of the validation start."""
+        cfg = self.config
+        snap = self._snapshot(prepared.split.valid_start, ctx, cfg.prior_contacts, ctx.seed + 3)
+        profile = profile_arrays(snap)
+        has = profile["sent"].sum(axis=1) > 0
+        return fit_peak_prior(profile["sent"][has], profile["opened"][has], segment_key(snap)[has],
+                              iterations=cfg.prior_iterations, shrinkage=cfg.prior_shrinkage)
 
     def fit(self, prepared: Prepared, ctx: TrainingContext) -> SendTimePlanner:
         import lightgbm as lgb
@@ -106,19 +128,26 @@ class SendTimeSpec:
         train, valid = prepared.train, prepared.valid
         encoder = FeatureEncoder.fit(train.drop(columns=[LABEL, "block", "slot_how"]), exclude=CONTACT_EXCLUDE)
         names = encoder.columns + SLOT_COLUMNS
-        dtrain = lgb.Dataset(self._pairs(encoder, train), train[LABEL].to_numpy(), feature_name=names,
+        t0 = time.perf_counter()
+        prior = self.fit_prior(prepared, ctx)
+        ctx.progress(f"send_time: peak prior fitted in {time.perf_counter() - t0:.0f} s "
+                     f"(template amplitude {prior.amplitude}, width {prior.width} h)")
+        planner = SendTimePlanner(None, encoder, [], np.zeros((0, HOURS_PER_WEEK)), np.zeros(HOURS_PER_WEEK),
+                                  cfg.min_contact_opens, num_threads=cfg.threads, peak_prior=prior)
+        X_train, X_valid = self._pairs(encoder, train, prior), self._pairs(encoder, valid, prior)
+        # boosting starts from the posterior's log-odds (init_score) and learns corrections on top
+        dtrain = lgb.Dataset(X_train, train[LABEL].to_numpy(), feature_name=names, init_score=planner.offset(X_train),
                              categorical_feature=encoder.categorical_indices, free_raw_data=False)
-        dvalid = lgb.Dataset(self._pairs(encoder, valid), valid[LABEL].to_numpy(), reference=dtrain)
+        dvalid = lgb.Dataset(X_valid, valid[LABEL].to_numpy(), init_score=planner.offset(X_valid), reference=dtrain)
         params = {
             "objective": "binary", "learning_rate": cfg.learning_rate, "num_leaves": cfg.num_leaves,
             "min_data_in_leaf": cfg.min_data_in_leaf, "feature_fraction": 0.9, "bagging_fraction": 0.8,
             "bagging_freq": 1, "lambda_l2": 1.0, "num_threads": cfg.threads, "seed": ctx.seed,
             "deterministic": True, "force_row_wise": True, "verbose": -1, "metric": "binary_logloss",
+            "monotone_constraints": [MONOTONE.get(c, 0) for c in names],
         }
-        booster = lgb.train(params, dtrain, num_boost_round=cfg.num_boost_round, valid_sets=[dvalid],
-                            callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
-        planner = SendTimePlanner(booster, encoder, [], np.zeros((0, HOURS_PER_WEEK)), np.zeros(HOURS_PER_WEEK),
-                                  cfg.min_contact_opens, num_threads=cfg.threads)
+        planner.booster = lgb.train(params, dtrain, num_boost_round=cfg.num_boost_round, valid_sets=[dvalid],
+                                    callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
         self._fallback_grids(planner, prepared, ctx)
         return planner
 
@@ -228,7 +257,7 @@ class SendTimeSpec:
         ours_ratio = ratio(ours)
         base_ratio = {k: ratio(v) for k, v in base.items()}
         test = prepared.test
-        p_test = predictor.booster.predict(self._pairs(predictor.encoder, test), num_threads=self.config.threads)
+        p_test = predictor.predict_matrix(self._pairs(predictor.encoder, test, predictor.peak_prior))
         metrics = {
             "uplift_ratio": ours_ratio, "oracle_uplift_ratio": 1.0,
             "mean_true_open24_ours": float(ours.mean()), "mean_true_open24_random": float(rand.mean()),
@@ -272,9 +301,9 @@ class SendTimeSpec:
 
         from models.tracking import pinned
 
-        X = self._pairs(predictor.encoder, prepared.test.head(5))
+        X = self._pairs(predictor.encoder, prepared.test.head(5), predictor.peak_prior)
         example = pd.DataFrame(X, columns=predictor.columns)
-        signature = infer_signature(example, predictor.booster.predict(X))
+        signature = infer_signature(example, predictor.predict_matrix(X))
         with tempfile.TemporaryDirectory() as tmp:
             meta = predictor.write_metadata(Path(tmp))
             return mlflow.lightgbm.log_model(

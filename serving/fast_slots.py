@@ -191,7 +191,7 @@ class FastSlots:
             rows = contact_rows[r]
             X = p.encoder.transform(frame)
             pairs = np.hstack([X[rows], slot_features(profile, rows, how[rows, s])])
-            score[rows, s] = p.booster.predict(pairs, num_threads=p.num_threads)
+            score[rows, s] = p.predict_matrix(pairs)
         score = np.where(real & np.isfinite(score), score, -np.inf)
 
         has_slot = real.any(axis=1) if width else np.zeros(n, dtype=bool)
