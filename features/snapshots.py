@@ -19,52 +19,6 @@ from features.send_hours import send_hour_columns, sparse_send_hour_counts
 
 US_PER_DAY = 86_400_000_000
 BLOCK = 64  # contacts per block of facts; chunks of a multiple of BLOCK contacts are plain slices
-SEND_HOUR_KERNEL_SD = 1.5  # hours: circular Gaussian smoothing of the send-hour profile
-
-
-# Send-hour template of the peak posterior (`peak_posterior_lift`): an open-rate bump of
-# PEAK_AMPLITUDE logits (Gaussian, sd PEAK_WIDTH h) around a contact's preferred local hour,
-# minus NIGHT_PENALTY before 05:30, on top of a base log-odds marginalized over BASE_LOGITS.
-PEAK_AMPLITUDE, PEAK_WIDTH, NIGHT_PENALTY = 2.6, 1.6, 0.6
-BASE_LOGITS = np.arange(-4.0, 1.51, 0.5)
-
-
-def peak_template() -> np.ndarray:
-    """(24 peaks, 24 send hours) log-odds lift F[p, h] of sending at hour h to a contact peaking at p."""
-    bump = circular_kernel(PEAK_WIDTH)
-    night = (np.arange(24) + 0.5 < 5.5).astype(float)
-    return PEAK_AMPLITUDE * (bump - bump.mean(axis=1, keepdims=True)) - NIGHT_PENALTY * night[None, :]
-
-
-def peak_posterior_lift(n: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Posterior-expected log-odds lift per send hour from sends n and opens k by send hour (..., 24).
-
-    Bayesian model: P(open | send at h) = sigma(b + F[p, h]) with the preferred hour p uniform
-    over 24 hours and the base b uniform over BASE_LOGITS; returns sum_p P(p | data) F[p, h].
-    Vectorized: one BLAS product over all base levels and peaks, then a shifted exp.
-    """
-    F = peak_template()
-    shape = n.shape
-    n = n.reshape(-1, 24).astype(np.float32)
-    k = k.reshape(-1, 24).astype(np.float32)
-    z = BASE_LOGITS[:, None, None] + F[None]                    # (levels, 24 peaks, 24 hours)
-    log_p = -np.logaddexp(0, -z)                                # log sigma(z)
-    log_q = -np.logaddexp(0, z)                                 # log(1 - sigma(z))
-    # one BLAS call: [opens, misses] (rows, 48) @ (48, levels x peaks) -> log-likelihoods
-    W = np.concatenate([log_p.transpose(2, 0, 1).reshape(24, -1), log_q.transpose(2, 0, 1).reshape(24, -1)])
-    ll = np.hstack([k, n - k]) @ W.astype(np.float32)
-    ll -= ll.max(axis=1, keepdims=True)
-    np.exp(ll, out=ll)                                          # underflow = negligible weight
-    post = ll.reshape(len(n), len(BASE_LOGITS), 24).sum(axis=1)
-    post /= post.sum(axis=1, keepdims=True)
-    return (post @ F.astype(np.float32)).reshape(shape)
-
-
-def circular_kernel(sd: float = SEND_HOUR_KERNEL_SD) -> np.ndarray:
-    """(24, 24) weights K[g, h] = exp(-d(g, h)^2 / (2 sd^2)), d the circular hour distance."""
-    d = np.abs(np.arange(24)[:, None] - np.arange(24)[None, :])
-    d = np.minimum(d, 24 - d)
-    return np.exp(-0.5 * (d / sd) ** 2)
 
 
 @dataclass
