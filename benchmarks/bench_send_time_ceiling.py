@@ -45,7 +45,7 @@ warnings.filterwarnings("ignore")
 
 PEAKS = (np.arange(96) + 0.5) * 0.25          # peak-hour grid (h)
 WIDTHS = 1.0 + (np.arange(6) + 0.5) * 0.2      # U(1, 2.2) by midpoints
-E_NODES = np.linspace(-3.0, 3.0, 13)           # engagement nodes in prior sd units
+E_NODES = np.linspace(-3.0, 3.0, 9)            # engagement nodes in prior sd units
 
 
 def harness_prepared(ctx, spec):

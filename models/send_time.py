@@ -59,6 +59,7 @@ def count_columns(measure: str) -> list[str]:
 
 SCALAR_DEFAULTS = {"best_hour_weekday": 9, "best_hour_weekend": 10, "opens_weekday": 0, "opens_weekend": 0,
                    "sends_weekday": 0, "sends_weekend": 0}
+PROFILE_SCALARS = ("best_wd", "best_we", "opens_wd", "opens_we", "sends_wd", "sends_we")  # keys, same order
 PROFILE_COLUMNS = [*share_columns("wd"), *share_columns("we"), *count_columns("sent"), *count_columns("sent_opened"),
                    *SCALAR_DEFAULTS]
 CONTACT_EXCLUDE = tuple(PROFILE_COLUMNS) + ("timezone", "country", "local_hour", "local_weekday", "local_is_weekend")
@@ -92,38 +93,37 @@ def segment_key(features) -> np.ndarray:
     return np.array([f"{a}|{b}" for a, b in zip(*parts)], dtype=object)
 
 
-def profile_arrays(features, prior: PeakPrior | None = None) -> dict[str, np.ndarray]:
-    """Per-contact profile arrays from a DataFrame or a column-name -> numpy-array mapping.
+def profile_arrays(features) -> dict[str, np.ndarray]:
+    """Per-contact profile arrays from a DataFrame or a column-name -> numpy-array mapping (missing -> zero).
 
-    Missing counts -> zero. With a `prior`, adds the send-hour
-    posterior: `rate` (predictive P(open)) and `lift` (mean log-odds lift), each (n, 48) by
-    weekday hour 0-23 then weekend hour 0-23; without one they are NaN (LightGBM's missing branch).
+    `sent` / `opened`: (n, 48) send-hour counts, weekday hours 0-23 then weekend hours 0-23.
+    The slot features also need the posterior: see `with_posterior` (`SendTimePlanner.profile`).
     """
     if not isinstance(features, (pd.DataFrame, Mapping)):
         raise ValueError(f"features: expected a DataFrame or a column -> array mapping, got {type(features).__name__}")
     n = _length(features)
     counts = _block(features, count_columns("sent") + count_columns("sent_opened"))
     counts = np.zeros((n, 96)) if counts is None else np.nan_to_num(counts, nan=0.0)
-    sent, opened = counts[:, :48], np.minimum(counts[:, 48:], counts[:, :48])
-    scalars = {}
-    for name, default in SCALAR_DEFAULTS.items():
+    out = {"sent": counts[:, :48], "opened": np.minimum(counts[:, 48:], counts[:, :48])}
+    for key, (name, default) in zip(PROFILE_SCALARS, SCALAR_DEFAULTS.items()):
         if name in features:
-            v = pd.to_numeric(pd.Series(features[name]), errors="coerce").to_numpy(float) if isinstance(
+            v = pd.to_numeric(features[name], errors="coerce").to_numpy(float) if isinstance(
                 features, pd.DataFrame) else np.asarray(features[name], dtype=float)
-            scalars[name] = np.where(np.isfinite(v), v, float(default))
+            out[key] = np.where(np.isfinite(v), v, float(default))
         else:
-            scalars[name] = np.full(n, float(default))
-    if prior is not None:
-        post = prior.posterior(sent, opened, prior.segment_rows(segment_key(features)))
-        rate, lift = post["rate"], post["lift"]
+            out[key] = np.full(n, float(default))
+    return out
+
+
+def with_posterior(profile: dict[str, np.ndarray], features, prior: PeakPrior | None) -> dict[str, np.ndarray]:
+    """`profile` plus the send-hour posterior: `rate` (predictive P(open)) and `lift` (mean log-odds lift),
+    (n, 48) each; NaN without a prior (LightGBM's missing branch)."""
+    if prior is None:
+        rate = lift = np.full(profile["sent"].shape, np.nan)
     else:
-        rate = lift = np.full((n, 48), np.nan)
-    return {
-        "best_wd": scalars["best_hour_weekday"], "best_we": scalars["best_hour_weekend"],
-        "opens_wd": scalars["opens_weekday"], "opens_we": scalars["opens_weekend"],
-        "sends_wd": scalars["sends_weekday"], "sends_we": scalars["sends_weekend"],
-        "sent": sent, "opened": opened, "rate": rate, "lift": lift,
-    }
+        post = prior.posterior(profile["sent"], profile["opened"], prior.segment_rows(segment_key(features)))
+        rate, lift = post["rate"], post["lift"]
+    return {**profile, "rate": rate, "lift": lift}
 
 
 def slot_features(profile: dict[str, np.ndarray], rows: np.ndarray, how: np.ndarray) -> np.ndarray:
@@ -170,7 +170,8 @@ class SendTimePlanner:
 
     # --- the model on (contact, hour) pairs ------------------------------------
     def profile(self, features) -> dict[str, np.ndarray]:
-        return profile_arrays(features, self.peak_prior)
+        """`profile_arrays` plus the send-hour posterior under the learned prior (what `slot_features` needs)."""
+        return with_posterior(profile_arrays(features), features, self.peak_prior)
 
     def pair_matrix(self, contact_X: np.ndarray, profile: dict, rows: np.ndarray, how: np.ndarray) -> np.ndarray:
         return np.hstack([contact_X[rows], slot_features(profile, rows, how)])
@@ -212,7 +213,7 @@ class SendTimePlanner:
 
     def levels(self, features_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(level name per contact, segment row per contact or -1)."""
-        profile = profile_arrays(features_df)  # counts only: the posterior is not needed here
+        profile = profile_arrays(features_df)
         opens = profile["opens_wd"] + profile["opens_we"]
         keys = segment_key(features_df)
         seg = np.array([self.segment_index.get(k, -1) for k in keys], dtype=np.int64)

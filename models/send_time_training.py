@@ -28,7 +28,7 @@ from models.harness import Evaluation, TrainingContext
 from models.prepared import Prepared, sample_send_rows
 from models.peak_posterior import PeakPrior, fit_peak_prior
 from models.send_time import (CONTACT_EXCLUDE, MONOTONE, SLOT_COLUMNS, SendTimePlanner, profile_arrays, segment_key,
-                              slot_features)
+                              slot_features, with_posterior)
 from models.slots import HOURS_PER_WEEK, allowed_slot_table, choose_slots, local_hour_of_week
 from models.split import TimeSplit
 
@@ -110,7 +110,8 @@ class SendTimeSpec:
     def _pairs(self, encoder: FeatureEncoder, frame: pd.DataFrame, prior: PeakPrior | None) -> np.ndarray:
         X = encoder.transform(frame)
         rows = np.arange(len(frame))
-        return np.hstack([X, slot_features(profile_arrays(frame, prior), rows, frame["slot_how"].to_numpy())])
+        profile = with_posterior(profile_arrays(frame), frame, prior)
+        return np.hstack([X, slot_features(profile, rows, frame["slot_how"].to_numpy())])
 
     def fit_prior(self, prepared: Prepared, ctx: TrainingContext) -> PeakPrior:
         """Empirical-Bayes peak prior from the send-hour counts of contacts as of the validation start."""
