@@ -66,13 +66,14 @@ def _wait_http(url: str, proc: subprocess.Popen, path: str, body: dict | None, t
 
 
 @contextmanager
-def server(kind: str, target: str, env: dict, warm_path: str, warm_body: dict, log: Path):
+def server(kind: str, target: str, env: dict, warm_path: str, warm_body: dict, log: Path, workers: int = 1):
     """kind 'uvicorn' (the floor) or 'bentoml'; yields the base URL once a warm-up request succeeded."""
     port = free_port()
-    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "BENTOML_DO_NOT_TRACK": "True"}
+    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "BENTOML_DO_NOT_TRACK": "True",
+                "INBOX_SERVE_WORKERS": str(workers)}
     if kind == "uvicorn":
         cmd = [str(Path(sys.executable).with_name("uvicorn")), target, "--host", "127.0.0.1", "--port", str(port),
-               "--no-access-log", "--log-level", "warning"]
+               "--no-access-log", "--log-level", "warning", "--workers", str(workers)]
     else:
         cmd = [str(Path(sys.executable).with_name("bentoml")), "serve", target, "--host", "127.0.0.1",
                "--port", str(port), "--working-dir", str(ROOT)]
@@ -264,7 +265,55 @@ def online_read_timing(settings, n: int = 100, repeats: int = 30) -> dict:
     return {"feast_ms": feast_ms, "reader_ms": fast_ms}
 
 
-def run_decide(work: Path, seconds: int, sustained: int, contacts: int) -> dict:
+STEPS = ("feature read", "lead score", "send slots", "content ranking", "bandit context", "bandit choose + log")
+
+
+def decide_breakdown(settings, campaign: str, sizes=(1, 100), repeats: int = 60) -> dict:
+    """CPU ms per step of `serving.decide.decide` in this process (median of `repeats`, thread CPU time,
+    so other processes on the machine do not count), plus the whole call."""
+    from serving.decide import decide
+    from serving.predict import (
+        ContactFeatures, bandit_context, content_order, default_window, lead_score_arrays, slot_choice,
+    )
+    from serving.state import ServingState
+    from serving.warmup import warm_up
+
+    state = ServingState.load(settings)
+    warm_up(state)
+    start, end = default_window()
+    config = state.campaign_config(campaign)
+    rng = np.random.default_rng(0)
+    n_contacts = len(state.timezones)
+    out = {}
+    for n in sizes:
+        spans, whole = [], []
+        for _ in range(repeats + 5):
+            lo = int(rng.integers(0, max(n_contacts - n, 1)))
+            ids = np.asarray(state.timezones.index[lo : lo + n], dtype=np.int64)
+            t = [time.thread_time()]
+            feats = ContactFeatures.read(state, ids, request_time=start)
+            t.append(time.thread_time())
+            scores = lead_score_arrays(state, feats)
+            t.append(time.thread_time())
+            slot_choice(state, feats, start, end)
+            t.append(time.thread_time())
+            content_order(state, feats, None, 3)
+            t.append(time.thread_time())
+            context = bandit_context(config, feats, scores)
+            t.append(time.thread_time())
+            state.allocator.decide(campaign, ids, context)
+            t.append(time.thread_time())
+            spans.append(np.diff(t))
+            w = time.thread_time()
+            decide(state, campaign, ids, start, end)
+            whole.append(time.thread_time() - w)
+        med = np.median(np.asarray(spans[5:]), axis=0) * 1e3
+        out[n] = {**dict(zip(STEPS, med.tolist())), "decide() total": float(np.median(whole[5:]) * 1e3)}
+    state.close()
+    return out
+
+
+def run_decide(work: Path, seconds: int, sustained: int, contacts: int, workers: int = 1) -> dict:
     from serving.runner import settings_env
 
     print("  building the world (simulate, features, train, Feast) ...", flush=True)
@@ -275,15 +324,17 @@ def run_decide(work: Path, seconds: int, sustained: int, contacts: int) -> dict:
     one = {"campaign_id": campaign, "contact_ids": [1]}
     lua1 = lua_decide(work / "decide1.lua", campaign, contacts, 1)
     lua100 = lua_decide(work / "decide100.lua", campaign, contacts, 100)
-    out = {"read": online_read_timing(settings)}
+    out = {"read": online_read_timing(settings), "breakdown": decide_breakdown(settings, campaign),
+           "workers": workers}
     targets = [("floor: bare Starlette, same decide()", "uvicorn", f"{PERF_APP}:decide_floor_app"),
                ("BentoML InboxService (serving.config)", "bentoml", "serving.service:InboxService")]
     for name, kind, target in targets:
         print(f"  {name} ...", flush=True)
-        with server(kind, target, env, "/decide", one, work / "decide_servers.log") as url:
+        with server(kind, target, env, "/decide", one, work / "decide_servers.log", workers) as url:
             wrk(url + "/decide", lua1, 8, 2)
+            load = os.getloadavg()[0]
             r = {"d1_c8": wrk(url + "/decide", lua1, 8, seconds),
-                 "d100_c1": wrk(url + "/decide", lua100, 1, seconds)}
+                 "d100_c1": wrk(url + "/decide", lua100, 1, seconds), "load": load}
             if kind == "bentoml":
                 r["sustained"] = wrk(url + "/decide", lua1, 4, sustained)
             out[name] = r
@@ -305,9 +356,10 @@ def print_predict(rows: list[dict]) -> None:
 
 
 def print_decide(out: dict, sustained: int) -> None:
-    names = [k for k in out if k != "read"]
+    names = [k for k in out if k not in ("read", "breakdown", "workers")]
     floor, ours = out[names[0]], out[names[1]]
-    print("\n### decide: InboxService vs a bare Starlette app doing the same work\n")
+    print(f"\n### decide: InboxService vs a bare Starlette app doing the same work ({out['workers']} worker(s) each; "
+          f"1-min load average before each server's runs: floor {floor['load']:.2f}, BentoML {ours['load']:.2f})\n")
     print("| measure | floor | BentoML | target | met |")
     print("|---|---|---|---|---|")
     ratio = ours["d1_c8"]["rps"] / floor["d1_c8"]["rps"]
@@ -330,6 +382,12 @@ def print_decide(out: dict, sustained: int) -> None:
         fmt = (lambda v: "" if v is None else (f"{v:,}" if isinstance(v, int) else
                                                f"{v:,.0f}" if v >= 100 else f"{v:.2f}"))
         print(f"| {name} | {fmt(f)} | {fmt(o)} | {target} | {'' if met is None else ('yes' if met else 'NO')} |")
+    sizes = list(out["breakdown"])
+    print("\n### decide() in-process, CPU ms per step (median, thread CPU time)\n")
+    print("| step | " + " | ".join(f"{n} recipient(s)" for n in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for step in (*STEPS, "decide() total"):
+        print(f"| {step} | " + " | ".join(f"{out['breakdown'][n][step]:.2f}" for n in sizes) + " |")
     r = out["read"]
     print(f"\nOnline read of 100 contacts (lead_scoring service, median of 30): Feast get_online_features "
           f"{r['feast_ms']:.1f} ms, features.online.OnlineReader {r['reader_ms']:.1f} ms")
@@ -341,6 +399,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=8, help="wrk duration per measurement (default 8)")
     ap.add_argument("--sustained", type=int, default=60, help="sustained-load duration (default 60)")
     ap.add_argument("--contacts", type=int, default=3000, help="contacts in the decide world (default 3000)")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes of both servers (default 1)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -353,7 +412,7 @@ def main() -> int:
             print_predict(run_predict(work, args.seconds))
         if args.part in ("decide", "all"):
             print("part 2: decide", flush=True)
-            print_decide(run_decide(work, args.seconds, args.sustained, args.contacts), args.sustained)
+            print_decide(run_decide(work, args.seconds, args.sustained, args.contacts, args.workers), args.sustained)
     finally:
         if args.keep:
             print(f"work directory: {work}")

@@ -68,7 +68,7 @@ class ColumnDecoder:
         whole = b"".join(payloads)
         buf = np.frombuffer(whole + b"\x00" * _PAD, dtype=np.uint8)
         if len(payloads) <= _PYTHON_WALK_ROWS:
-            start, size = _walk_python(payloads, f)
+            start, size = _walk_python(payloads, buf, f)
         else:
             start, size = _walk_numpy(payloads, buf, f)
         # start/size: (features, rows); start = position of the Value's tag byte in `whole`, size 0 = null
@@ -101,23 +101,26 @@ class ColumnDecoder:
         return {name: values[name] for name in self.order}
 
 
-def _walk_python(payloads: list[bytes], f: int) -> tuple[np.ndarray, np.ndarray]:
-    starts, sizes = [], []
+def _walk_python(payloads: list[bytes], buf: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """The element walk in plain Python (a few rows): one list append per element, checks vectorized after."""
+    positions: list[int] = []
+    add = positions.append
     base = 0
     for p in payloads:
         pos = 0
         for _ in range(f):
-            n = p[pos + 1]
-            if p[pos] != _ELEMENT or n >= 0x80:
-                raise _Unsupported("element header")
-            starts.append(base + pos + 2)
-            sizes.append(n)
-            pos += 2 + n
+            add(base + pos)
+            pos += 2 + p[pos + 1]  # a length byte >= 0x80 (two-byte length) is caught below
         if pos != len(p):
+            if any(p[q - base + 1] >= 0x80 for q in positions[-f:]):
+                raise _Unsupported("element longer than 127 bytes")
             raise ValueError("online store payload does not follow its layout (corrupt row?)")
         base += len(p)
-    k = len(payloads)
-    return (np.array(starts, dtype=np.int64).reshape(k, f).T, np.array(sizes, dtype=np.int64).reshape(k, f).T)
+    at = np.array(positions, dtype=np.int64).reshape(len(payloads), f).T
+    size = buf[at + 1].astype(np.int64)
+    if (size >= 0x80).any() or (buf[at] != _ELEMENT).any():
+        raise _Unsupported("element header")
+    return at + 2, size
 
 
 def _walk_numpy(payloads: list[bytes], buf: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
