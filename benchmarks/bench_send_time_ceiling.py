@@ -213,6 +213,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--tracking-uri", default=None)
     ap.add_argument("--contacts", type=int, default=None, help="evaluate the first N harness contacts only")
+    ap.add_argument("--model-version", default=None, help="registered send_time version for 'ours' (default: champion)")
     args = ap.parse_args()
     if args.data_dir:
         os.environ["INBOX_DATA_DIR"] = args.data_dir
@@ -243,11 +244,12 @@ def main() -> None:
     for name, grid in spec.baseline_grids(prepared, ev).items():
         rows.append((f"baseline: {name}", spec._policy_value(grid, ev)))
     try:
-        from models.loading import load_champion
+        from models.loading import load_champion, load_version
 
-        planner = load_champion("send_time", settings.tracking_uri)
+        planner = (load_version("send_time", args.model_version, settings.tracking_uri) if args.model_version
+                   else load_champion("send_time", settings.tracking_uri))
         grid, _ = spec._decision_grid(planner, ev)
-        rows.append((f"ours (champion v{planner.version})", spec._policy_value(grid, ev)))
+        rows.append((f"ours (send_time v{planner.version})", spec._policy_value(grid, ev)))
     except Exception as exc:  # no champion in this store: the table says so
         print(f"ours: skipped ({type(exc).__name__}: {str(exc)[:120]})")
     at = prepared.split.test_start.ceil("D")

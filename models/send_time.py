@@ -282,6 +282,9 @@ class SendTimePlanner:
         from models.tracking import read_lightgbm_artifacts
 
         booster, meta = read_lightgbm_artifacts(model_dir)
+        if meta.get("slot_columns") != SLOT_COLUMNS:
+            raise ValueError(f"send_time model in {model_dir}: trained on slot features {meta.get('slot_columns')}, "
+                             f"this code builds {SLOT_COLUMNS}; retrain it (`inbox train send_time`)")
         return cls(booster, FeatureEncoder.from_dict(meta["encoder"]), meta["segment_keys"],
                    np.asarray(meta["segment_grids"]), np.asarray(meta["population_grid"]),
                    meta["min_contact_opens"], version=version,
