@@ -25,8 +25,14 @@ def make_spec(name: str, fast: bool = False, overrides: dict | None = None):
                 raise ValueError(f"--set {key}: unknown setting for {name}; known: {', '.join(sorted(known))}")
             current = getattr(config, key)
             try:
-                typed[key] = type(current)(value) if not isinstance(current, tuple) else tuple(
-                    type(current[0])(v) for v in str(value).split(","))
+                if isinstance(current, bool):  # bool("False") is True: parse the word
+                    word = str(value).strip().lower()
+                    if word not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError(word)
+                    typed[key] = word in ("true", "1", "yes")
+                else:
+                    typed[key] = type(current)(value) if not isinstance(current, tuple) else tuple(
+                        type(current[0])(v) for v in str(value).split(","))
             except (TypeError, ValueError):
                 raise ValueError(f"--set {key}={value!r}: expected a {type(current).__name__}") from None
         config = replace(config, **typed)

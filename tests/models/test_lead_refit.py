@@ -37,3 +37,14 @@ def test_refit_uses_validation_rows_and_out_of_fold_calibration(model_settings):
     p = scorer.probability(prepared.test)
     assert np.isfinite(p).all() and (0 < p).all() and (p < 1).all()
     assert prepared.test[LABEL].isin([0, 1]).all()
+
+
+def test_set_parses_booleans_by_word():
+    import pytest
+
+    from models.training import make_spec
+
+    assert make_spec("lead_scoring", overrides={"refit_with_validation": "False"}).config.refit_with_validation is False
+    assert make_spec("lead_scoring", overrides={"refit_with_validation": "true"}).config.refit_with_validation is True
+    with pytest.raises(ValueError, match="refit_with_validation"):
+        make_spec("lead_scoring", overrides={"refit_with_validation": "maybe"})
