@@ -96,7 +96,8 @@ def segment_key(features) -> np.ndarray:
 def profile_arrays(features) -> dict[str, np.ndarray]:
     """Per-contact profile arrays from a DataFrame or a column-name -> numpy-array mapping (missing -> zero).
 
-    `sent` / `opened`: (n, 48) send-hour counts, weekday hours 0-23 then weekend hours 0-23.
+    `sent` / `opened`: (n, 48) send-hour counts, weekday hours 0-23 then weekend hours 0-23;
+    `segment`: the 'seniority|industry' key per contact (the posterior's prior and the fallback).
     The slot features also need the posterior: see `with_posterior` (`SendTimePlanner.profile`).
     """
     if not isinstance(features, (pd.DataFrame, Mapping)):
@@ -104,7 +105,8 @@ def profile_arrays(features) -> dict[str, np.ndarray]:
     n = _length(features)
     counts = _block(features, count_columns("sent") + count_columns("sent_opened"))
     counts = np.zeros((n, 96)) if counts is None else np.nan_to_num(counts, nan=0.0)
-    out = {"sent": counts[:, :48], "opened": np.minimum(counts[:, 48:], counts[:, :48])}
+    out = {"sent": counts[:, :48], "opened": np.minimum(counts[:, 48:], counts[:, :48]),
+           "segment": segment_key(features)}
     for key, (name, default) in zip(PROFILE_SCALARS, SCALAR_DEFAULTS.items()):
         if name in features:
             v = pd.to_numeric(features[name], errors="coerce").to_numpy(float) if isinstance(
@@ -115,13 +117,13 @@ def profile_arrays(features) -> dict[str, np.ndarray]:
     return out
 
 
-def with_posterior(profile: dict[str, np.ndarray], features, prior: PeakPrior | None) -> dict[str, np.ndarray]:
+def with_posterior(profile: dict[str, np.ndarray], prior: PeakPrior | None) -> dict[str, np.ndarray]:
     """`profile` plus the send-hour posterior: `rate` (predictive P(open)) and `lift` (mean log-odds lift),
     (n, 48) each; NaN without a prior (LightGBM's missing branch)."""
     if prior is None:
         rate = lift = np.full(profile["sent"].shape, np.nan)
     else:
-        post = prior.posterior(profile["sent"], profile["opened"], prior.segment_rows(segment_key(features)))
+        post = prior.posterior(profile["sent"], profile["opened"], prior.segment_rows(profile["segment"]))
         rate, lift = post["rate"], post["lift"]
     return {**profile, "rate": rate, "lift": lift}
 
@@ -171,7 +173,7 @@ class SendTimePlanner:
     # --- the model on (contact, hour) pairs ------------------------------------
     def profile(self, features) -> dict[str, np.ndarray]:
         """`profile_arrays` plus the send-hour posterior under the learned prior (what `slot_features` needs)."""
-        return with_posterior(profile_arrays(features), features, self.peak_prior)
+        return with_posterior(profile_arrays(features), self.peak_prior)
 
     def pair_matrix(self, contact_X: np.ndarray, profile: dict, rows: np.ndarray, how: np.ndarray) -> np.ndarray:
         return np.hstack([contact_X[rows], slot_features(profile, rows, how)])
@@ -213,12 +215,15 @@ class SendTimePlanner:
 
     def levels(self, features_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(level name per contact, segment row per contact or -1)."""
-        profile = profile_arrays(features_df)
-        opens = profile["opens_wd"] + profile["opens_we"]
-        keys = segment_key(features_df)
-        seg = np.array([self.segment_index.get(k, -1) for k in keys], dtype=np.int64)
-        level = np.where(opens >= self.min_contact_opens, 0, np.where(seg >= 0, 1, 2))
+        level, seg = self.level_codes(profile_arrays(features_df))
         return LEVELS[level], seg
+
+    def level_codes(self, profile: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The fallback rule on a profile: (0 contact / 1 segment / 2 population per contact, segment row or -1)."""
+        opens = profile["opens_wd"] + profile["opens_we"]
+        seg = np.fromiter((self.segment_index.get(k, -1) for k in profile["segment"]), dtype=np.int64,
+                          count=len(opens))
+        return np.where(opens >= self.min_contact_opens, 0, np.where(seg >= 0, 1, 2)), seg
 
     def grid(self, features_df: pd.DataFrame, hows=None) -> tuple[np.ndarray, np.ndarray]:
         """Decision grid (n, 168) with the hierarchical fallback, and the level per contact."""

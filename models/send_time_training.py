@@ -110,7 +110,7 @@ class SendTimeSpec:
     def _pairs(self, encoder: FeatureEncoder, frame: pd.DataFrame, prior: PeakPrior | None) -> np.ndarray:
         X = encoder.transform(frame)
         rows = np.arange(len(frame))
-        profile = with_posterior(profile_arrays(frame), frame, prior)
+        profile = with_posterior(profile_arrays(frame), prior)
         return np.hstack([X, slot_features(profile, rows, frame["slot_how"].to_numpy())])
 
     def fit_prior(self, prepared: Prepared, ctx: TrainingContext) -> PeakPrior:
@@ -119,7 +119,7 @@ class SendTimeSpec:
         snap = self._snapshot(prepared.split.valid_start, ctx, cfg.prior_contacts, ctx.seed + 3)
         profile = profile_arrays(snap)
         has = profile["sent"].sum(axis=1) > 0
-        return fit_peak_prior(profile["sent"][has], profile["opened"][has], segment_key(snap)[has],
+        return fit_peak_prior(profile["sent"][has], profile["opened"][has], profile["segment"][has],
                               iterations=cfg.prior_iterations, shrinkage=cfg.prior_shrinkage)
 
     def fit(self, prepared: Prepared, ctx: TrainingContext) -> SendTimePlanner:

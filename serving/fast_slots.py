@@ -15,7 +15,7 @@ same levels: `tests/serving/test_serving_decide_equivalence.py`) with:
 * the argmax over the padded matrix (padding is -inf, so the first maximum is
   the earliest real slot, as in the reference's per-zone argmax).
 
-It re-states the planner's fallback rule and reuses its feature helpers, so
+It uses the planner's fallback rule (`level_codes`) and feature helpers, so
 `verify` compares it with the planner's own `best_slots` on a sample (the
 warm-up does, for a plain and a DST-change window) and the request path uses
 it only once verified; otherwise the reference answers.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.send_time import LEVELS, SEGMENT_COLUMNS, profile_arrays, slot_features
+from models.send_time import LEVELS, slot_features
 from models.slots import candidate_slots, is_quiet, utc_timestamp, validate_quiet_hours, validate_timezones
 
 logger = logging.getLogger("inbox.serving")
@@ -64,13 +64,6 @@ class SlotChoice:
         return pd.DataFrame({"contact_id": self.contact_id,
                              "send_at": pd.to_datetime(self.send_at).tz_localize("UTC"),
                              "local_time": self.local_time, "probability": self.probability, "level": self.level})
-
-
-def _segment_part(frame, column: str) -> list[str]:
-    """The column as segment-key strings ('' when missing); `frame`: a DataFrame or a column mapping."""
-    if column not in frame:
-        return [""] * _length(frame)
-    return ["" if v is None or v != v else str(v) for v in frame[column].tolist()]
 
 
 def _length(frame) -> int:
@@ -138,16 +131,6 @@ class FastSlots:
             self._valid_zones.update(new)
 
     # --- the batch ------------------------------------------------------------------
-    def levels(self, frame, profile: dict) -> tuple[np.ndarray, np.ndarray]:
-        """(level code 0/1/2 per contact, segment row or -1): as `SendTimePlanner.levels`."""
-        p = self.planner
-        opens = profile["opens_wd"] + profile["opens_we"]
-        first, second = (_segment_part(frame, c) for c in SEGMENT_COLUMNS)
-        index = p.segment_index
-        seg = np.fromiter((index.get(f"{a}|{b}", -1) for a, b in zip(first, second)), dtype=np.int64,
-                          count=len(opens))
-        return np.where(opens >= p.min_contact_opens, 0, np.where(seg >= 0, 1, 2)), seg
-
     def best_slots(self, frame, timezones, window_start, window_end, quiet_hours=(21, 7)) -> SlotChoice:
         """`frame`: the batch's features as a DataFrame or a column mapping {name: numpy array}."""
         if "contact_id" not in frame:
@@ -179,8 +162,8 @@ class FastSlots:
         real = how >= 0
         safe_how = np.where(real, how, 0)
 
-        profile = p.profile(frame) if hasattr(p, "profile") else profile_arrays(frame)
-        level, seg = self.levels(frame, profile)
+        profile = p.profile(frame)
+        level, seg = p.level_codes(profile)
         score = p.population_grid[safe_how]
         if len(p.segment_grids) and (level == 1).any():
             seg_score = p.segment_grids[np.maximum(seg, 0)[:, None], safe_how]
