@@ -48,61 +48,28 @@ class EventArrays:
 def local_hour_bins(open_c: np.ndarray, open_t: np.ndarray, tz_codes: np.ndarray, zones: list[str]) -> np.ndarray:
     """0-23 = weekday local hour, 24-47 = weekend local hour, per fact (contact positions, µs UTC).
 
-    When there are far more facts than (zones x 15-minute steps of their time range), the
-    UTC offset of every zone present is looked up once per 15-minute step (time-zone
-    transitions fall on such steps) and each fact reads its offset from that table; a
-    zone with a transition inside a step, or many zones over a long range, go through
-    pandas' conversion of every fact. Unknown zones count as UTC.
+    Offsets come from `simulation.localtime.ZoneClock` (one pandas call per zone over
+    15-minute buckets, then one gather). Unknown zones count as UTC.
     """
+    from simulation.localtime import US_PER_HOUR, ZoneClock
+
     t = np.asarray(open_t, dtype=np.int64)
     if len(t) == 0:
         return np.zeros(0, dtype=np.int64)
-    zone_of = np.asarray(tz_codes)[open_c]
-    present = np.flatnonzero(np.bincount(zone_of, minlength=len(zones)))  # codes index `zones`
-    row_of_code = np.zeros(len(zones), dtype=np.int64)
-    row_of_code[present] = np.arange(len(present))
-    zone_row = row_of_code[zone_of]
-    g0 = int(t.min()) // _STEP_US * _STEP_US
-    n_steps = (int(t.max()) - g0) // _STEP_US + 1
-    grid = g0 + _STEP_US * np.arange(n_steps if 2 * len(present) * n_steps <= len(t) else 0, dtype=np.int64)
-    offsets = np.zeros(len(t), dtype=np.int64)
-    table = [_step_offsets(zones[code], grid) if len(grid) else None for code in present]
-    if all(row is not None for row in table):
-        offsets = np.stack(table)[zone_row, (t - g0) // _STEP_US].astype(np.int64) * 1_000_000
-    else:
-        order = np.argsort(zone_row, kind="stable")
-        bounds = np.searchsorted(zone_row[order], np.arange(len(present) + 1))
-        for r, row in enumerate(table):
-            sel = order[bounds[r]: bounds[r + 1]]
-            offsets[sel] = (_utc_offsets(zones[present[r]], t[sel]) if row is None
-                            else row[(t[sel] - g0) // _STEP_US].astype(np.int64) * 1_000_000)
-    local = t + offsets
-    hour = (local // 3_600_000_000) % 24
+    local = ZoneClock([_zone_or_utc(z) for z in zones]).to_local(np.asarray(tz_codes)[open_c], t)
+    hour = (local // US_PER_HOUR) % 24
     weekday = (local // US_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
     return hour + 24 * (weekday >= 5)
 
 
-_STEP_US = 15 * 60 * 1_000_000
-
-
-def _utc_offsets(zone: str, t: np.ndarray) -> np.ndarray:
-    """UTC offset (µs) of `zone` at each µs timestamp; zero for a zone pandas does not know."""
+def _zone_or_utc(zone: str) -> str:
     import pandas as pd
 
-    idx = pd.to_datetime(t, unit="us", utc=True).as_unit("us")
     try:
-        local = idx.tz_convert(zone).tz_localize(None)
-    except Exception:  # unknown zone name: treat as UTC
-        return np.zeros(len(t), dtype=np.int64)
-    return local.asi8 - t
-
-
-def _step_offsets(zone: str, grid: np.ndarray) -> np.ndarray | None:
-    """Offsets (s, int32) at each grid step, or None if one changes inside a step."""
-    start, end = _utc_offsets(zone, grid), _utc_offsets(zone, grid + _STEP_US - 1)
-    if not np.array_equal(start, end):
-        return None
-    return (start // 1_000_000).astype(np.int32)
+        pd.Timestamp(0, tz="UTC").tz_convert(zone)
+    except Exception:  # unknown zone name
+        return "UTC"
+    return zone
 
 
 def _dense(c, d, nc, nd, weights=None, groups=None, n_groups=1) -> np.ndarray:
