@@ -340,20 +340,3 @@ def _decode_small(payloads: list[bytes], layout: list[str], wanted: dict[str, st
         else:
             out[name] = np.array(vals, dtype=object)
     return out
-
-
-def with_missing_rows(values: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Expand decoded values of the present rows to all rows, nulls elsewhere, with the same
-    dtype rules as Feast's to_df (ints with nulls -> float NaN, bools with nulls -> object)."""
-    n = len(present)
-    if values.dtype == object:
-        out = np.full(n, None, dtype=object)
-        out[present] = values
-        return out
-    if values.dtype.kind == "f" or values.dtype.kind in "iu":
-        out = np.full(n, np.nan)
-        out[present] = values
-        return out
-    out = np.full(n, None, dtype=object)  # bool
-    out[present] = values.astype(object)
-    return out
