@@ -269,8 +269,11 @@ class Allocator:
         cfg = cache.config
         contact_ids = np.asarray(contact_ids, dtype=np.int64).reshape(-1)
         n = len(contact_ids)
-        excluded = set() if exclude is None else {int(v) for v in np.atleast_1d(exclude)}
-        eligible = tuple(v for v in cache.active if v not in excluded)
+        if exclude is None:
+            eligible = tuple(cache.active)
+        else:
+            excluded = {int(v) for v in np.atleast_1d(exclude)}
+            eligible = tuple(v for v in cache.active if v not in excluded)
         if not eligible:
             raise ValueError("exclude: no eligible variant left for this request")
         X = context_matrix(context, cfg["context_features"], n)
@@ -285,10 +288,11 @@ class Allocator:
         with self._lock:
             version = self._snapshot.version
             policy_probs = apply_floor(self._scorer(campaign_id, cache, eligible).probabilities(X), cfg["floor"])
-        position = {v: i for i, v in enumerate(eligible)}
         probs = policy_probs
         mode = np.full(n, "policy", dtype=object)
         kill = cfg["kill_switch"]
+        if kill is not None or cfg["apprentice"] or cfg["holdout_share"] > 0:
+            position = {v: i for i, v in enumerate(eligible)}
         if kill is not None:
             if kill not in position:
                 raise ValueError(f"exclude: the kill-switch variant {kill} must stay eligible")

@@ -79,6 +79,28 @@ CREATE TABLE IF NOT EXISTS reward_audit (
 """
 
 
+INSERT_DECISION = (
+    "INSERT INTO decisions (decision_id, campaign_id, decided_at, contact_id, eligible, context,"
+    " probabilities, variant, propensity, policy_version, mode, policy_choice, window_us)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def decision_rows(batch: DecisionBatch, window_us: int = 0) -> list[tuple]:
+    """The `decisions` table rows of a batch (vectors as little-endian blobs), in batch order."""
+    eligible = np.asarray(batch.eligible, dtype="<i8").tobytes()
+    contexts = np.asarray(batch.context, dtype="<f8")  # no copy when already float64
+    probs = np.asarray(batch.probabilities, dtype="<f8")
+    campaign_id, decided_at = batch.campaign_id, int(batch.decided_at)
+    version, window_us = int(batch.policy_version), int(window_us)
+    return [(did, campaign_id, decided_at, contact, eligible, x, p, variant, propensity, version, mode, choice,
+             window_us)
+            for did, contact, x, p, variant, propensity, mode, choice in zip(
+                batch.decision_id, batch.contact_id.tolist(), map(np.ndarray.tobytes, contexts),
+                map(np.ndarray.tobytes, probs), batch.variant.tolist(), batch.propensity.tolist(),
+                batch.mode.tolist(), batch.policy_choice.tolist())]
+
+
 class SQLiteDecisionLog:
     """Decision log in one SQLite file (WAL: readers never block the writer)."""
 
@@ -122,37 +144,15 @@ class SQLiteDecisionLog:
 
     # decisions ---------------------------------------------------------------
     def log_decisions(self, batch: DecisionBatch, window_us: int = 0) -> None:
-        eligible = batch.eligible.astype("<i8").tobytes()
-        contexts = batch.context.astype("<f8")
-        probs = batch.probabilities.astype("<f8")
-        n = len(batch.decision_id)
-        rows = zip(
-            batch.decision_id,
-            [batch.campaign_id] * n,
-            [int(batch.decided_at)] * n,
-            batch.contact_id.tolist(),
-            [eligible] * n,
-            map(np.ndarray.tobytes, contexts),
-            map(np.ndarray.tobytes, probs),
-            batch.variant.tolist(),
-            batch.propensity.tolist(),
-            [int(batch.policy_version)] * n,
-            batch.mode.tolist(),
-            batch.policy_choice.tolist(),
-            [int(window_us)] * n,
-        )
-        sql = (
-            "INSERT INTO decisions (decision_id, campaign_id, decided_at, contact_id, eligible, context,"
-            " probabilities, variant, propensity, policy_version, mode, policy_choice, window_us)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
+        """Insert the batch in one transaction, committed (visible to every connection) on return."""
+        rows = decision_rows(batch, window_us)
         with self._lock:
-            if n == 1:  # autocommit: one statement is one transaction
-                self._db.execute(sql, next(rows))
+            if len(rows) == 1:  # autocommit: one statement is one transaction
+                self._db.execute(INSERT_DECISION, rows[0])
                 return
             self._db.execute("BEGIN")
             try:
-                self._db.executemany(sql, rows)
+                self._db.executemany(INSERT_DECISION, rows)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

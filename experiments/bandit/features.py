@@ -85,17 +85,19 @@ class VariantEncoder:
 
 def context_matrix(context: pd.DataFrame | np.ndarray | None, names: list[str], n: int) -> np.ndarray:
     """(n, 1 + len(names)) matrix: bias then the named numeric columns (missing -> 0)."""
-    X = np.zeros((n, 1 + len(names)))
-    X[:, 0] = 1.0
-    if context is None:
-        return X
     if isinstance(context, np.ndarray):
         if context.shape != (n, len(names)):
             raise ValueError(f"context: expected shape {(n, len(names))}, got {context.shape}")
+        X = np.empty((n, 1 + len(names)))
+        X[:, 0] = 1.0
         X[:, 1:] = context
-        bad = ~np.isfinite(X)
-        if bad.any():
-            X[bad] = 0.0
+        finite = np.isfinite(X)
+        if not finite.all():
+            X[~finite] = 0.0
+        return X
+    X = np.zeros((n, 1 + len(names)))
+    X[:, 0] = 1.0
+    if context is None:
         return X
     if len(context) != n:
         raise ValueError(f"context: {len(context)} rows for {n} contacts")

@@ -6,6 +6,9 @@ context gives the same variant. The generator is SplitMix64 (Steele, Lea &
 Flood 2014, "Fast splittable pseudorandom number generators"), a counter-based
 mixer evaluated with numpy uint64 arithmetic: a whole batch of decisions gets
 its uniforms in one vectorized pass, no per-decision Generator objects.
+Batches of at most `smallbatch.LIMIT` keys (the serving path decides one
+contact per request) use the same mixer on Python ints, where numpy's
+per-call overhead would cost more than the arithmetic; both give identical bits.
 """
 from __future__ import annotations
 
@@ -15,21 +18,35 @@ import re
 
 import numpy as np
 
+from . import smallbatch
+
 _HEX = re.compile("[0-9a-f]{32}")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = (np.uint64(k) for k in (30, 27, 31, 11))
+_MASK64 = (1 << 64) - 1
+_UNIT = 1.0 / (1 << 53)
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finalizer applied elementwise to uint64 values (wrapping)."""
     z = np.atleast_1d(np.asarray(x, dtype=np.uint64)) + _GOLDEN  # arrays wrap silently (scalars would warn)
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+def splitmix64_int(x: int) -> int:
+    """`splitmix64` of one value as a Python int (same bits, wrapping mod 2**64)."""
+    z = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
 
 
 _STREAM_SALTS = splitmix64(np.arange(4, dtype=np.uint64))
+_STREAM_SALTS_INT = [int(s) for s in _STREAM_SALTS]
 
 
 def string_key(text: str) -> int:
@@ -43,6 +60,11 @@ def _hex_pair_keys(raw: np.ndarray) -> np.ndarray:
     return splitmix64(raw[:, 0] ^ splitmix64(raw[:, 1]))
 
 
+def _pair_key_int(hi: int, lo: int) -> int:
+    """`_hex_pair_keys` of one (hi, lo) pair, as a Python int."""
+    return splitmix64_int(hi ^ splitmix64_int(lo))
+
+
 def decision_keys(decision_ids: list[str]) -> np.ndarray:
     """uint64 key per decision id; the seed of that decision's draws.
 
@@ -50,20 +72,20 @@ def decision_keys(decision_ids: list[str]) -> np.ndarray:
     64-bit halves; any other string by blake2b. Either way a pure function of
     the id string.
     """
-    out = np.empty(len(decision_ids), dtype=np.uint64)
-    for i, d in enumerate(decision_ids):
-        if len(d) == 32 and _HEX.fullmatch(d):
-            out[i] = _hex_pair_keys(np.array([int(d[:16], 16), int(d[16:], 16)], dtype=np.uint64))[0]
-        else:
-            out[i] = string_key(d)
-    return out
+    return np.array([_pair_key_int(int(d[:16], 16), int(d[16:], 16)) if len(d) == 32 and _HEX.fullmatch(d)
+                     else string_key(d) for d in decision_ids], dtype=np.uint64)
 
 
 def uniforms(keys: np.ndarray, stream: int = 0) -> np.ndarray:
     """One U[0, 1) draw per key for the given stream (0 = action draw, 1 = ...)."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    if keys.size <= smallbatch.LIMIT:
+        salt = _STREAM_SALTS_INT[stream] if stream < len(_STREAM_SALTS_INT) else splitmix64_int(stream)
+        return np.array([(splitmix64_int(k ^ salt) >> 11) * _UNIT for k in keys.reshape(-1).tolist()],
+                        dtype=np.float64)
     salt = _STREAM_SALTS[stream] if stream < len(_STREAM_SALTS) else splitmix64(np.uint64(stream))[0]
-    mixed = splitmix64(np.asarray(keys, dtype=np.uint64) ^ salt)
-    return (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    mixed = splitmix64(keys ^ salt)
+    return (mixed >> _S11).astype(np.float64) * _UNIT
 
 
 def new_decision_ids(n: int, now_us: int) -> tuple[list[str], np.ndarray]:
@@ -78,9 +100,13 @@ def new_decision_ids(n: int, now_us: int) -> tuple[list[str], np.ndarray]:
     rand = int.from_bytes(os.urandom(8), "little") & ((1 << 44) - 1)
     prefix = f"{now_us & ((1 << 52) - 1):013x}{rand:011x}"
     ids = [prefix + format(i, "08x") for i in range(n)]
-    hi = np.full(n, ((now_us & ((1 << 52) - 1)) << 12) | (rand >> 32), dtype=np.uint64)
-    lo = np.uint64((rand & 0xFFFFFFFF) << 32) | np.arange(n, dtype=np.uint64)
-    return ids, _hex_pair_keys(np.stack([hi, lo], axis=1))
+    hi = ((now_us & ((1 << 52) - 1)) << 12) | (rand >> 32)
+    lo = (rand & 0xFFFFFFFF) << 32
+    if n <= smallbatch.LIMIT:
+        return ids, np.array([_pair_key_int(hi, lo | i) for i in range(n)], dtype=np.uint64)
+    his = np.full(n, hi, dtype=np.uint64)
+    los = np.uint64(lo) | np.arange(n, dtype=np.uint64)
+    return ids, _hex_pair_keys(np.stack([his, los], axis=1))
 
 
 def contact_uniforms(campaign_id: str, contact_ids: np.ndarray) -> np.ndarray:
