@@ -173,7 +173,51 @@ class OnlineReader:
             plan = self._plans[key] = _contact_plan([self._plan(s) for s in names])
         return plan
 
+    def contact_ids(self, services: str | Sequence[str]) -> np.ndarray:
+        """Sorted ids of every contact with a row in any contact-keyed view of `services`: the
+        contacts `read_columns` returns stored values for (every other id reads as all-null)."""
+        plan = self.contact_plan(services)
+        prefix = self._prefix("contact_id")
+        found = [np.empty(0, dtype=np.int64)]
+        for r in plan.reads:
+            keys = [k for (k,) in self._conn.execute(f'SELECT entity_key FROM "{r.table}"')
+                    if len(k) == len(prefix) + 8 and k.startswith(prefix)]
+            found.append(np.frombuffer(b"".join(k[-8:] for k in keys), dtype="<i8").astype(np.int64))
+        return np.unique(np.concatenate(found))
+
+    def data_version(self) -> int:
+        """SQLite's `PRAGMA data_version` of this reader's connection: it changes whenever another
+        connection (a materialize) commits to the online store."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def read_stored(self, services: str | Sequence[str], contact_ids) -> dict[str, np.ndarray]:
+        """`read_columns` without the on-demand outputs: `contact_id`, then every stored column the
+        services' contact side reads (their features and the on-demand views' inputs). Pass the result
+        to `on_demand` for the rest: together they equal `read_columns`."""
+        plan = self.contact_plan(services)
+        ids = np.asarray(contact_ids, dtype=np.int64).reshape(-1)
+        out, inputs = self._stored(plan, {"contact_id": ids})
+        return {**out, **inputs}
+
+    def on_demand(self, services: str | Sequence[str], stored: dict[str, np.ndarray], request_time=None
+                  ) -> dict[str, np.ndarray]:
+        """The on-demand outputs of the services' contact side from `read_stored`-shaped columns."""
+        plan = self.contact_plan(services)
+        n = len(stored["contact_id"])
+        out: dict[str, np.ndarray] = {}
+        for odfv, names in plan.odfvs:
+            out.update(self._on_demand(odfv, names, stored, request_time, n))
+        return out
+
     def _execute(self, plan: _Plan, ids: dict[str, np.ndarray], request_time) -> dict[str, np.ndarray]:
+        n = len(next(iter(ids.values())))
+        out, inputs = self._stored(plan, ids)
+        for odfv, names in plan.odfvs:
+            out.update(self._on_demand(odfv, names, inputs, request_time, n))
+        return {c: out[c] for c in plan.columns}
+
+    def _stored(self, plan: _Plan, ids: dict[str, np.ndarray]) -> tuple[dict, dict]:
+        """(entity keys + stored features, on-demand inputs) of one read."""
         n = len(next(iter(ids.values())))
         keys = {jk: self._keys(jk, v) for jk, v in ids.items()}
         params = [k for r in plan.reads for k in keys[r.join_key]]
@@ -189,9 +233,7 @@ class OnlineReader:
                 out[name] = values[name]
             for name in r.needed:
                 inputs[name] = values[name]
-        for odfv, names in plan.odfvs:
-            out.update(self._on_demand(odfv, names, inputs, request_time, n))
-        return {c: out[c] for c in plan.columns}
+        return out, inputs
 
     def _keys(self, join_key: str, ids: np.ndarray) -> list[bytes]:
         from features.value_codec import int64_entity_keys

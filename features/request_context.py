@@ -7,6 +7,7 @@ Unknown or missing zone names fall back to UTC rather than failing a request.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,13 @@ def _local(ts: pd.Timestamp, zone: str) -> pd.Timestamp:
         return ts.tz_convert(zone)
     except Exception:
         return ts
+
+
+@lru_cache(maxsize=8192)
+def _hour_weekday(utc_ns: int, zone: str) -> tuple[int, int]:
+    """(local hour, weekday) of one UTC instant in one zone (cached: a batch's requests share a send time)."""
+    t = _local(pd.Timestamp(utc_ns, tz="UTC"), zone)
+    return t.hour, t.weekday()
 
 
 def local_context(timezones, request_time) -> pd.DataFrame:
@@ -35,9 +43,8 @@ def local_context_arrays(timezones, request_time) -> dict[str, np.ndarray]:
     if isinstance(request_time, (datetime, pd.Timestamp)) or np.isscalar(request_time):
         ts = pd.Timestamp(request_time)
         ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        locals_ = [_local(ts, z) for z in uniq]
-        hour = np.array([t.hour for t in locals_], dtype=np.int64)[inv]
-        weekday = np.array([t.weekday() for t in locals_], dtype=np.int64)[inv]
+        parts = np.array([_hour_weekday(ts.value, z) for z in uniq.tolist()], dtype=np.int64).reshape(-1, 2)
+        hour, weekday = parts[inv, 0], parts[inv, 1]
     else:
         when = pd.DatetimeIndex(pd.to_datetime(pd.Series(request_time), utc=True))
         if len(when) != n:

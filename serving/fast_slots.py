@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.send_time import LEVELS, slot_features
+from models.send_time import HOURS_PER_WEEK, LEVELS, slot_features
 from models.slots import candidate_slots, is_quiet, utc_timestamp, validate_quiet_hours, validate_timezones
 
 logger = logging.getLogger("inbox.serving")
@@ -135,8 +135,32 @@ class FastSlots:
         """`frame`: the batch's features as a DataFrame or a column mapping {name: numpy array}."""
         if "contact_id" not in frame:
             raise ValueError("features_df: missing column 'contact_id'")
-        tz = np.asarray(timezones, dtype=object)
         n = _length(frame)
+        window = self._window(timezones, n, window_start, window_end, quiet_hours)
+        if isinstance(frame, pd.DataFrame):
+            frame = frame.reset_index(drop=True)
+        p = self.planner
+        profile = p.profile(frame)
+        level, seg = p.level_codes(profile)
+
+        def contact_scores(rows: np.ndarray, how: np.ndarray) -> np.ndarray:
+            X = p.encoder.transform(frame)
+            return p.predict_matrix(np.hstack([X[rows], slot_features(profile, rows, how)]))
+
+        return self._choose(np.asarray(frame["contact_id"], dtype=np.int64), window, level, seg, contact_scores)
+
+    def best_slots_from_hours(self, contact_ids, timezones, window_start, window_end, quiet_hours,
+                              level: np.ndarray, segment: np.ndarray, hour_scores) -> SlotChoice:
+        """`best_slots` from precomputed contact-level inputs (`hour_scores`: `planner.hour_scores`):
+        per contact the fallback level and segment row, and `hour_scores(rows, how)` giving the
+        contact-level score of batch rows `rows` at hours-of-week `how`."""
+        ids = np.asarray(contact_ids, dtype=np.int64)
+        window = self._window(timezones, len(ids), window_start, window_end, quiet_hours)
+        return self._choose(ids, window, level, segment, hour_scores)
+
+    def _window(self, timezones, n: int, window_start, window_end, quiet_hours):
+        """Each zone's allowed slots, padded to a (zones x slots) matrix, and each contact's zone row."""
+        tz = np.asarray(timezones, dtype=object)
         if len(tz) != n:
             raise ValueError(f"timezones: {len(tz)} values for {n} contacts")
         zones, zone_of = np.unique(tz.astype(str), return_inverse=True)
@@ -146,10 +170,6 @@ class FastSlots:
         end = utc_timestamp(window_end, "window_end")
         if not start < end:
             raise ValueError(f"window_end ({end}) must be after window_start ({start})")
-        if isinstance(frame, pd.DataFrame):
-            frame = frame.reset_index(drop=True)
-        p = self.planner
-
         # zones x slots, padded: how -1 / send_at 0 where a zone has fewer slots
         per_zone = [self.zone_slots(start, end, quiet, str(z)) for z in zones]
         width = max((len(s.how) for s in per_zone), default=0)
@@ -158,12 +178,17 @@ class FastSlots:
         z_label = np.full((len(zones), width), None, dtype=object)
         for i, s in enumerate(per_zone):
             z_how[i, : len(s.how)], z_send[i, : len(s.how)], z_label[i, : len(s.how)] = s.how, s.send_at, s.local_time
+        return zone_of, width, z_how, z_send, z_label
+
+    def _choose(self, contact_ids: np.ndarray, window, level: np.ndarray, seg: np.ndarray,
+                contact_scores) -> SlotChoice:
+        """The argmax over each contact's allowed slots of its level's scores."""
+        zone_of, width, z_how, z_send, z_label = window
+        p = self.planner
+        n = len(contact_ids)
         how = z_how[zone_of]                               # contacts x slots
         real = how >= 0
         safe_how = np.where(real, how, 0)
-
-        profile = p.profile(frame)
-        level, seg = p.level_codes(profile)
         score = p.population_grid[safe_how]
         if len(p.segment_grids) and (level == 1).any():
             seg_score = p.segment_grids[np.maximum(seg, 0)[:, None], safe_how]
@@ -172,9 +197,7 @@ class FastSlots:
         if len(contact_rows) and width:
             r, s = np.nonzero(real[contact_rows])
             rows = contact_rows[r]
-            X = p.encoder.transform(frame)
-            pairs = np.hstack([X[rows], slot_features(profile, rows, how[rows, s])])
-            score[rows, s] = p.predict_matrix(pairs)
+            score[rows, s] = contact_scores(rows, how[rows, s])
         score = np.where(real & np.isfinite(score), score, -np.inf)
 
         has_slot = real.any(axis=1) if width else np.zeros(n, dtype=bool)
@@ -184,5 +207,25 @@ class FastSlots:
         send_at[~has_slot] = np.datetime64("NaT")
         local_time = np.where(has_slot, z_label[zone_of, best] if width else None, None)
         prob = np.where(has_slot, score[take, best] if width else np.nan, np.nan)
-        return SlotChoice(np.asarray(frame["contact_id"], dtype=np.int64), send_at, local_time.astype(object), prob,
-                          LEVELS[level])
+        return SlotChoice(contact_ids, send_at, local_time.astype(object), prob, LEVELS[level])
+
+    def hour_scores(self, frame, chunk: int = 2048):
+        """The planner's contact-level inputs for every contact of `frame`, computed once: (fallback
+        level, segment row, rows at the contact level, their (rows, 168) scores at every local
+        hour of the week). `best_slots_from_hours` then needs no model call. The booster scores each
+        (contact, hour) row on its own, so a score equals the one `best_slots` computes for that
+        slot from the same profile."""
+        p = self.planner
+        profile = p.profile(frame)
+        level, seg = p.level_codes(profile)
+        rows = np.flatnonzero(level == 0)
+        out = np.empty((len(rows), HOURS_PER_WEEK))
+        if len(rows):
+            X = p.encoder.transform(frame)
+            hours = np.arange(HOURS_PER_WEEK)
+            for i in range(0, len(rows), chunk):
+                r = np.repeat(rows[i:i + chunk], HOURS_PER_WEEK)
+                how = np.tile(hours, len(r) // HOURS_PER_WEEK)
+                out[i:i + chunk] = p.predict_matrix(np.hstack([X[r], slot_features(profile, r, how)])
+                                                    ).reshape(-1, HOURS_PER_WEEK)
+        return level, seg, rows, out

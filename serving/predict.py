@@ -86,17 +86,35 @@ class ContactFeatures:
 
     contact_ids: np.ndarray
     fallback: np.ndarray
-    columns: dict[str, np.ndarray]
+    columns: Mapping[str, np.ndarray]
+    table: object = None         # serving.contact_table.ContactTable the batch was read from, if any
+    rows: np.ndarray | None = None  # the batch's rows in `table`
 
     @classmethod
     def read(cls, state: ServingState, contact_ids, request_time: datetime | None = None):
+        """From the state's contact table while it is current (`ServingState.contact_table`), else live."""
+        table = state.contact_table()
+        if table is not None:
+            return cls.from_table(state, table, contact_ids, request_time)
+        return cls.read_live(state, contact_ids, request_time)
+
+    @classmethod
+    def read_live(cls, state: ServingState, contact_ids, request_time: datetime | None = None, reader=None):
         ids = np.asarray(contact_ids, dtype=np.int64)
-        columns = state.reader.read_columns(state.contact_services, ids, request_time=request_time)
+        columns = (reader or state.reader).read_columns(state.contact_services, ids, request_time=request_time)
         return cls(ids, no_feature_columns(columns, state.fallback_columns, len(ids)), columns)
+
+    @classmethod
+    def from_table(cls, state: ServingState, table, contact_ids, request_time: datetime | None = None):
+        from serving.contact_table import TableColumns
+
+        ids = np.asarray(contact_ids, dtype=np.int64)
+        rows = table.rows(ids)
+        return cls(ids, table.fallback[rows], TableColumns(state, table, ids, rows, request_time), table, rows)
 
     @cached_property
     def merged(self) -> pd.DataFrame:
-        return pd.DataFrame(self.columns)
+        return pd.DataFrame(dict(self.columns))
 
     def input_for(self, encoder):
         """What `encoder.transform` takes: the column mapping once a mapping-aware transform is installed
@@ -122,6 +140,9 @@ def lead_scores(state: ServingState, feats: ContactFeatures, reasons: bool = Tru
 def lead_score_arrays(state: ServingState, feats: ContactFeatures) -> LeadScores:
     """`lead_scores(..., reasons=False)` as arrays: the model's own matrix -> probability -> score -> tier
     steps (`LeadScorer.score` without its DataFrame); the model's `score` if it lacks them."""
+    if feats.table is not None and feats.table.lead is not None:
+        lead, rows = feats.table.lead, feats.rows
+        return LeadScores(lead.probability[rows], lead.score[rows], lead.tier[rows])
     model = state.models["lead_scoring"]
     steps = ("encoder", "probability_from_matrix", "score_from_probability")
     if not all(hasattr(model, a) for a in steps):
@@ -146,6 +167,12 @@ def slot_choice(state: ServingState, feats: ContactFeatures, start: datetime, en
     verified equal to the model's `best_slots`, the model's own otherwise."""
     tz = state.timezones_of(feats.contact_ids)
     fast = state.fast_slots
+    table = feats.table
+    if table is not None and table.slot_grid is not None:  # precomputed hour scores (verified at build)
+        rows = feats.rows
+        grid_row, grid = table.slot_grid_row[rows], table.slot_grid
+        return fast.best_slots_from_hours(feats.contact_ids, tz, start, end, quiet_hours, table.slot_level[rows],
+                                          table.slot_segment[rows], lambda r, how: grid[grid_row[r], how])
     if fast.verified:  # checked against the planner by the warm-up
         return fast.best_slots(feats.columns if fast.accepts_mapping else feats.merged, tz, start, end,
                                quiet_hours=quiet_hours)
@@ -200,12 +227,18 @@ def content_order(state: ServingState, feats: ContactFeatures, content_ids=None,
         raise ValueError(f"k: expected a positive integer or None, got {k!r}")
     model = state.models["content_preference"]
     key, ids, B = candidate_matrix(state, content_ids)
-    A = model.contact_encoder.transform(feats.input_for(model.contact_encoder))
-    n, m = len(A), len(B)
+    n, m = len(feats.contact_ids), len(B)
     if n == 0 or m == 0:
         return [[] for _ in range(n)]
     towers = state.content_towers
-    score = None if towers is None else towers.scores(A, key, B)  # None: the module scores the pair rows
+    score = None
+    if feats.table is not None and feats.table.tower is not None and towers is not None:
+        import torch  # precomputed contact-tower rows (verified at build), a verified candidate set
+
+        score = towers.scores_from_contact_side(feats.table.tower[torch.from_numpy(feats.rows)], key, B)
+    if score is None:
+        A = model.contact_encoder.transform(feats.input_for(model.contact_encoder))
+        score = None if towers is None else towers.scores(A, key, B)  # None: the module scores the pair rows
     if score is None:
         X = np.ascontiguousarray(np.hstack([np.repeat(A, m, axis=0), np.tile(B, (n, 1))]), dtype=np.float32)
         score = model.predict_matrix(X).reshape(n, m)

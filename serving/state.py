@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.contact_table import TableSlot
+
 MODEL_NAMES = ("lead_scoring", "send_time", "content_preference")
 CATALOG_SERVICE = "content_catalog"
 
@@ -31,6 +33,7 @@ class ServingState:
     allocator: object            # experiments.bandit.Allocator
     settings: object = None
     campaign_cache: dict = field(default_factory=dict)
+    tables: TableSlot = field(default_factory=TableSlot)  # the precomputed contact table (see contact_table)
 
     @property
     def model_versions(self) -> dict[str, str]:
@@ -59,6 +62,20 @@ class ServingState:
         self.reader.close()
         if not keep_allocator:
             self.allocator.close()
+
+    def contact_table(self):
+        """The precomputed `serving.contact_table.ContactTable` while the online store is at its version,
+        else None (the request reads live; a rebuild starts). None until `build_contact_table`."""
+        return self.tables.current(self)
+
+    def build_contact_table(self) -> dict:
+        """Build and verify the contact table (the warm-up calls this once the fast paths are verified)."""
+        from serving.contact_table import ContactTable
+
+        table = ContactTable.build(self)
+        checks = table.verify(self)
+        self.tables.table = table if any(checks.values()) else None
+        return {**checks, "contacts": len(table.ids), "seconds": round(table.seconds, 2)}
 
     @cached_property
     def _zone_lookup(self) -> tuple[np.ndarray, np.ndarray]:

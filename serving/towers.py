@@ -99,14 +99,36 @@ class ContentTowers:
             self._equal[key] = False
         return bool(self._equal[key])
 
+    def contact_side(self, A: np.ndarray, chunk: int = 4096):
+        """The contact tower's output (len(A), out_dim + 1) for encoded contact rows, computed in
+        chunks (a `serving.contact_table` precomputes it for every stored contact)."""
+        import torch
+
+        with torch.inference_mode():
+            parts = [self.towers.contact_tower(torch.from_numpy(_padded(A[i:i + chunk])))[: len(A[i:i + chunk])]
+                     for i in range(0, len(A), chunk)]
+            return torch.cat(parts) if parts else torch.empty((0, 1))
+
+    def scores_from_contact_side(self, u, key, B: np.ndarray) -> np.ndarray | None:
+        """`scores` from precomputed contact-tower rows `u`: None unless the candidate set is verified."""
+        if self._equal.get(key) is not True:
+            return None
+        return self._combine(u, key, B)
+
     def _scores(self, A: np.ndarray, key, B: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            u = self.towers.contact_tower(torch.from_numpy(_padded(A)))[: len(A)]
+        return self._combine(u, key, B)
+
+    def _combine(self, u, key, B: np.ndarray) -> np.ndarray:
         import torch
 
         v = self._content.get(key)
         with torch.inference_mode():
             if v is None:
                 v = self._content[key] = self.towers.content_tower(torch.from_numpy(_padded(B)))[: len(B)]
-            u = self.towers.contact_tower(torch.from_numpy(_padded(A)))[: len(A)]
             logits = (u[:, None, :-1] * v[None, :, :-1]).sum(dim=2) + u[:, -1:] + v[None, :, -1] + self.towers.bias
             return torch.sigmoid(logits).numpy().astype(np.float64)
 

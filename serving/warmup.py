@@ -19,10 +19,10 @@ logger = logging.getLogger("inbox.serving")
 UNKNOWN_CONTACT = 10**15  # exercises the no-features path
 
 
-def warm_up(state, sample_size: int = 200) -> dict:
+def warm_up(state, sample_size: int = 200, build_table: bool = True) -> dict:
     ids = np.append(np.asarray(state.timezones.index[:sample_size], dtype=np.int64), UNKNOWN_CONTACT)
     start, end = default_window()
-    feats = ContactFeatures.read(state, ids, request_time=start)
+    feats = ContactFeatures.read_live(state, ids, request_time=start)
     installed = accelerate_models(state.models, feats.merged, state.catalog)
     memoize_slot_grid()
     tz = state.timezones_of(feats.contact_ids)
@@ -41,8 +41,15 @@ def warm_up(state, sample_size: int = 200) -> dict:
     lead_score_arrays(state, feats)
     send_slots(state, feats, start, end)
     content_rankings(state, feats, None, 3)
-    one = ContactFeatures.read(state, ids[:1], request_time=start)  # first-call paths of a 1-contact batch
+    one = ContactFeatures.read_live(state, ids[:1], request_time=start)  # first-call paths of a 1-contact batch
     lead_score_arrays(state, one)
     send_slots(state, one, start, end)
     content_order(state, one, None, 3)
+    if build_table:
+        table = state.build_contact_table()
+        logger.info("contact table: %s", table)
+        one = ContactFeatures.read(state, ids[:1], request_time=start)  # the table's request path, once
+        lead_score_arrays(state, one)
+        send_slots(state, one, start, end)
+        content_order(state, one, None, 3)
     return installed
