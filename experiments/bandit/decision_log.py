@@ -1,7 +1,8 @@
 """The decision log: every decision, every reward, every rejected reward.
 
-`DecisionLog` is the interface; `SQLiteDecisionLog` (WAL mode) is the
-embedded default. A PostgreSQL or Redis log implements the same methods.
+`DecisionLog` is the interface; `SQLiteDecisionLog` (WAL mode, checkpoints
+in a background thread: `checkpointer.py`) is the embedded default. A
+PostgreSQL or Redis log implements the same methods.
 
 Vectors (eligible variants, context, probabilities) are stored as
 little-endian blobs (int64 / float64) so a batch is written without
@@ -18,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+
+from .checkpointer import WalCheckpointer
 
 
 class UnknownDecisionError(KeyError):
@@ -104,7 +107,10 @@ def decision_rows(batch: DecisionBatch, window_us: int = 0) -> list[tuple]:
 class SQLiteDecisionLog:
     """Decision log in one SQLite file (WAL: readers never block the writer)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, checkpoint_interval: float | None = 1.0):
+        """`checkpoint_interval`: seconds between WAL checkpoints run by a background thread
+        (`checkpointer.WalCheckpointer`); None keeps SQLite's automatic checkpoint in the
+        committing call."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -112,8 +118,18 @@ class SQLiteDecisionLog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._checkpointer = None
+        if checkpoint_interval is not None:
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = WalCheckpointer(self.path, checkpoint_interval)
+
+    def _wrote(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._db.close()
 
     # campaigns ---------------------------------------------------------------
@@ -125,6 +141,7 @@ class SQLiteDecisionLog:
                 "INSERT OR REPLACE INTO campaigns (campaign_id, config, version) VALUES (?, ?, ?)",
                 (campaign_id, json.dumps(config), version),
             )
+        self._wrote()
         return version
 
     def campaign(self, campaign_id: str) -> tuple[int, dict]:
@@ -149,14 +166,15 @@ class SQLiteDecisionLog:
         with self._lock:
             if len(rows) == 1:  # autocommit: one statement is one transaction
                 self._db.execute(INSERT_DECISION, rows[0])
-                return
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(INSERT_DECISION, rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            else:
+                self._db.execute("BEGIN")
+                try:
+                    self._db.executemany(INSERT_DECISION, rows)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+        self._wrote()
 
     def decisions(self, campaign_id: str | None = None) -> pd.DataFrame:
         sql = ("SELECT decision_id, campaign_id, decided_at, contact_id, eligible, context, probabilities,"
@@ -203,6 +221,7 @@ class SQLiteDecisionLog:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        self._wrote()
         return statuses
 
     def audit(self) -> pd.DataFrame:

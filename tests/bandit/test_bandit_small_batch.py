@@ -204,3 +204,46 @@ def test_decision_survives_a_process_crash_right_after_return(tmp_path, variants
     assert log["decision_id"].tolist() == [decision_id] and log["variant"].tolist() == [int(variant)]
     assert reopened.reward(decision_id, 1.0, pd.Timestamp.now(tz="UTC"), event_id="e1") == "accepted"
     reopened.close()
+
+
+def _rows_in_main_file(db_path, tmp_path) -> int:
+    """Decisions in the database file itself, i.e. already checkpointed out of the WAL."""
+    import shutil
+
+    copy = tmp_path / f"main-only-{len(list(tmp_path.iterdir()))}.db"
+    shutil.copyfile(db_path, copy)  # without the -wal file
+    with sqlite3.connect(copy) as db:
+        if not db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'decisions'").fetchone()[0]:
+            return 0  # not even the schema has left the WAL yet
+        return db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+
+
+def test_wal_checkpoints_run_in_the_background_not_in_the_commit(tmp_path, variants):
+    import time
+
+    from experiments.bandit.decision_log import SQLiteDecisionLog
+    from experiments.bandit.snapshots import SnapshotStore
+
+    def open_allocator(interval):
+        log = SQLiteDecisionLog(tmp_path / "bandit" / "decisions.db", checkpoint_interval=interval)
+        return Allocator(log, SnapshotStore(tmp_path / "bandit" / "snapshots"))
+
+    alloc = open_allocator(3600.0)  # no checkpoint due for an hour
+    alloc.register_campaign("spring", variants, ["x1"], wait_window="1h")
+    db_path = alloc.log.path
+    for i in range(400):  # ~1,400 WAL pages: SQLite's own autocheckpoint (1,000) would have run in a commit
+        alloc.decide("spring", [i], np.array([[0.5]]))
+    assert alloc.log._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert _rows_in_main_file(db_path, tmp_path) == 0
+    alloc.close()  # stops the thread after a last checkpoint
+    assert _rows_in_main_file(db_path, tmp_path) == 400
+    assert not alloc.log._checkpointer._thread.is_alive()
+
+    alloc = open_allocator(0.05)
+    for i in range(50):
+        alloc.decide("spring", [i], np.array([[0.5]]))
+    deadline = time.monotonic() + 20
+    while _rows_in_main_file(db_path, tmp_path) < 450 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _rows_in_main_file(db_path, tmp_path) == 450  # checkpointed while the allocator is open
+    alloc.close()
