@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Protocol
 
@@ -91,17 +92,15 @@ INSERT_DECISION = (
 
 def decision_rows(batch: DecisionBatch, window_us: int = 0) -> list[tuple]:
     """The `decisions` table rows of a batch (vectors as little-endian blobs), in batch order."""
-    eligible = np.asarray(batch.eligible, dtype="<i8").tobytes()
+    n = len(batch.decision_id)
     contexts = np.asarray(batch.context, dtype="<f8")  # no copy when already float64
     probs = np.asarray(batch.probabilities, dtype="<f8")
-    campaign_id, decided_at = batch.campaign_id, int(batch.decided_at)
-    version, window_us = int(batch.policy_version), int(window_us)
-    return [(did, campaign_id, decided_at, contact, eligible, x, p, variant, propensity, version, mode, choice,
-             window_us)
-            for did, contact, x, p, variant, propensity, mode, choice in zip(
-                batch.decision_id, batch.contact_id.tolist(), map(np.ndarray.tobytes, contexts),
-                map(np.ndarray.tobytes, probs), batch.variant.tolist(), batch.propensity.tolist(),
-                batch.mode.tolist(), batch.policy_choice.tolist())]
+    return list(zip(
+        batch.decision_id, repeat(batch.campaign_id, n), repeat(int(batch.decided_at), n), batch.contact_id.tolist(),
+        repeat(np.asarray(batch.eligible, dtype="<i8").tobytes(), n), map(np.ndarray.tobytes, contexts),
+        map(np.ndarray.tobytes, probs), batch.variant.tolist(), batch.propensity.tolist(),
+        repeat(int(batch.policy_version), n), batch.mode.tolist(), batch.policy_choice.tolist(), repeat(int(window_us), n),
+    ))
 
 
 class SQLiteDecisionLog:
