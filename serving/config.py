@@ -16,15 +16,31 @@ a bare Starlette app doing the same predict (README, "Serving performance"):
 - `logging.access.enabled`: one formatted log line a request through the
   logging machinery; we log decisions ourselves.
 - `metrics` stay on (Prometheus `/metrics` is part of the contract).
+- `workers`: one per core, at most `DEFAULT_MAX_WORKERS` (each loads the models,
+  ~0.7 GB); `INBOX_SERVE_WORKERS` overrides. `/reload` reaches every worker
+  (`serving.worker_sync`).
 """
 from __future__ import annotations
 
 import os
 
 REQUEST_TIMEOUT_S = 10.0
+DEFAULT_MAX_WORKERS = 2
+WORKERS_ENV = "INBOX_SERVE_WORKERS"
+
+
+def serve_workers(env=os.environ) -> int:
+    """Worker processes of `bentoml serve`: `INBOX_SERVE_WORKERS`, else one per usable core (at most 2)."""
+    value = env.get(WORKERS_ENV, "").strip()
+    if not value:
+        return max(1, min(DEFAULT_MAX_WORKERS, len(os.sched_getaffinity(0))))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{WORKERS_ENV}: a positive number of workers, got {value!r}")
+    return int(value)
+
 
 SERVICE_CONFIG: dict = {
-    "workers": int(os.environ.get("INBOX_SERVE_WORKERS", "1")),
+    "workers": serve_workers(),
     "traffic": {"timeout": REQUEST_TIMEOUT_S},
     "logging": {"access": {"enabled": False}},
     "tracing": {"excluded_urls": [".*"]},

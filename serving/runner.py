@@ -100,7 +100,11 @@ def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
 @contextlib.contextmanager
 def start_service(settings, port: int | None = None, *, target: str = SERVICE, timeout: float = 120.0,
                   env: dict[str, str] | None = None, log_path: Path | None = None, require_ready: bool = True):
-    """Run `bentoml serve` on 127.0.0.1 until the block exits; yields a `ServiceHandle`."""
+    """Run `bentoml serve` on 127.0.0.1 until the block exits; yields a `ServiceHandle` once every
+    worker has loaded its state (`/readyz` answers from whichever worker gets the request)."""
+    from serving.config import serve_workers
+    from serving.worker_sync import wait_for_workers
+
     port = port or free_port()
     log_path = Path(log_path or Path(settings.data_dir) / "logs" / f"serve-{port}.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +117,11 @@ def start_service(settings, port: int | None = None, *, target: str = SERVICE, t
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         if require_ready:
+            started = time.monotonic()
             wait_ready(url, process, timeout, log_path)
+            if target == SERVICE:  # other targets (benchmarks) do not publish worker statuses
+                wait_for_workers(settings.data_dir, process.pid, serve_workers(child_env),
+                                 timeout - (time.monotonic() - started), alive=lambda: process.poll() is None)
         yield ServiceHandle(url, port, process, log_path)
     finally:
         stop(process)

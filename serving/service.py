@@ -6,23 +6,28 @@ Start-up loads the `champion` of each model, the Feast online reader, the
 content catalog and the bandit allocator (see `serving.state`); `/readyz`
 answers 200 only once all of them are loaded. Every endpoint is an `async def`
 working on one immutable `ServingState`, so `reload` can build a new state in
-a thread and swap it in without failing a request. Bad input gets a 4xx that
-names the field; `decide` asks the allocator last, so a request that fails
-logs no decision. Latency settings and their reasons: `serving.config`.
+a thread and swap it in without failing a request; with several workers, the
+one that served `/reload` signals the others (`serving.worker_sync`), which
+follow within a fraction of a second, and the answer lists what every worker
+serves. Bad input gets a 4xx that names the field; `decide` asks the allocator
+last, so a request that fails logs no decision. Latency settings and their
+reasons: `serving.config`.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 from datetime import datetime, timezone
 from typing import Any
 
 import bentoml
 import numpy as np
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from serving.config import SERVICE_CONFIG, tune_process
+from serving.config import REQUEST_TIMEOUT_S, SERVICE_CONFIG, tune_process
 from serving.schemas import (
     MAX_CANDIDATES, CampaignId, ChooseResponse, Choice, ContactId, ContactIds, DecideResponse,
     Decision, LeadScore, RankedContent, RankResponse, ReloadResponse, RewardResponse, ScoreResponse,
@@ -30,6 +35,7 @@ from serving.schemas import (
 )
 
 logger = logging.getLogger("inbox.serving")
+RELOAD_WAIT_S = REQUEST_TIMEOUT_S - 2.0  # /reload's answer, own load included, within BentoML's request timeout
 
 ContentIds = list[ContactId] | None
 
@@ -37,6 +43,24 @@ ContentIds = list[ContactId] | None
 def error(status: int, field: str, message: str) -> JSONResponse:
     """A 4xx/5xx body in the same shape as BentoML's validation errors: names the field."""
     return JSONResponse({"error": f"{field}: {message}", "field": field}, status_code=status)
+
+
+class WorkerStatus(BaseModel):
+    worker: int
+    pid: int
+    generation: int
+    loaded: bool
+    model_versions: dict[str, str]
+    policy_version: int | None
+    error: str | None = None
+
+
+class WorkersReloadResponse(ReloadResponse):
+    """What the worker that served `/reload` loaded, and what every worker serves after it."""
+
+    generation: int = Field(description="reload counter shared by the server's workers")
+    all_workers_reloaded: bool = Field(description="every worker serves this generation or a newer one")
+    workers: list[WorkerStatus]
 
 
 def _field_of(exc: Exception) -> str:
@@ -49,17 +73,23 @@ class InboxService:
     def __init__(self) -> None:
         from inbox.settings import load_settings
         from serving.eventsink import EventJournal
+        from serving.worker_sync import WorkerSync
 
         self.settings = load_settings()
         self.state = None
         self.load_error: str | None = None
         self.journal = EventJournal(self.settings.events_dir)
         self.mailgun_key = os.environ.get("INBOX_MAILGUN_SIGNING_KEY") or None
+        self.sync = WorkerSync(self.settings.data_dir, SERVICE_CONFIG["workers"])
+        generation = self.sync.generation  # read before loading: a reload signalled meanwhile is followed
         try:
             self.state = self._load_state()
         except Exception as exc:  # not ready; /readyz says 503, /reload retries
             self.load_error = f"{type(exc).__name__}: {exc}"
             logger.error("serving state not loaded: %s", self.load_error)
+        self.sync.publish(self.state, generation, self.load_error)
+        self._reload_lock = asyncio.Lock()
+        self._watcher: asyncio.Task | None = None
         tune_process()
 
     def _load_state(self, allocator=None):
@@ -201,21 +231,72 @@ class InboxService:
 
     # --- operations ---------------------------------------------------------
     @bentoml.api
-    async def reload(self) -> ReloadResponse:
-        """Load the newest champions, features and allocator snapshot; swap them in without a pause."""
+    async def reload(self) -> WorkersReloadResponse:
+        """Load the newest champions, features and allocator snapshot and swap them in without a pause,
+        in every worker: answers once all of them serve the new state (or after a bounded wait)."""
+        started = time.monotonic()
+        async with self._reload_lock:
+            try:
+                new = await self._swap_state()
+            except Exception as exc:
+                logger.exception("reload failed; keeping the current state")
+                return error(503, "reload", f"{type(exc).__name__}: {exc}")
+            generation = self.sync.signal()
+            self.sync.publish(new, generation)
+        statuses, everyone = await self._wait_for_workers(generation, started + RELOAD_WAIT_S)
+        return WorkersReloadResponse(model_versions=new.model_versions, policy_version=new.allocator.policy_version,
+                                     features_loaded=True, generation=generation, all_workers_reloaded=everyone,
+                                     workers=[WorkerStatus.model_validate(s) for s in statuses])
+
+    async def _swap_state(self):
+        """Build a new state in a thread, then swap it in on the event loop in one assignment. Every
+        endpoint takes `self.state` once and finishes without awaiting, so closing the old state right
+        after the swap never pulls it from under a request. Raises (keeping the current state) on failure."""
         import anyio.to_thread
 
         old = self.state
-        try:
-            new = await anyio.to_thread.run_sync(self._load_state, old.allocator if old else None)
-        except Exception as exc:
-            logger.exception("reload failed; keeping the current state")
-            return error(503, "reload", f"{type(exc).__name__}: {exc}")
+        new = await anyio.to_thread.run_sync(self._load_state, old.allocator if old else None)
         self.state, self.load_error = new, None
         if old is not None:
             old.close(keep_allocator=True)
-        return ReloadResponse(model_versions=new.model_versions, policy_version=new.allocator.policy_version,
-                              features_loaded=True)
+        return new
+
+    async def _wait_for_workers(self, generation: int, deadline: float) -> tuple[list[dict], bool]:
+        while True:
+            statuses = self.sync.others_at(generation)
+            if statuses or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        return (statuses, True) if statuses else (self.sync.statuses(), False)
+
+    @bentoml.on_startup
+    async def _follow_reloads(self) -> None:
+        """Start the watcher that reloads this worker when another worker served `/reload`."""
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_generation())
+
+    async def _watch_generation(self) -> None:
+        from serving.worker_sync import POLL_S
+
+        while True:
+            await asyncio.sleep(POLL_S)
+            try:
+                if self.sync.pending() is not None:
+                    await self._follow(self.sync)
+            except Exception:
+                logger.exception("reload signalled by another worker failed; keeping the current state")
+
+    async def _follow(self, sync) -> None:
+        async with self._reload_lock:
+            generation = sync.generation_file.read()
+            if generation <= sync.generation:  # this worker served that /reload itself
+                return
+            try:
+                new = await self._swap_state()
+            except Exception as exc:
+                sync.publish(self.state, sync.generation, f"{type(exc).__name__}: {exc}")
+                raise
+            sync.publish(new, generation)
+            logger.info("reloaded to generation %d: %s", generation, new.model_versions)
 
     # --- ESP webhooks -------------------------------------------------------
     @bentoml.api(route="/webhooks/sendgrid")
@@ -250,10 +331,13 @@ class InboxService:
     def _flush_events(self) -> None:
         from serving.eventsink import flush
 
+        if self._watcher is not None:
+            self._watcher.cancel()
         try:
             flush(self.settings.events_dir)
         finally:
             self.journal.close()
+            self.sync.close()
 
 
 def _window(window: SendWindow | None):
