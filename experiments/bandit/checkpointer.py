@@ -4,16 +4,24 @@ SQLite's automatic checkpoint runs inside the commit that pushes the WAL past
 1,000 pages: with `synchronous=NORMAL` that commit also syncs the WAL and the
 database file. One 1-contact decision writes about 3.5 WAL pages, so every
 ~270th `decide` paid a checkpoint (here 6-17 ms wall, 1.4 ms CPU) while holding
-the log's lock, a latency spike for that request and every one queued behind it.
+the log's lock: a latency spike for that request and every one queued behind it.
 
-`WalCheckpointer` runs the same checkpoint (PASSIVE: never blocks writers or
-readers) from a daemon thread on its own connection, at most once per
-`interval` seconds and only after a write. Durability is unchanged: a commit is
-in the WAL (the OS page cache) when it returns, so it survives a process crash
-either way; against power loss the WAL is synced at each checkpoint, now at
-least once per `interval` after a write instead of only after 1,000 pages.
-Several processes may each run one: a checkpoint finding another in progress
-returns at once.
+`WalCheckpointer` runs the same checkpoint (PASSIVE: it never blocks writers or
+readers) from a daemon thread on its own connection, at the same cadence
+(about `pages` WAL pages written by this process, estimated per commit) or
+`interval` seconds after a write, whichever comes first.
+
+A PASSIVE checkpoint copies the frames that existed when it started; commits
+made meanwhile keep the WAL from restarting at its beginning. Under
+uninterrupted writing the WAL would then only grow, so once it holds more than
+`max_frames` the writer runs one checkpoint itself, under its own lock (the
+old behaviour, now about once per `max_frames / pages` checkpoints instead of
+every one).
+
+Durability is unchanged: a commit is in the WAL (the OS page cache) when it
+returns, so it survives a process crash either way; against power loss the WAL
+is synced at each checkpoint, at least as often as before. Several processes
+may each run one: a checkpoint finding another in progress returns at once.
 """
 from __future__ import annotations
 
@@ -23,17 +31,30 @@ from pathlib import Path
 
 
 class WalCheckpointer:
-    def __init__(self, path: str | Path, interval: float = 1.0):
+    def __init__(self, path: str | Path, pages: int = 1000, interval: float = 5.0, max_frames: int = 10_000):
         self.path = Path(path)
+        self.pages = pages
         self.interval = interval
-        self._dirty = False
+        self.max_frames = max_frames
+        self._written = 0.0        # estimated WAL pages written since the last checkpoint
+        self._wal_frames = 0       # frames in the WAL after the last background checkpoint
+        self._due = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def wrote(self) -> None:
-        """Called after a commit: a checkpoint is due within `interval`."""
-        self._dirty = True
+    def wrote(self, db: sqlite3.Connection, pages: float) -> None:
+        """After a commit on `db`, with the writer's lock still held: count the pages; run the
+        rare inline checkpoint when background ones could not let the WAL restart."""
+        if self._wal_frames > self.max_frames:
+            self._wal_frames = 0
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.OperationalError:  # another checkpoint is running: the next commit retries
+                self._wal_frames = self.max_frames + 1
+        self._written += pages
+        if self._written >= self.pages:
+            self._due.set()
         thread = self._thread
         if thread is None or not thread.is_alive():  # first write (or a forked child)
             self._start()
@@ -50,24 +71,29 @@ class WalCheckpointer:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         try:
             db.execute("PRAGMA synchronous=NORMAL")  # the checkpoint syncs the WAL, then the database file
-            while not self._stop.wait(self.interval):
-                self.checkpoint(db)
-            self.checkpoint(db)
+            while not self._stop.is_set():
+                self._due.wait(self.interval)
+                self._due.clear()
+                self._checkpoint(db)
+            self._checkpoint(db)
         finally:
             db.close()
 
-    def checkpoint(self, db: sqlite3.Connection) -> None:
-        if not self._dirty:
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        if self._written <= 0:
             return
-        self._dirty = False
+        self._written = 0.0
         try:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error:  # busy or locked by another process: the next round (or its checkpointer) does it
-            self._dirty = True
+            _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.OperationalError:  # locked by another process: the next round (or its checkpointer) does it
+            self._written = float(self.pages)
+            return
+        self._wal_frames = frames
 
     def close(self) -> None:
         """Stop the thread after a last checkpoint."""
         thread = self._thread
         if thread is not None and thread.is_alive():
             self._stop.set()
+            self._due.set()
             thread.join()

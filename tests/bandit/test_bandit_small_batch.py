@@ -218,17 +218,25 @@ def _rows_in_main_file(db_path, tmp_path) -> int:
         return db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
 
 
-def test_wal_checkpoints_run_in_the_background_not_in_the_commit(tmp_path, variants):
-    import time
-
+def _open_with_checkpointer(tmp_path, **params):
+    from experiments.bandit.checkpointer import WalCheckpointer
     from experiments.bandit.decision_log import SQLiteDecisionLog
     from experiments.bandit.snapshots import SnapshotStore
 
-    def open_allocator(interval):
-        log = SQLiteDecisionLog(tmp_path / "bandit" / "decisions.db", checkpoint_interval=interval)
-        return Allocator(log, SnapshotStore(tmp_path / "bandit" / "snapshots"))
+    log = SQLiteDecisionLog(tmp_path / "bandit" / "decisions.db")
+    log._checkpointer = WalCheckpointer(log.path, **params)
+    return Allocator(log, SnapshotStore(tmp_path / "bandit" / "snapshots"))
 
-    alloc = open_allocator(3600.0)  # no checkpoint due for an hour
+
+def _wal_frames(alloc) -> int:
+    with sqlite3.connect(alloc.log.path) as other:  # a PASSIVE checkpoint reports the frames in the WAL
+        return other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+
+
+def test_wal_checkpoints_run_in_the_background_not_in_the_commit(tmp_path, variants):
+    import time
+
+    alloc = _open_with_checkpointer(tmp_path, pages=10**9, interval=3600.0)  # nothing due for an hour
     alloc.register_campaign("spring", variants, ["x1"], wait_window="1h")
     db_path = alloc.log.path
     for i in range(400):  # ~1,400 WAL pages: SQLite's own autocheckpoint (1,000) would have run in a commit
@@ -239,11 +247,23 @@ def test_wal_checkpoints_run_in_the_background_not_in_the_commit(tmp_path, varia
     assert _rows_in_main_file(db_path, tmp_path) == 400
     assert not alloc.log._checkpointer._thread.is_alive()
 
-    alloc = open_allocator(0.05)
+    alloc = _open_with_checkpointer(tmp_path, pages=100, interval=3600.0)  # due after ~100 pages
     for i in range(50):
         alloc.decide("spring", [i], np.array([[0.5]]))
     deadline = time.monotonic() + 20
-    while _rows_in_main_file(db_path, tmp_path) < 450 and time.monotonic() < deadline:
+    while _rows_in_main_file(db_path, tmp_path) <= 400 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _rows_in_main_file(db_path, tmp_path) == 450  # checkpointed while the allocator is open
+    assert 400 < _rows_in_main_file(db_path, tmp_path) <= 450  # the thread checkpointed, allocator still open
+    alloc.close()
+
+
+def test_wal_stays_bounded_under_uninterrupted_writes(tmp_path, variants):
+    """Commits during a background checkpoint keep the WAL from restarting; past max_frames the
+    writer checkpoints once itself, so the WAL does not grow without bound."""
+    alloc = _open_with_checkpointer(tmp_path, pages=50, interval=0.01, max_frames=300)
+    alloc.register_campaign("spring", variants, ["x1"], wait_window="1h")
+    for i in range(3000):  # ~10,000 WAL pages written back to back
+        alloc.decide("spring", [i], np.array([[0.5]]))
+    assert _wal_frames(alloc) < 2000
+    assert len(alloc.log.decisions("spring")) == 3000
     alloc.close()
