@@ -267,3 +267,28 @@ def test_wal_stays_bounded_under_uninterrupted_writes(tmp_path, variants):
     assert _wal_frames(alloc) < 2000
     assert len(alloc.log.decisions("spring")) == 3000
     alloc.close()
+
+
+def test_two_processes_log_concurrently_with_their_checkpointers(tmp_path, variants):
+    """Like two serving workers: both write the same log, each with its own checkpoint thread."""
+    alloc = Allocator.open(tmp_path / "bandit")
+    alloc.register_campaign("spring", variants, ["x1"], wait_window="1h")
+    alloc.close()
+    script = (
+        "import sys, numpy as np\n"
+        "from experiments.bandit import Allocator\n"
+        "from experiments.bandit.checkpointer import WalCheckpointer\n"
+        "a = Allocator.open(sys.argv[1])\n"
+        "a.log._checkpointer = WalCheckpointer(a.log.path, pages=60, max_frames=600)\n"
+        "for i in range(1500):\n"
+        "    a.decide('spring', [i], np.array([[0.5]]))\n"
+        "a.close()\n"
+    )
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "bandit")], stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    for w in workers:
+        assert w.wait(timeout=300) == 0, w.stderr.read()
+    reopened = Allocator.open(tmp_path / "bandit")
+    log = reopened.log.decisions("spring")
+    assert len(log) == 3000 and log["decision_id"].is_unique
+    reopened.close()
