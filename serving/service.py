@@ -11,7 +11,8 @@ one that served `/reload` signals the others (`serving.worker_sync`), which
 follow within a fraction of a second, and the answer lists what every worker
 serves. Bad input gets a 4xx that names the field; `decide` asks the allocator
 last, so a request that fails logs no decision. Latency settings and their
-reasons: `serving.config`.
+reasons: `serving.config`; per-request work BentoML repeats, done once:
+`serving.bentoml_fastpath`.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from serving import bentoml_fastpath
 from serving.config import REQUEST_TIMEOUT_S, SERVICE_CONFIG, tune_process
 from serving.schemas import (
     MAX_CANDIDATES, CampaignId, ChooseResponse, Choice, ContactId, ContactIds, DecideResponse,
@@ -36,6 +38,7 @@ from serving.schemas import (
 
 logger = logging.getLogger("inbox.serving")
 RELOAD_WAIT_S = REQUEST_TIMEOUT_S - 2.0  # /reload's answer, own load included, within BentoML's request timeout
+bentoml_fastpath.install()  # before BentoML builds the ASGI app from this service
 
 ContentIds = list[ContactId] | None
 
@@ -90,6 +93,7 @@ class InboxService:
         self.sync.publish(self.state, generation, self.load_error)
         self._reload_lock = asyncio.Lock()
         self._watcher: asyncio.Task | None = None
+        bentoml_fastpath.cache_api_methods(self)
         tune_process()
 
     def _load_state(self, allocator=None):
