@@ -29,6 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 
 HOURS = 24
+# The posterior's matrix products run in float64: in float32 their rounding depends on the batch size
+# (BLAS picks other kernels), by ~6e-7 relative, and the slot features built from them (a slot's rate
+# relative to the best slot's, its lift below the best) put near-tied hours on either side of the
+# booster's splits: one contact's best send time then changed with the batch it was scored in (up to
+# 34% in probability on the default world). In float64 the rounding is ~1e-17, and `posterior` snaps its
+# outputs to 1e-10, so a contact's features no longer depend on its batch.
+FLOAT = np.float64
 PEAK_STEP = 0.5
 
 
@@ -78,14 +85,14 @@ class PeakPrior:
         for shift in (0.0, self.weekend_shift):
             z = self.base_logits[:, None, None] + obs[None] + shift                           # (B, P, 24)
             w = np.concatenate([_log_sigmoid(z), _log_sigmoid(-z)], axis=2).reshape(B * P, 2 * HOURS)
-            self._weights.append(np.ascontiguousarray(w.T, dtype=np.float32))                 # (48, B*P)
+            self._weights.append(np.ascontiguousarray(w.T, dtype=FLOAT))                 # (48, B*P)
             zt = self.base_logits[:, None, None] + top[None] + shift
-            self._rates.append((1.0 / (1.0 + np.exp(-zt))).reshape(B * P, HOURS).astype(np.float32))
-        self._lift = top.astype(np.float32)                                                   # (P, 24)
-        self._base = np.asarray(self.base_prior, np.float32)
-        self._segment = np.asarray(self.segment_weekday, np.float32).reshape(-1, P)
-        self._population = np.asarray(self.population_weekday, np.float32)
-        self._transition = np.asarray(self.weekend_given_weekday, np.float32)
+            self._rates.append((1.0 / (1.0 + np.exp(-zt))).reshape(B * P, HOURS).astype(FLOAT))
+        self._lift = top.astype(FLOAT)                                                   # (P, 24)
+        self._base = np.asarray(self.base_prior, FLOAT)
+        self._segment = np.asarray(self.segment_weekday, FLOAT).reshape(-1, P)
+        self._population = np.asarray(self.population_weekday, FLOAT)
+        self._transition = np.asarray(self.weekend_given_weekday, FLOAT)
         self._shape = (B, P)
 
     # --- inference ----------------------------------------------------------------
@@ -104,7 +111,7 @@ class PeakPrior:
         for part, weights in enumerate(self._weights):
             cols = slice(part * HOURS, (part + 1) * HOURS)
             k = opened[:, cols]
-            counts = np.hstack([k, np.maximum(sent[:, cols] - k, 0.0)]).astype(np.float32)
+            counts = np.hstack([k, np.maximum(sent[:, cols] - k, 0.0)]).astype(FLOAT)
             ll = counts @ weights
             top = ll.max(axis=1, keepdims=True)
             out.append((np.exp(ll - top).reshape(-1, B, P), top[:, 0]))
@@ -134,7 +141,9 @@ class PeakPrior:
         n = len(Z)
         rate = np.hstack([wd.reshape(n, B * P) @ self._rates[0], we.reshape(n, B * P) @ self._rates[1]])
         lift = np.hstack([wd.sum(axis=1) @ self._lift, we.sum(axis=1) @ self._lift])
-        return {"rate": rate, "lift": lift, "weekday_peak": wd.sum(axis=1), "weekend_peak": we.sum(axis=1)}
+        # snapped to 1e-10: what is left of the batch-size rounding (~1e-17) then changes no feature
+        return {"rate": np.round(rate, 10), "lift": np.round(lift, 10), "weekday_peak": wd.sum(axis=1),
+                "weekend_peak": we.sum(axis=1)}
 
     # --- persistence --------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -145,6 +145,29 @@ def slot_features(profile: dict[str, np.ndarray], rows: np.ndarray, how: np.ndar
     return np.column_stack([weekend, opens, sends, rate, vs_best, lift, lift - lift_row.max(axis=1)]).astype(np.float32)
 
 
+def hour_features(profile: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """`slot_features` of contact `rows` at every hour of the week: (len(rows) * 168, 7), each contact's
+    168 rows in hour-of-week order; equal to `slot_features(profile, np.repeat(rows, 168),
+    np.tile(np.arange(168), len(rows)))`, built per contact and weekday/weekend half instead of per row."""
+    rows = np.asarray(rows, dtype=np.int64)
+    how = np.arange(HOURS_PER_WEEK)
+    weekend = how // 24 >= 5
+    col = np.where(weekend, 24, 0) + how % 24                          # the slot's column in the (n, 48) arrays
+    rate, lift = profile["rate"][rows], profile["lift"][rows]
+    with np.errstate(invalid="ignore"):
+        best_rate = np.where(weekend[None, :], rate[:, 24:].max(axis=1)[:, None], rate[:, :24].max(axis=1)[:, None])
+        best_lift = np.where(weekend[None, :], lift[:, 24:].max(axis=1)[:, None], lift[:, :24].max(axis=1)[:, None])
+    slot_rate, slot_lift = rate[:, col], lift[:, col]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vs_best = slot_rate / best_rate
+    out = np.empty((len(rows), HOURS_PER_WEEK, len(SLOT_COLUMNS)), dtype=np.float32)
+    out[:, :, 0] = weekend[None, :]
+    out[:, :, 1] = np.where(weekend[None, :], profile["opens_we"][rows, None], profile["opens_wd"][rows, None])
+    out[:, :, 2] = np.where(weekend[None, :], profile["sends_we"][rows, None], profile["sends_wd"][rows, None])
+    out[:, :, 3], out[:, :, 4], out[:, :, 5], out[:, :, 6] = slot_rate, vs_best, slot_lift, slot_lift - best_lift
+    return out.reshape(-1, len(SLOT_COLUMNS))
+
+
 class SendTimePlanner:
     """Native send-time model: LightGBM on numpy + segment / population fallback grids."""
 

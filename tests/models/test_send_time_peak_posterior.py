@@ -58,3 +58,33 @@ def test_posterior_without_history_is_the_segment_prior_and_round_trips_through_
     assert np.allclose(a["rate"], b["rate"], atol=1e-6) and np.allclose(a["lift"], b["lift"], atol=1e-5)
     unknown = prior.posterior(np.zeros((1, 48)), np.zeros((1, 48)), prior.segment_rows(np.array(["x|y"])))
     assert np.allclose(unknown["weekday_peak"][0], prior.population_weekday)
+
+
+def test_posterior_of_a_contact_does_not_depend_on_its_batch():
+    """Serving scores one contact or a thousand per call: a contact's posterior (and so its slot features
+    and its best send time) must be the same in both. In float32 it moved by ~6e-7, enough to move near-tied
+    hours across the booster's splits."""
+    sent, opened, keys, _ = _contacts(700, seed=3)
+    prior = fit_peak_prior(sent[:400], opened[:400], keys[:400], iterations=5, search_contacts=200,
+                           search_iterations=2, amplitudes=(2.6,), widths=(1.6,))
+    seg = prior.segment_rows(keys)
+    whole = prior.posterior(sent, opened, seg)
+    for lo, hi in [(0, 1), (5, 6), (17, 50), (333, 334), (100, 199), (650, 700)]:
+        part = prior.posterior(sent[lo:hi], opened[lo:hi], seg[lo:hi])
+        for k in ("rate", "lift"):
+            assert np.array_equal(part[k], whole[k][lo:hi]), (k, lo, hi)
+
+
+def test_hour_features_equal_slot_features_at_every_hour():
+    from models.send_time import hour_features, slot_features, with_posterior
+
+    sent, opened, keys, _ = _contacts(60, seed=4)
+    prior = fit_peak_prior(sent, opened, keys, iterations=3, search_contacts=60, search_iterations=1,
+                           amplitudes=(2.6,), widths=(1.6,))
+    rng = np.random.default_rng(0)
+    profile = with_posterior({"sent": sent, "opened": opened, "segment": keys,
+                              **{k: rng.integers(0, 9, 60).astype(float) for k in
+                                 ("opens_wd", "opens_we", "sends_wd", "sends_we", "best_wd", "best_we")}}, prior)
+    rows = np.array([3, 0, 59, 17])
+    want = slot_features(profile, np.repeat(rows, 168), np.tile(np.arange(168), len(rows)))
+    assert np.array_equal(hour_features(profile, rows), want)
