@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.send_time import HOURS_PER_WEEK, LEVELS, slot_features
+from models.send_time import HOURS_PER_WEEK, LEVELS, SLOT_COLUMNS, hour_features, slot_features
 from models.slots import candidate_slots, is_quiet, utc_timestamp, validate_quiet_hours, validate_timezones
 
 logger = logging.getLogger("inbox.serving")
@@ -79,6 +79,8 @@ class FastSlots:
         self._zone_slots: dict[tuple, ZoneSlots] = {}
         self._windows: list[tuple] = []
         self._valid_zones: set[str] = set()
+        self._bounds_cache: dict = {}
+        self._matrices: dict = {}   # (window, zones) -> padded (zones x slots) arrays, read-only
         self.verified = False
         self.accepts_mapping = False  # the request path passes the column mapping (verified) or the DataFrame
 
@@ -163,13 +165,42 @@ class FastSlots:
         tz = np.asarray(timezones, dtype=object)
         if len(tz) != n:
             raise ValueError(f"timezones: {len(tz)} values for {n} contacts")
-        zones, zone_of = np.unique(tz.astype(str), return_inverse=True)
+        if n == 1:
+            zones, zone_of = np.array([str(tz[0])], dtype=object), np.zeros(1, dtype=np.intp)
+        else:
+            zones, zone_of = np.unique(tz.astype(str), return_inverse=True)
         self._check_zones(zones)
+        start, end, quiet = self._bounds(window_start, window_end, quiet_hours)
+        key = (start.value, end.value, quiet, tuple(zones.tolist()))
+        hit = self._matrices.get(key)
+        if hit is None:
+            hit = self._zone_matrix(start, end, quiet, zones)
+            if len(self._matrices) >= 1024:
+                self._matrices.clear()
+            self._matrices[key] = hit
+        return (zone_of, *hit)
+
+    def _bounds(self, window_start, window_end, quiet_hours):
+        """(start, end, quiet) validated; cached per request values (a campaign's batches share them)."""
+        try:
+            key = (window_start, window_end, None if quiet_hours is None else tuple(quiet_hours))
+            hit = self._bounds_cache.get(key)
+        except TypeError:  # unhashable or not a pair: validated (and refused) below
+            key, hit = None, None
+        if hit is not None:
+            return hit
         quiet = validate_quiet_hours(quiet_hours)
         start = utc_timestamp(window_start, "window_start")
         end = utc_timestamp(window_end, "window_end")
         if not start < end:
             raise ValueError(f"window_end ({end}) must be after window_start ({start})")
+        if key is not None:
+            if len(self._bounds_cache) >= 1024:
+                self._bounds_cache.clear()
+            self._bounds_cache[key] = (start, end, quiet)
+        return start, end, quiet
+
+    def _zone_matrix(self, start, end, quiet, zones):
         # zones x slots, padded: how -1 / send_at 0 where a zone has fewer slots
         per_zone = [self.zone_slots(start, end, quiet, str(z)) for z in zones]
         width = max((len(s.how) for s in per_zone), default=0)
@@ -178,7 +209,7 @@ class FastSlots:
         z_label = np.full((len(zones), width), None, dtype=object)
         for i, s in enumerate(per_zone):
             z_how[i, : len(s.how)], z_send[i, : len(s.how)], z_label[i, : len(s.how)] = s.how, s.send_at, s.local_time
-        return zone_of, width, z_how, z_send, z_label
+        return width, z_how, z_send, z_label
 
     def _choose(self, contact_ids: np.ndarray, window, level: np.ndarray, seg: np.ndarray,
                 contact_scores) -> SlotChoice:
@@ -186,6 +217,9 @@ class FastSlots:
         zone_of, width, z_how, z_send, z_label = window
         p = self.planner
         n = len(contact_ids)
+        if n == 1 and width:
+            return self._choose_one(contact_ids, z_how[0], z_send[0], z_label[0], int(level[0]), int(seg[0]),
+                                    contact_scores)
         how = z_how[zone_of]                               # contacts x slots
         real = how >= 0
         safe_how = np.where(real, how, 0)
@@ -209,6 +243,21 @@ class FastSlots:
         prob = np.where(has_slot, score[take, best] if width else np.nan, np.nan)
         return SlotChoice(contact_ids, send_at, local_time.astype(object), prob, LEVELS[level])
 
+    def _choose_one(self, contact_ids, how, send, label, level: int, seg: int, contact_scores) -> SlotChoice:
+        """`_choose` for one contact (one zone: every slot of the row is real), without the batch's padding."""
+        p = self.planner
+        if level == 0:
+            score = contact_scores(np.zeros(len(how), dtype=np.int64), how)
+        elif level == 1 and len(p.segment_grids):
+            score = p.segment_grids[max(seg, 0), how]
+        else:
+            score = p.population_grid[how]
+        score = np.where(np.isfinite(score), score, -np.inf)
+        best = int(np.argmax(score))
+        return SlotChoice(contact_ids, np.array([send[best]], dtype="datetime64[ns]"),
+                          np.array([label[best]], dtype=object), np.array([score[best]], dtype=float),
+                          LEVELS[np.array([level])])
+
     def hour_scores(self, frame, chunk: int = 2048):
         """The planner's contact-level inputs for every contact of `frame`, computed once: (fallback
         level, segment row, rows at the contact level, their (rows, 168) scores at every local
@@ -222,10 +271,12 @@ class FastSlots:
         out = np.empty((len(rows), HOURS_PER_WEEK))
         if len(rows):
             X = p.encoder.transform(frame)
-            hours = np.arange(HOURS_PER_WEEK)
+            width = X.shape[1]
+            buffer = np.empty((min(chunk, len(rows)), HOURS_PER_WEEK, width + len(SLOT_COLUMNS)), dtype=np.float32)
             for i in range(0, len(rows), chunk):
-                r = np.repeat(rows[i:i + chunk], HOURS_PER_WEEK)
-                how = np.tile(hours, len(r) // HOURS_PER_WEEK)
-                out[i:i + chunk] = p.predict_matrix(np.hstack([X[r], slot_features(profile, r, how)])
-                                                    ).reshape(-1, HOURS_PER_WEEK)
+                r = rows[i:i + chunk]
+                pairs = buffer[: len(r)]  # (contact, hour) rows: the contact's columns, then the slot's
+                pairs[:, :, :width] = X[r][:, None, :]
+                pairs[:, :, width:] = hour_features(profile, r).reshape(len(r), HOURS_PER_WEEK, -1)
+                out[i:i + chunk] = p.predict_matrix(pairs.reshape(-1, pairs.shape[2])).reshape(-1, HOURS_PER_WEEK)
         return level, seg, rows, out

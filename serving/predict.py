@@ -230,6 +230,8 @@ def content_order(state: ServingState, feats: ContactFeatures, content_ids=None,
     n, m = len(feats.contact_ids), len(B)
     if n == 0 or m == 0:
         return [[] for _ in range(n)]
+    if key is None and feats.table is not None and feats.table.catalog_order is not None:
+        return ids[feats.table.catalog_order[feats.rows, :k]].tolist()  # the whole catalog, ranked at build
     towers = state.content_towers
     score = None
     if feats.table is not None and feats.table.tower is not None and towers is not None:

@@ -59,6 +59,7 @@ class ServingState:
         return cls(models, reader, catalog, timezones, allocator, settings)
 
     def close(self, keep_allocator: bool = False) -> None:
+        self.tables.close()
         self.reader.close()
         if not keep_allocator:
             self.allocator.close()
@@ -68,14 +69,9 @@ class ServingState:
         else None (the request reads live; a rebuild starts). None until `build_contact_table`."""
         return self.tables.current(self)
 
-    def build_contact_table(self) -> dict:
-        """Build and verify the contact table (the warm-up calls this once the fast paths are verified)."""
-        from serving.contact_table import ContactTable
-
-        table = ContactTable.build(self)
-        checks = table.verify(self)
-        self.tables.table = table if any(checks.values()) else None
-        return {**checks, "contacts": len(table.ids), "seconds": round(table.seconds, 2)}
+    def build_contact_table(self, background: bool = True) -> None:
+        """Build the contact table (the warm-up starts it once the fast paths are verified)."""
+        self.tables.start(self, background=background)
 
     @cached_property
     def _zone_lookup(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,9 @@
 """One pass through every model before the service reports ready, so the first
 real request does not pay lazy imports and first-call allocations (and so
 `gc.freeze()` afterwards freezes them too). It also installs the verified
-block-wise feature encoding and the slot-grid cache (`serving.accelerate`). Logs no decision."""
+block-wise feature encoding and the slot-grid cache (`serving.accelerate`), then starts the contact
+table's build (`serving.contact_table`: in a low-priority thread by default, requests are served live
+until it is ready). Logs no decision."""
 from __future__ import annotations
 
 import logging
@@ -19,7 +21,7 @@ logger = logging.getLogger("inbox.serving")
 UNKNOWN_CONTACT = 10**15  # exercises the no-features path
 
 
-def warm_up(state, sample_size: int = 200, build_table: bool = True) -> dict:
+def warm_up(state, sample_size: int = 200, contact_table: str = "background") -> dict:
     ids = np.append(np.asarray(state.timezones.index[:sample_size], dtype=np.int64), UNKNOWN_CONTACT)
     start, end = default_window()
     feats = ContactFeatures.read_live(state, ids, request_time=start)
@@ -45,11 +47,6 @@ def warm_up(state, sample_size: int = 200, build_table: bool = True) -> dict:
     lead_score_arrays(state, one)
     send_slots(state, one, start, end)
     content_order(state, one, None, 3)
-    if build_table:
-        table = state.build_contact_table()
-        logger.info("contact table: %s", table)
-        one = ContactFeatures.read(state, ids[:1], request_time=start)  # the table's request path, once
-        lead_score_arrays(state, one)
-        send_slots(state, one, start, end)
-        content_order(state, one, None, 3)
+    if contact_table != "off":  # "background": requests are served live until it is ready
+        state.build_contact_table(background=contact_table == "background")
     return installed
