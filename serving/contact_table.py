@@ -73,6 +73,7 @@ class ContactTable:
     catalog_order: np.ndarray | None = None  # (rows, catalog size) positions in the catalog, best first
     seconds: float = 0.0
     checks: dict = field(default_factory=dict)
+    contexts: dict = field(default_factory=dict)  # allocator context matrices by feature list (filled on use)
 
     @property
     def null_row(self) -> int:

@@ -262,15 +262,30 @@ def ordered_content(rankings: pd.DataFrame, contact_ids: np.ndarray) -> list[lis
 
 
 def bandit_context(config: dict, feats: ContactFeatures, scores: LeadScores | None) -> np.ndarray:
-    """The campaign's context features (its declared order) from the batch's features; missing -> 0."""
+    """The campaign's context features (its declared order) from the batch's features; missing -> 0.
+    From a contact table, the whole table's matrix is built once per feature list and gathered by row
+    (unless a feature is computed at request time)."""
     wanted = config["context_features"]
-    n = len(feats.contact_ids)
+    table = feats.table
+    if table is not None and all(name in table.stored or name not in feats.columns for name in wanted) and (
+            "lead_probability" not in wanted or "lead_probability" in table.stored or table.lead is not None):
+        key = tuple(wanted)
+        full = table.contexts.get(key)
+        if full is None:
+            lead = table.lead.probability if table.lead is not None else None
+            full = table.contexts[key] = _context_matrix(wanted, table.stored, len(table.fallback), lead)
+        return full[feats.rows]
+    return _context_matrix(wanted, feats.columns, len(feats.contact_ids),
+                           None if scores is None else scores.probability)
+
+
+def _context_matrix(wanted: list[str], columns, n: int, lead_probability: np.ndarray | None) -> np.ndarray:
     out = np.zeros((n, len(wanted)))
     for j, name in enumerate(wanted):
-        if name in feats.columns:
-            values = feats.columns[name]
+        if name in columns:
+            values = columns[name]
             out[:, j] = values if values.dtype.kind in "fiub" else pd.to_numeric(
                 pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        elif name == "lead_probability" and scores is not None:
-            out[:, j] = scores.probability
+        elif name == "lead_probability" and lead_probability is not None:
+            out[:, j] = lead_probability
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

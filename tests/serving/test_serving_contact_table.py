@@ -113,6 +113,20 @@ def test_content_orders_equal(state, batches):
     assert content_order(state, live, some, 3) == content_order(state, fast, some, 3)
 
 
+@pytest.mark.parametrize("names", [["engagement_score", "open_rate_30d"], ["lead_probability", "industry", "nope"],
+                                   ["local_hour", "engagement_score"]])
+def test_bandit_context_equal(state, batches, names):
+    from serving.predict import bandit_context, lead_score_arrays
+
+    live, fast = batches
+    config = {"context_features": names}
+    want = bandit_context(config, live, lead_score_arrays(state, live))
+    assert np.array_equal(bandit_context(config, fast, lead_score_arrays(state, fast)), want)
+    one = bandit_context(config, type(fast).from_table(state, fast.table, fast.contact_ids[5:6],
+                                                         WINDOWS[0][0].to_pydatetime()), None)
+    assert np.array_equal(one, want[5:6])
+
+
 def test_decide_reads_the_table_for_one_recipient(state):
     from serving.predict import ContactFeatures
 
