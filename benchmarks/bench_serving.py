@@ -5,10 +5,13 @@
     .venv/bin/python benchmarks/bench_serving.py --part decide    # only the decide targets
 
 Part 1 (`predict`): one LightGBM row behind (a) bare Starlette + uvicorn, the
-floor; (b) a default `@bentoml.service` (sync API returning a dict); (c..g)
-the same predict with our fixes added one at a time (ablation), ending at the
-configuration `serving.config` ships; (h) `batchable=True`. Each with `wrk`
-at concurrency 1 and 8, plus a sequential Python client that records every
+floor; (b) a default `@bentoml.service` (sync API returning a dict); (c..m)
+the same predict with our fixes added one at a time (ablation): the
+configuration of `serving.config`, then the per-request fixes of
+`serving.bentoml_fastpath`, ending at what the service ships; (n)
+`batchable=True`. One worker each, with `wrk` at concurrency 1 and 8, the
+server's CPU time per request during the c=8 run (less sensitive to other load
+on the machine than req/s), plus a sequential Python client that records every
 request over 10 s to find stalls (> 50 ms).
 
 Part 2 (`decide`): a simulated world (features in Feast, fast-trained
@@ -17,7 +20,9 @@ Starlette app calling the same `serving.decide.decide`, the floor doing the
 same work: decide for 1 recipient at concurrency 8 (targets: p99 <= 10 ms,
 >= 50% of the floor's throughput), decide for 100 recipients (p50 <= 25 ms),
 60 s sustained at concurrency 4 (no non-2xx), and the 100-contact online read
-(Feast's `get_online_features` vs `features.online.OnlineReader`).
+(Feast's `get_online_features` vs `features.online.OnlineReader`). Both servers
+run the number of workers the service ships with (`serving.config.serve_workers`,
+`--workers` to change it).
 
 Loopback only; every loop is bounded by a duration. Needs `wrk` (Debian: apt-get install wrk).
 """
@@ -67,10 +72,12 @@ def _wait_http(url: str, proc: subprocess.Popen, path: str, body: dict | None, t
 
 @contextmanager
 def server(kind: str, target: str, env: dict, warm_path: str, warm_body: dict, log: Path, workers: int = 1):
-    """kind 'uvicorn' (the floor) or 'bentoml'; yields the base URL once a warm-up request succeeded."""
+    """kind 'uvicorn' (the floor) or 'bentoml'; yields a `Server` once a warm-up request succeeded and every
+    worker has loaded (otherwise wrk's connections would all land on the first worker ready)."""
     port = free_port()
+    ready_dir = log.parent / f"ready-{port}"
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "BENTOML_DO_NOT_TRACK": "True",
-                "INBOX_SERVE_WORKERS": str(workers)}
+                "INBOX_SERVE_WORKERS": str(workers), "BENCH_READY_DIR": str(ready_dir)}
     if kind == "uvicorn":
         cmd = [str(Path(sys.executable).with_name("uvicorn")), target, "--host", "127.0.0.1", "--port", str(port),
                "--no-access-log", "--log-level", "warning", "--workers", str(workers)]
@@ -83,9 +90,60 @@ def server(kind: str, target: str, env: dict, warm_path: str, warm_body: dict, l
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(url, proc, warm_path, warm_body)
-        yield url
+        if workers > 1:
+            _wait_workers(target, full_env, proc, ready_dir, workers)
+        yield Server(url, proc)
     finally:
         stop(proc)
+
+
+def _wait_workers(target: str, env: dict, proc: subprocess.Popen, ready_dir: Path, workers: int,
+                  timeout: float = 240) -> None:
+    from serving.runner import SERVICE
+    from serving.worker_sync import wait_for_workers
+
+    if target == SERVICE:
+        wait_for_workers(env["INBOX_DATA_DIR"], proc.pid, workers, timeout, alive=lambda: proc.poll() is None)
+        return
+    if not target.endswith(":decide_floor_app"):
+        raise ValueError(f"--workers: no readiness signal for {target} with {workers} workers")
+    deadline = time.monotonic() + timeout
+    while len(list(ready_dir.glob("ready-*"))) < workers:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise TimeoutError(f"{target}: {workers} workers not ready")
+        time.sleep(0.3)
+
+
+class Server:
+    """A started server: its URL and the CPU seconds its process tree has used so far."""
+
+    def __init__(self, url: str, proc: subprocess.Popen):
+        self.url, self.proc = url, proc
+
+    def cpu_by_process(self) -> dict[int, float]:
+        import psutil
+
+        root = psutil.Process(self.proc.pid)
+        out = {}
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+
+def measured(srv: Server, path: str, lua: Path, connections: int, seconds: int) -> dict:
+    """wrk figures, the server's CPU microseconds per request during the run, and how that CPU time
+    split over its processes (the busiest first: are both workers serving?)."""
+    before = srv.cpu_by_process()
+    out = wrk(srv.url + path, lua, connections, seconds)
+    after = srv.cpu_by_process()
+    used = sorted((after[p] - before.get(p, 0.0) for p in after), reverse=True)
+    out["cpu_us"] = sum(used) / max(out["requests"], 1) * 1e6
+    out["cpu_split"] = "/".join(f"{100 * u / max(sum(used), 1e-9):.0f}" for u in used if u > 0.01 * sum(used))
+    return out
 
 
 # --- load generation ----------------------------------------------------------------
@@ -105,6 +163,7 @@ def wrk(url: str, lua: Path, connections: int, seconds: int) -> dict:
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {"p50": _ms(pct["50"]), "p99": _ms(pct["99"]),
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
             "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "errors": sum(map(int, errors.groups())) if errors else 0}
 
@@ -165,24 +224,43 @@ OFF_LOG = {"logging": {"access": {"enabled": False}}}
 OFF_TRACE = {**OFF_LOG, "tracing": {"excluded_urls": [".*"]}}
 
 
+FASTPATH_STEPS = [
+    ("+ API wrappers bound once", "bound_apis"),
+    ("+ input model_fields without a warning", "input_fields"),
+    ("+ response headers without @inject", "headers"),
+    ("+ tracing middleware left out (all URLs excluded)", "tracing_middleware"),
+    ("+ same-task timeout", "timeout"),
+    ("+ metric label children cached (= what serving ships)", "metrics_labels"),
+]
+
+
 def predict_variants():
     from serving.config import SERVICE_CONFIG
 
-    return [
+    shipped = json.dumps({**SERVICE_CONFIG, "workers": 1})
+    plain = {"INBOX_BENTOML_FASTPATH": "0"}
+    rows = [
         ("floor: bare Starlette + uvicorn", "uvicorn", f"{PERF_APP}:floor_app", {}),
         ("BentoML default (sync def -> dict)", "bentoml", f"{PERF_APP}:DefaultPredictor", {}),
         ("+ async def, pydantic output", "bentoml", f"{PERF_APP}:TunedPredictor",
-         {"BENCH_PERF_CONFIG": "{}", "BENCH_PERF_TUNE_PROCESS": "0"}),
+         {**plain, "BENCH_PERF_CONFIG": "{}", "BENCH_PERF_TUNE_PROCESS": "0"}),
         ("+ access log off", "bentoml", f"{PERF_APP}:TunedPredictor",
-         {"BENCH_PERF_CONFIG": json.dumps(OFF_LOG), "BENCH_PERF_TUNE_PROCESS": "0"}),
+         {**plain, "BENCH_PERF_CONFIG": json.dumps(OFF_LOG), "BENCH_PERF_TUNE_PROCESS": "0"}),
         ("+ tracing middleware skipped", "bentoml", f"{PERF_APP}:TunedPredictor",
-         {"BENCH_PERF_CONFIG": json.dumps(OFF_TRACE), "BENCH_PERF_TUNE_PROCESS": "0"}),
+         {**plain, "BENCH_PERF_CONFIG": json.dumps(OFF_TRACE), "BENCH_PERF_TUNE_PROCESS": "0"}),
         ("+ traffic.timeout 10 s (was 60)", "bentoml", f"{PERF_APP}:TunedPredictor",
-         {"BENCH_PERF_CONFIG": json.dumps(SERVICE_CONFIG), "BENCH_PERF_TUNE_PROCESS": "0"}),
+         {**plain, "BENCH_PERF_CONFIG": shipped, "BENCH_PERF_TUNE_PROCESS": "0"}),
         ("+ gc.freeze after start (= serving.config)", "bentoml", f"{PERF_APP}:TunedPredictor",
-         {"BENCH_PERF_CONFIG": json.dumps(SERVICE_CONFIG), "BENCH_PERF_TUNE_PROCESS": "1"}),
-        ("batchable=True, max_latency_ms=20", "bentoml", f"{PERF_APP}:BatchingPredictor", {}),
+         {**plain, "BENCH_PERF_CONFIG": shipped, "BENCH_PERF_TUNE_PROCESS": "1"}),
     ]
+    fixes = []
+    for name, fix in FASTPATH_STEPS:
+        fixes.append(fix)
+        rows.append((name, "bentoml", f"{PERF_APP}:TunedPredictor",
+                     {"INBOX_BENTOML_FASTPATH": ",".join(fixes), "BENCH_PERF_CONFIG": shipped,
+                      "BENCH_PERF_TUNE_PROCESS": "1"}))
+    rows.append(("batchable=True, max_latency_ms=20", "bentoml", f"{PERF_APP}:BatchingPredictor", {}))
+    return rows
 
 
 def run_predict(work: Path, seconds: int) -> list[dict]:
@@ -195,12 +273,13 @@ def run_predict(work: Path, seconds: int) -> list[dict]:
         lua = lua_fixed(work / "predict.lua", body)
         env = {**env, "BENCH_PERF_MODEL": str(model)}
         print(f"  {name} ...", flush=True)
-        with server(kind, target, env, "/predict", body, work / "predict_servers.log") as url:
+        with server(kind, target, env, "/predict", body, work / "predict_servers.log") as srv:
+            url = srv.url
             wrk(url + "/predict", lua, 8, 2)  # warm-up
             c1 = wrk(url + "/predict", lua, 1, seconds)
-            c8 = wrk(url + "/predict", lua, 8, seconds)
+            c8 = measured(srv, "/predict", lua, 8, seconds)
             st = stalls(url + "/predict", body, seconds=10)
-        rows.append({"variant": name, "c1": c1, "c8": c8, "stalls": st})
+        rows.append({"variant": name, "c1": c1, "c8": c8, "stalls": st, "load": os.getloadavg()[0]})
     return rows
 
 
@@ -279,7 +358,7 @@ def decide_breakdown(settings, campaign: str, sizes=(1, 100), repeats: int = 60)
     from serving.warmup import warm_up
 
     state = ServingState.load(settings)
-    warm_up(state)
+    warm_up(state, contact_table="foreground")  # as the service at start-up: the contact table is built
     start, end = default_window()
     config = state.campaign_config(campaign)
     rng = np.random.default_rng(0)
@@ -313,11 +392,24 @@ def decide_breakdown(settings, campaign: str, sizes=(1, 100), repeats: int = 60)
     return out
 
 
-def run_decide(work: Path, seconds: int, sustained: int, contacts: int, workers: int = 1) -> dict:
+def use_world(root: Path):
+    """Settings of an existing world laid out as `build_world` makes it (data/, mlruns/mlflow.db)."""
+    os.environ.update({"INBOX_DATA_DIR": str(root / "data"), "INBOX_ARTIFACT_ROOT": str(root / "mlruns"),
+                       "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"})
+    from inbox.settings import load_settings
+
+    return load_settings()
+
+
+def run_decide(work: Path, seconds: int, sustained: int, contacts: int, workers: int,
+               world: Path | None = None) -> dict:
     from serving.runner import settings_env
 
-    print("  building the world (simulate, features, train, Feast) ...", flush=True)
-    settings = build_world(work / "world", contacts, 60)
+    if world is None:
+        print("  building the world (simulate, features, train, Feast) ...", flush=True)
+        settings = build_world(work / "world", contacts, 60)
+    else:
+        settings = use_world(world)
     campaign = "bench"
     register(settings, campaign)
     env = settings_env(settings)
@@ -330,11 +422,12 @@ def run_decide(work: Path, seconds: int, sustained: int, contacts: int, workers:
                ("BentoML InboxService (serving.config)", "bentoml", "serving.service:InboxService")]
     for name, kind, target in targets:
         print(f"  {name} ...", flush=True)
-        with server(kind, target, env, "/decide", one, work / "decide_servers.log", workers) as url:
+        with server(kind, target, env, "/decide", one, work / "decide_servers.log", workers) as srv:
+            url = srv.url
             wrk(url + "/decide", lua1, 8, 2)
-            load = os.getloadavg()[0]
-            r = {"d1_c8": wrk(url + "/decide", lua1, 8, seconds),
-                 "d100_c1": wrk(url + "/decide", lua100, 1, seconds), "load": load}
+            load = os.getloadavg()
+            r = {"d1_c8": measured(srv, "/decide", lua1, 8, seconds),
+                 "d100_c1": measured(srv, "/decide", lua100, 1, seconds), "load": load}
             if kind == "bentoml":
                 r["sustained"] = wrk(url + "/decide", lua1, 4, sustained)
             out[name] = r
@@ -346,20 +439,23 @@ def print_predict(rows: list[dict]) -> None:
     floor = rows[0]
     print("\n### One-row LightGBM predict: floor vs BentoML, fixes added one at a time\n")
     print("| variant | c=1 p50 ms | c=1 p99 ms | c=1 req/s | c=8 p50 ms | c=8 p99 ms | c=8 req/s | % of floor (c=8) "
-          "| non-2xx (c=8) | stalls > 50 ms in 10 s (worst ms) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| server CPU us/req (c=8) | non-2xx (c=8) | stalls > 50 ms in 10 s (worst ms) | load (1 min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         c1, c8, st = r["c1"], r["c8"], r["stalls"]
         print(f"| {r['variant']} | {c1['p50']:.2f} | {c1['p99']:.2f} | {c1['rps']:,.0f} | {c8['p50']:.2f} | "
               f"{c8['p99']:.2f} | {c8['rps']:,.0f} | {100 * c8['rps'] / floor['c8']['rps']:.0f}% | "
-              f"{c8['non2xx'] + c8['errors']} | {st['stalls']} ({st['worst_ms']:.0f}) |")
+              f"{c8['cpu_us']:,.0f} | {c8['non2xx'] + c8['errors']} | {st['stalls']} ({st['worst_ms']:.0f}) | "
+              f"{r['load']:.2f} |")
 
 
 def print_decide(out: dict, sustained: int) -> None:
     names = [k for k in out if k not in ("read", "breakdown", "workers")]
     floor, ours = out[names[0]], out[names[1]]
+    la = lambda v: " / ".join(f"{x:.2f}" for x in v)  # noqa: E731
     print(f"\n### decide: InboxService vs a bare Starlette app doing the same work ({out['workers']} worker(s) each; "
-          f"1-min load average before each server's runs: floor {floor['load']:.2f}, BentoML {ours['load']:.2f})\n")
+          f"load average 1/5/15 min before each server's runs: floor {la(floor['load'])}, "
+          f"BentoML {la(ours['load'])})\n")
     print("| measure | floor | BentoML | target | met |")
     print("|---|---|---|---|---|")
     ratio = ours["d1_c8"]["rps"] / floor["d1_c8"]["rps"]
@@ -372,6 +468,11 @@ def print_decide(out: dict, sustained: int) -> None:
         ("decide 100 recipients, c=1: p50 ms", floor["d100_c1"]["p50"], ours["d100_c1"]["p50"], "<= 25",
          ours["d100_c1"]["p50"] <= 25),
         ("decide 100 recipients, c=1: p99 ms", floor["d100_c1"]["p99"], ours["d100_c1"]["p99"], "", None),
+        ("decide 1 recipient, c=8: server CPU us/req", floor["d1_c8"]["cpu_us"], ours["d1_c8"]["cpu_us"], "", None),
+        ("decide 1 recipient, c=8: CPU % per process", floor["d1_c8"]["cpu_split"], ours["d1_c8"]["cpu_split"], "",
+         None),
+        ("decide 100 recipients, c=1: server CPU us/req", floor["d100_c1"]["cpu_us"], ours["d100_c1"]["cpu_us"], "",
+         None),
         (f"sustained {sustained} s, c=4: req/s", None, ours["sustained"]["rps"], "", None),
         (f"sustained {sustained} s, c=4: p99 ms", None, ours["sustained"]["p99"], "", None),
         (f"sustained {sustained} s, c=4: non-2xx + socket errors", None,
@@ -379,7 +480,7 @@ def print_decide(out: dict, sustained: int) -> None:
          ours["sustained"]["non2xx"] + ours["sustained"]["errors"] == 0),
     ]
     for name, f, o, target, met in rows:
-        fmt = (lambda v: "" if v is None else (f"{v:,}" if isinstance(v, int) else
+        fmt = (lambda v: "" if v is None else v if isinstance(v, str) else (f"{v:,}" if isinstance(v, int) else
                                                f"{v:,.0f}" if v >= 100 else f"{v:.2f}"))
         print(f"| {name} | {fmt(f)} | {fmt(o)} | {target} | {'' if met is None else ('yes' if met else 'NO')} |")
     sizes = list(out["breakdown"])
@@ -399,21 +500,31 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=8, help="wrk duration per measurement (default 8)")
     ap.add_argument("--sustained", type=int, default=60, help="sustained-load duration (default 60)")
     ap.add_argument("--contacts", type=int, default=3000, help="contacts in the decide world (default 3000)")
-    ap.add_argument("--workers", type=int, default=1, help="worker processes of both servers (default 1)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="worker processes of both decide servers (default: what the service ships, "
+                         "serving.config.serve_workers())")
+    ap.add_argument("--world", type=Path, help="use this existing world (a COPY: decide logs decisions into it) "
+                                               "instead of building one; it must hold --contacts contacts")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         print("needs wrk (apt-get install -y wrk)", file=sys.stderr)
         return 2
+    if args.workers is None:
+        from serving.config import serve_workers
+
+        args.workers = serve_workers()
     work = Path(tempfile.mkdtemp(prefix="bench_serving_"))
+    print(f"load average at start: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     try:
         if args.part in ("predict", "all"):
             print("part 1: one-row predict", flush=True)
             print_predict(run_predict(work, args.seconds))
         if args.part in ("decide", "all"):
             print("part 2: decide", flush=True)
-            print_decide(run_decide(work, args.seconds, args.sustained, args.contacts, args.workers), args.sustained)
+            print_decide(run_decide(work, args.seconds, args.sustained, args.contacts, args.workers, args.world), args.sustained)
     finally:
+        print(f"\nload average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if args.keep:
             print(f"work directory: {work}")
         else:

@@ -207,7 +207,9 @@ def _make_decide_floor():
     from serving.warmup import warm_up
 
     state = ServingState.load(load_settings())
-    warm_up(state)  # the same verified accelerations as the service: the floor does the same work
+    # the same verified accelerations and contact table as the service (built before serving, as the
+    # service does at start-up): the floor does the same work
+    warm_up(state, contact_table="foreground")
 
     async def handle(request: Request) -> Response:
         body = await request.json()
@@ -222,11 +224,18 @@ def _make_decide_floor():
 
 
 class _LazyDecideFloor:
+    """Built on the first ASGI call (uvicorn's lifespan start-up, in every worker); writes
+    `$BENCH_READY_DIR/ready-<pid>` once loaded, so the benchmark can wait for all workers."""
+
     _app = None
 
     async def __call__(self, scope, receive, send):
         if self._app is None:
             type(self)._app = _make_decide_floor()
+            if os.environ.get("BENCH_READY_DIR"):
+                ready = Path(os.environ["BENCH_READY_DIR"])
+                ready.mkdir(parents=True, exist_ok=True)
+                (ready / f"ready-{os.getpid()}").touch()
         await self._app(scope, receive, send)
 
 

@@ -96,12 +96,15 @@ class InboxService:
         bentoml_fastpath.cache_api_methods(self)
         tune_process()
 
-    def _load_state(self, allocator=None):
+    def _load_state(self, allocator=None, contact_table: str = "foreground"):
+        """A warmed-up state. At start-up the contact table is built before the worker reports ready (a
+        ready worker serves the fast path from its first request); on reload it builds in the background
+        (the new state serves live meanwhile), so a reload answers within the request timeout."""
         from serving.state import ServingState
         from serving.warmup import warm_up
 
         state = ServingState.load(self.settings, allocator=allocator)
-        warm_up(state)
+        warm_up(state, contact_table=contact_table)
         return state
 
     async def __is_ready__(self) -> bool:
@@ -239,18 +242,24 @@ class InboxService:
         """Load the newest champions, features and allocator snapshot and swap them in without a pause,
         in every worker: answers once all of them serve the new state (or after a bounded wait)."""
         started = time.monotonic()
-        async with self._reload_lock:
-            try:
-                new = await self._swap_state()
-            except Exception as exc:
-                logger.exception("reload failed; keeping the current state")
-                return error(503, "reload", f"{type(exc).__name__}: {exc}")
-            generation = self.sync.signal()
-            self.sync.publish(new, generation)
+        # shielded: a request timeout (504) must not cancel a reload between its load and its swap
+        reloading = asyncio.ensure_future(self._reload_and_signal())
+        try:
+            new, generation = await asyncio.shield(reloading)
+        except Exception as exc:
+            logger.exception("reload failed; keeping the current state")
+            return error(503, "reload", f"{type(exc).__name__}: {exc}")
         statuses, everyone = await self._wait_for_workers(generation, started + RELOAD_WAIT_S)
         return WorkersReloadResponse(model_versions=new.model_versions, policy_version=new.allocator.policy_version,
                                      features_loaded=True, generation=generation, all_workers_reloaded=everyone,
                                      workers=[WorkerStatus.model_validate(s) for s in statuses])
+
+    async def _reload_and_signal(self):
+        async with self._reload_lock:
+            new = await self._swap_state()
+            generation = self.sync.signal()
+            self.sync.publish(new, generation)
+        return new, generation
 
     async def _swap_state(self):
         """Build a new state in a thread, then swap it in on the event loop in one assignment. Every
@@ -259,7 +268,7 @@ class InboxService:
         import anyio.to_thread
 
         old = self.state
-        new = await anyio.to_thread.run_sync(self._load_state, old.allocator if old else None)
+        new = await anyio.to_thread.run_sync(self._load_state, old.allocator if old else None, "background")
         self.state, self.load_error = new, None
         if old is not None:
             old.close(keep_allocator=True)
