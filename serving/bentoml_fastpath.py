@@ -120,22 +120,24 @@ class _ModelFields:
         return owner.__pydantic_fields__
 
 
-_LOG_FORMAT: dict | None = None
+_CONSTANTS: tuple[dict, bool] | None = None  # (log format, http.response.trace_id): configuration, read once
 
 
 def _add_response_headers(self, resp) -> None:
     """`ServiceAppFactory._add_response_headers` of BentoML 1.4.40 without `@inject` per call."""
-    global _LOG_FORMAT
-    from bentoml._internal.container import BentoMLContainer
+    global _CONSTANTS
     from bentoml._internal.context import trace_context
 
-    if _LOG_FORMAT is None:
-        _LOG_FORMAT = BentoMLContainer.logging_formatting.get()
-    resp.headers.update({"Server": f"BentoML Service/{self.service.name}"})
+    if _CONSTANTS is None:
+        from bentoml._internal.container import BentoMLContainer
+
+        _CONSTANTS = (BentoMLContainer.logging_formatting.get(), bool(BentoMLContainer.http.response.trace_id.get()))
+    log_format, with_trace_id = _CONSTANTS
+    resp.headers["Server"] = f"BentoML Service/{self.service.name}"
     if trace_context.request_id is not None:
-        resp.headers["X-BentoML-Request-ID"] = format(trace_context.request_id, _LOG_FORMAT["span_id"])
-    if BentoMLContainer.http.response.trace_id.get() and trace_context.trace_id is not None:
-        resp.headers["X-BentoML-Trace-ID"] = format(trace_context.trace_id, _LOG_FORMAT["trace_id"])
+        resp.headers["X-BentoML-Request-ID"] = format(trace_context.request_id, log_format["span_id"])
+    if with_trace_id and trace_context.trace_id is not None:
+        resp.headers["X-BentoML-Trace-ID"] = format(trace_context.trace_id, log_format["trace_id"])
 
 
 def _excludes_everything(middleware) -> bool:

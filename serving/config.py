@@ -8,7 +8,9 @@ a bare Starlette app doing the same predict (README, "Serving performance"):
   request's `contextvars.Context` (with its tracing span) alive for the whole
   timeout (60 s by default), so a service at 1,000 req/s carries ~60k dead
   requests, and the periodic full (gen 2) garbage collections walking them are
-  the 100-300 ms stalls. A short timeout bounds that, `tune_process` removes it.
+  the 100-300 ms stalls. A short timeout bounds that; `serving.bentoml_fastpath`
+  replaces the middleware with one that cancels its timer, and `tune_process`
+  freezes what start-up allocated.
 - `tracing.excluded_urls`: BentoML's sampler records every span even at
   sample rate 0 (`TraceIdRatioBasedAlwaysRecording`): ~5 SDK spans a request.
   Excluding the routes skips the OpenTelemetry middleware's work entirely;
