@@ -47,6 +47,8 @@ def warm_up(state, sample_size: int = 200, contact_table: str = "background") ->
     lead_score_arrays(state, one)
     send_slots(state, one, start, end)
     content_order(state, one, None, 3)
+    if contact_table not in ("foreground", "background", "off"):
+        raise ValueError(f"contact_table: expected 'foreground', 'background' or 'off', got {contact_table!r}")
     if contact_table != "off":  # "background": requests are served live until it is ready
         state.build_contact_table(background=contact_table == "background")
     return installed

@@ -292,3 +292,25 @@ def test_two_processes_log_concurrently_with_their_checkpointers(tmp_path, varia
     log = reopened.log.decisions("spring")
     assert len(log) == 3000 and log["decision_id"].is_unique
     reopened.close()
+
+
+def test_writers_take_the_shared_file_lock(allocator, make_contexts):
+    """Every write waits on `<log>.lock` (held here as another process would), not in SQLite's busy
+    handler, and goes through as soon as it is released."""
+    import fcntl
+    import threading
+    import time
+
+    path = allocator.log.path.with_name(allocator.log.path.name + ".lock")
+    with open(path, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (allocator.decide("spring", [5], make_contexts(1), now=T0),
+                                                  done.set()))
+        worker.start()
+        time.sleep(0.3)
+        assert not done.is_set()  # blocked on the lock
+        fcntl.flock(held, fcntl.LOCK_UN)
+        worker.join(timeout=30)
+    assert done.is_set()
+    assert len(allocator.log.decisions("spring")) == 1

@@ -23,7 +23,7 @@ def state(serving_world):
     from serving.warmup import warm_up
 
     st = ServingState.load(serving_world)
-    warm_up(st, sample_size=100, contact_table="sync")
+    warm_up(st, sample_size=100, contact_table="foreground")
     yield st
     st.close()
 
