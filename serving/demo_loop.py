@@ -36,6 +36,8 @@ def run_demo_loop(settings, recipients: int = 2000, progress: bool = True) -> di
             alloc.close()
         r = httpx.post(f"{svc.url}/reload", json={}, timeout=300)
         r.raise_for_status()
+        if not r.json().get("all_workers_reloaded", True):  # round 2 must meet the learned policy everywhere
+            _wait_for_generation(settings, svc, int(r.json()["generation"]))
         second = run_campaign(demo_campaign(settings, recipients, seed=2), svc.url, settings, demo=True,
                               progress=progress, seed=2)
     return {
@@ -47,3 +49,20 @@ def run_demo_loop(settings, recipients: int = 2000, progress: bool = True) -> di
         "clicks_rewarded": first.rewards.get("accepted", 0) + second.rewards.get("accepted", 0),
         "rounds": [first.as_dict(), second.as_dict()],
     }
+
+
+def _wait_for_generation(settings, svc, generation: int, timeout: float = 300.0) -> None:
+    """Until every worker of the demo's server publishes `generation` (its reload is slower than /reload's wait)."""
+    import time
+
+    from serving.config import serve_workers
+    from serving.worker_sync import server_dir, worker_statuses
+
+    directory = server_dir(settings.data_dir, svc.process.pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        statuses = worker_statuses(directory)
+        if len(statuses) >= serve_workers() and all(int(s.get("generation", -1)) >= generation for s in statuses):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"workers did not all reload to generation {generation} in {timeout:.0f} s: {statuses}")
