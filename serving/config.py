@@ -31,6 +31,19 @@ DEFAULT_MAX_WORKERS = 2
 WORKERS_ENV = "INBOX_SERVE_WORKERS"
 
 
+CONTACT_TABLE_ENV = "INBOX_CONTACT_TABLE"
+
+
+def contact_table_enabled(env=os.environ) -> bool:
+    """`INBOX_CONTACT_TABLE` = on (default) | off: whether workers build `serving.contact_table` (off: every
+    request reads the online store live; for bulk-only senders, where the table's build costs more than
+    it saves)."""
+    value = env.get(CONTACT_TABLE_ENV, "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"{CONTACT_TABLE_ENV}: 'on' or 'off', got {value!r}")
+    return value == "on"
+
+
 def serve_workers(env=os.environ) -> int:
     """Worker processes of `bentoml serve`: `INBOX_SERVE_WORKERS`, else one per usable core (at most 2)."""
     value = env.get(WORKERS_ENV, "").strip()

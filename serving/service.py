@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from serving import bentoml_fastpath
-from serving.config import REQUEST_TIMEOUT_S, SERVICE_CONFIG, tune_process
+from serving.config import REQUEST_TIMEOUT_S, SERVICE_CONFIG, contact_table_enabled, tune_process
 from serving.schemas import (
     MAX_CANDIDATES, CampaignId, ChooseResponse, Choice, ContactId, ContactIds, DecideResponse,
     Decision, LeadScore, RankedContent, RankResponse, ReloadResponse, RewardResponse, ScoreResponse,
@@ -104,7 +104,7 @@ class InboxService:
         from serving.warmup import warm_up
 
         state = ServingState.load(self.settings, allocator=allocator)
-        warm_up(state, contact_table=contact_table)
+        warm_up(state, contact_table=contact_table if contact_table_enabled() else "off")
         return state
 
     async def __is_ready__(self) -> bool:
