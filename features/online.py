@@ -185,11 +185,6 @@ class OnlineReader:
             found.append(np.frombuffer(b"".join(k[-8:] for k in keys), dtype="<i8").astype(np.int64))
         return np.unique(np.concatenate(found))
 
-    def data_version(self) -> int:
-        """SQLite's `PRAGMA data_version` of this reader's connection: it changes whenever another
-        connection (a materialize) commits to the online store."""
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-
     def read_stored(self, services: str | Sequence[str], contact_ids) -> dict[str, np.ndarray]:
         """`read_columns` without the on-demand outputs: `contact_id`, then every stored column the
         services' contact side reads (their features and the on-demand views' inputs). Pass the result

@@ -217,19 +217,31 @@ class SendTimePlanner:
         X = self.encoder.transform(features_df)
         return self.predict_matrix(self.pair_matrix(X, self.profile(features_df), rows, how))
 
-    def contact_grid(self, features_df: pd.DataFrame, hows=None, chunk_rows: int = 400_000,
-                     rows=None) -> np.ndarray:
+    def contact_grid(self, features_df, hows=None, chunk_rows: int = 400_000, rows=None,
+                     profile: dict | None = None) -> np.ndarray:
         """(len(rows), 168) predicted P(open within 24 h) for `rows` of the frame (default: all);
-        only `hows` are computed (others NaN). Features are computed on the whole frame, as serving does."""
+        only `hows` are computed (others NaN). Features are computed on the whole frame, as serving does.
+        `features_df`: a DataFrame or a column -> array mapping; `profile`: `self.profile(features_df)`
+        if the caller has it already. Each (contact, hour) row is scored on its own, so a cell equals
+        the score `best_slots` gives that slot."""
+        all_hours = hows is None
         hows = np.arange(HOURS_PER_WEEK) if hows is None else np.unique(np.asarray(hows, dtype=np.int64))
-        rows = np.arange(len(features_df)) if rows is None else np.asarray(rows, dtype=np.int64)
+        rows = np.arange(_length(features_df)) if rows is None else np.asarray(rows, dtype=np.int64)
         n = len(rows)
         X = self.encoder.transform(features_df)
-        profile = self.profile(features_df)
+        profile = self.profile(features_df) if profile is None else profile
         grid = np.full((n, HOURS_PER_WEEK), np.nan)
         step = max(1, chunk_rows // max(len(hows), 1))
+        buffer = np.empty((min(step, n), HOURS_PER_WEEK, X.shape[1] + len(SLOT_COLUMNS)), dtype=np.float32) \
+            if all_hours and n else None
         for lo in range(0, n, step):
             idx = np.arange(lo, min(lo + step, n))
+            if buffer is not None:  # every hour: each contact's rows built at once (`hour_features`)
+                pairs = buffer[: len(idx)]
+                pairs[:, :, : X.shape[1]] = X[rows[idx]][:, None, :]
+                pairs[:, :, X.shape[1]:] = hour_features(profile, rows[idx]).reshape(len(idx), HOURS_PER_WEEK, -1)
+                grid[idx] = self.predict_matrix(pairs.reshape(-1, pairs.shape[2])).reshape(len(idx), HOURS_PER_WEEK)
+                continue
             pairs_rows = np.repeat(rows[idx], len(hows))
             how = np.tile(hows, len(idx))
             p = self.predict_matrix(self.pair_matrix(X, profile, pairs_rows, how))

@@ -91,7 +91,7 @@ class ContactTable:
     def build(cls, state, reader, version: int, chunk: int = 2000) -> "ContactTable":
         """Read every stored contact of the state's services with `reader` and run the models'
         contact-level steps on all of them. `version`: the store's data_version, read before."""
-        from serving.predict import ContactFeatures, lead_score_arrays
+        from serving.predict import ContactFeatures, lead_score_arrays, no_feature_columns
 
         t0 = time.perf_counter()
         services = state.contact_services
@@ -101,8 +101,7 @@ class ContactTable:
         parts = [reader.read_stored(services, all_ids[i:i + chunk]) for i in range(0, len(all_ids), chunk)]
         stored = {name: _concat([p[name] for p in parts]) for name in parts[0]}
         stored["contact_id"] = all_ids
-        feats = ContactFeatures(all_ids, np.zeros(len(all_ids), dtype=bool), stored)
-        feats.fallback = _no_features(state, stored)
+        feats = ContactFeatures(all_ids, no_feature_columns(stored, state.fallback_columns, len(all_ids)), stored)
         table = cls(ids, stored, feats.fallback, version)
 
         model = state.models["lead_scoring"]
@@ -169,18 +168,13 @@ class ContactTable:
     def _disable(self, component: str, contact_id: int, detail: str = "") -> bool:
         logger.warning("contact table: %s differs from the live path for contact %s (%s); the live path serves it",
                        component, contact_id, detail)
-        if component == "lead":
-            self.lead = None
-        elif component == "slots":
-            self.slot_grid = None
-        else:
-            self.tower = self.catalog_order = None
+        self.apply({component: False})
         return False
 
     def _off(self, ok: dict, what: str, contact_id: int) -> dict:
         logger.warning("contact table: %s differs from the live path for contact %s; table not used", what, contact_id)
-        self.lead = self.slot_grid = self.tower = self.catalog_order = None
         self.checks = {k: False for k in ok}
+        self.apply(self.checks)
         return self.checks
 
 
@@ -196,12 +190,6 @@ def _catalog_order(state, towers, tower, chunk: int = 4096) -> np.ndarray | None
     parts = [np.argsort(-towers.scores_from_contact_side(tower[i:i + chunk], key, B), axis=1, kind="stable"
                         ).astype(dtype) for i in range(0, len(tower), chunk)]
     return np.concatenate(parts)
-
-
-def _no_features(state, stored: dict) -> np.ndarray:
-    from serving.predict import no_feature_columns
-
-    return no_feature_columns(stored, state.fallback_columns, len(stored["contact_id"]))
 
 
 def _check_windows():

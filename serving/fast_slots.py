@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.send_time import HOURS_PER_WEEK, LEVELS, SLOT_COLUMNS, hour_features, slot_features
+from models.send_time import LEVELS, slot_features
 from models.slots import candidate_slots, is_quiet, utc_timestamp, validate_quiet_hours, validate_timezones
 
 logger = logging.getLogger("inbox.serving")
@@ -258,25 +258,12 @@ class FastSlots:
                           np.array([label[best]], dtype=object), np.array([score[best]], dtype=float),
                           LEVELS[np.array([level])])
 
-    def hour_scores(self, frame, chunk: int = 2048):
+    def hour_scores(self, frame):
         """The planner's contact-level inputs for every contact of `frame`, computed once: (fallback
-        level, segment row, rows at the contact level, their (rows, 168) scores at every local
-        hour of the week). `best_slots_from_hours` then needs no model call. The booster scores each
-        (contact, hour) row on its own, so a score equals the one `best_slots` computes for that
-        slot from the same profile."""
+        level, segment row, rows at the contact level, their (rows, 168) scores at every local hour of
+        the week: `SendTimePlanner.contact_grid`). `best_slots_from_hours` then needs no model call."""
         p = self.planner
         profile = p.profile(frame)
         level, seg = p.level_codes(profile)
         rows = np.flatnonzero(level == 0)
-        out = np.empty((len(rows), HOURS_PER_WEEK))
-        if len(rows):
-            X = p.encoder.transform(frame)
-            width = X.shape[1]
-            buffer = np.empty((min(chunk, len(rows)), HOURS_PER_WEEK, width + len(SLOT_COLUMNS)), dtype=np.float32)
-            for i in range(0, len(rows), chunk):
-                r = rows[i:i + chunk]
-                pairs = buffer[: len(r)]  # (contact, hour) rows: the contact's columns, then the slot's
-                pairs[:, :, :width] = X[r][:, None, :]
-                pairs[:, :, width:] = hour_features(profile, r).reshape(len(r), HOURS_PER_WEEK, -1)
-                out[i:i + chunk] = p.predict_matrix(pairs.reshape(-1, pairs.shape[2])).reshape(-1, HOURS_PER_WEEK)
-        return level, seg, rows, out
+        return level, seg, rows, p.contact_grid(frame, rows=rows, profile=profile)
