@@ -29,6 +29,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from revisions import export_package  # noqa: E402
+
 CALLS = {1: 3000, 10: 2000, 100: 600, 1000: 100}  # decides per size and round
 BLOCKS = 10
 CONTEXT = ["engagement_score", "open_rate_30d"]
@@ -107,15 +110,6 @@ def run_worker(code_root: Path | None, bandit_src: Path, scratch: Path, sizes: l
     return result
 
 
-def export_package(rev: str, dest: Path) -> Path:
-    """`git archive` the experiments package of `rev` into dest (the working tree is untouched)."""
-    repo = Path(__file__).resolve().parents[1]
-    dest.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "experiments"], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    return dest
-
-
 def main(argv=None) -> int:
     import numpy as np
     from rich.console import Console
@@ -146,7 +140,7 @@ def main(argv=None) -> int:
             _bench_campaign(bandit_src)
         versions = {"current": None}
         if args.baseline:
-            versions[f"baseline {args.baseline}"] = export_package(args.baseline, tmp / "baseline_src")
+            versions[f"baseline {args.baseline}"] = export_package(args.baseline, tmp / "baseline_src", "experiments")
         runs: dict[str, list[dict]] = {name: [] for name in versions}
         for r in range(args.rounds):
             for name, root in versions.items():

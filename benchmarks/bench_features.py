@@ -23,6 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from revisions import export_package  # noqa: E402
+
 import numpy as np
 import pandas as pd
 
@@ -122,15 +125,6 @@ def build_in_subprocess(package_root: Path, events: Path, out: Path, cadence: in
     return result
 
 
-def export_package(rev: str, dest: Path) -> Path:
-    """`git archive` the features package of `rev` into dest (the working tree is untouched)."""
-    repo = Path(__file__).resolve().parents[1]
-    dest.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "features"], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    return dest
-
-
 def main(argv=None) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -157,7 +151,7 @@ def main(argv=None) -> int:
         runs = {}
         if args.baseline:
             console.print(f"building with the features package of {args.baseline} ...")
-            root = export_package(args.baseline, tmp / "baseline_src")
+            root = export_package(args.baseline, tmp / "baseline_src", "features")
             runs[f"baseline {args.baseline}"] = build_in_subprocess(root, events, tmp / "baseline", args.cadence)
             shutil.rmtree(tmp / "baseline")
         console.print("building with this working tree ...")

@@ -183,10 +183,16 @@ def test_decision_visible_to_another_connection_on_return(allocator, make_contex
     assert [r[7] for r in rows] == batch.variant.tolist() and [r[8] for r in rows] == batch.propensity.tolist()
 
 
-def test_decision_survives_a_process_crash_right_after_return(tmp_path, variants):
+def _registered_log(tmp_path, variants) -> str:
+    """A bandit directory with campaign 'spring' (context ["x1"]) registered, for other processes."""
     alloc = Allocator.open(tmp_path / "bandit")
     alloc.register_campaign("spring", variants, ["x1"], wait_window="1h")
     alloc.close()
+    return str(tmp_path / "bandit")
+
+
+def test_decision_survives_a_process_crash_right_after_return(tmp_path, variants):
+    bandit_dir = _registered_log(tmp_path, variants)
     script = (
         "import os, sys, numpy as np\n"
         "from experiments.bandit import Allocator\n"
@@ -195,8 +201,7 @@ def test_decision_survives_a_process_crash_right_after_return(tmp_path, variants
         "print(b.decision_id[0], int(b.variant[0]), flush=True)\n"
         "os._exit(3)  # no close, no atexit: as if the worker was killed\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "bandit")], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", script, bandit_dir], capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
     decision_id, variant = done.stdout.split()
     reopened = Allocator.open(tmp_path / "bandit")
@@ -271,9 +276,7 @@ def test_wal_stays_bounded_under_uninterrupted_writes(tmp_path, variants):
 
 def test_two_processes_log_concurrently_with_their_checkpointers(tmp_path, variants):
     """Like two serving workers: both write the same log, each with its own checkpoint thread."""
-    alloc = Allocator.open(tmp_path / "bandit")
-    alloc.register_campaign("spring", variants, ["x1"], wait_window="1h")
-    alloc.close()
+    bandit_dir = _registered_log(tmp_path, variants)
     script = (
         "import sys, numpy as np\n"
         "from experiments.bandit import Allocator\n"
@@ -284,8 +287,8 @@ def test_two_processes_log_concurrently_with_their_checkpointers(tmp_path, varia
         "    a.decide('spring', [i], np.array([[0.5]]))\n"
         "a.close()\n"
     )
-    workers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "bandit")], stderr=subprocess.PIPE,
-                                text=True) for _ in range(2)]
+    workers = [subprocess.Popen([sys.executable, "-c", script, bandit_dir], stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
     for w in workers:
         assert w.wait(timeout=300) == 0, w.stderr.read()
     reopened = Allocator.open(tmp_path / "bandit")
