@@ -1,5 +1,9 @@
 """Stream Arrow tables into Parquet files on a background thread (atomic on success).
 
+Each file has a declared schema (`features.table_schemas`): the writer is opened
+with it, and a chunk whose schema differs is rejected in the caller's thread with
+the columns that differ, before anything is queued.
+
 The snapshot engine computes chunk k+1 with numpy while chunk k is encoded and
 written: Arrow's Parquet writer releases the GIL, so on two cores writing is
 almost free in wall time. Every file is written to a hidden temp path and
@@ -24,10 +28,14 @@ STATISTICS_COLUMNS = ["contact_id", "content_id", "event_timestamp"]
 
 
 class ParquetSink:
-    """`put(name, table)` appends to `paths[name]`; `close()` waits, then renames every file into place."""
+    """`put(name, table)` appends to `paths[name]` (schema `schemas[name]`); `close()` waits, then renames
+    every file into place."""
 
-    def __init__(self, paths: dict[str, Path], queue_size: int = 2):
+    def __init__(self, paths: dict[str, Path], schemas: dict[str, pa.Schema], queue_size: int = 2):
         self.paths = {name: Path(p) for name, p in paths.items()}
+        if set(schemas) != set(self.paths):
+            raise ValueError(f"schemas for {sorted(schemas)} but output files for {sorted(self.paths)}")
+        self.schemas = dict(schemas)
         self.tmps = {name: p.with_name(f".{p.name}.tmp") for name, p in self.paths.items()}
         self.rows = dict.fromkeys(self.paths, 0)
         self.cpu_seconds = 0.0
@@ -40,6 +48,8 @@ class ParquetSink:
     def put(self, name: str, table: pa.Table) -> None:
         if name not in self.paths:
             raise KeyError(f"no output file for table {name!r}")
+        if not table.schema.equals(self.schemas[name]):
+            raise ValueError(f"{name}: chunk schema differs from the declared one: {_differences(table.schema, self.schemas[name])}")
         self._raise_if_failed()
         self._queue.put((name, table))
 
@@ -62,8 +72,8 @@ class ParquetSink:
                 writer = self._writers.get(name)
                 if writer is None:
                     writer = self._writers[name] = pq.ParquetWriter(
-                        self.tmps[name], table.schema, compression="snappy", use_dictionary=False,
-                        write_statistics=[c for c in STATISTICS_COLUMNS if c in table.column_names])
+                        self.tmps[name], self.schemas[name], compression="snappy", use_dictionary=False,
+                        write_statistics=[c for c in STATISTICS_COLUMNS if c in self.schemas[name].names])
                 writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
                 self.rows[name] += table.num_rows
             except BaseException as exc:  # re-raised in the caller's thread
@@ -101,3 +111,11 @@ class ParquetSink:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+
+
+def _differences(got: pa.Schema, declared: pa.Schema) -> str:
+    want = {f.name: f.type for f in declared}
+    have = {f.name: f.type for f in got}
+    out = [f"{n}: {have[n]} (declared {want[n]})" for n in want if n in have and have[n] != want[n]]
+    out += [f"{n}: missing" for n in want if n not in have] + [f"{n}: undeclared" for n in have if n not in want]
+    return "; ".join(out) or f"column order {got.names} vs declared {declared.names}"

@@ -63,12 +63,16 @@ class PipelineConfig:
     engagement_weights: dict = field(default_factory=lambda: {"open": 1.0, "click": 3.0, "conversion": 10.0})
     memory_limit: str = "3GB"
     threads: int = 2
+    chunk_contacts: int = 0               # contacts per snapshot chunk; 0 = sized from the number of days
+
 
     def __post_init__(self):
         if self.half_life_days <= 0:
             raise ValueError(f"half_life_days must be > 0, got {self.half_life_days}")
         if self.cadence_days < 1:
             raise ValueError(f"cadence_days must be >= 1, got {self.cadence_days}")
+        if self.chunk_contacts < 0:
+            raise ValueError(f"chunk_contacts must be >= 0, got {self.chunk_contacts}")
         if self.prior_strength < 0 or self.profile_prior_strength < 0:
             raise ValueError("prior strengths must be >= 0")
 
@@ -294,10 +298,10 @@ def _write_contact_snapshots(ev: EventArrays, days: list[date], cfg: PipelineCon
     engine = SnapshotEngine(ev, [_dayno(d) for d in days], cfg.half_life_days, cfg.prior_strength,
                             cfg.profile_prior_strength, cfg.engagement_weights)
     # the widest dense array is contacts x 48 bins x days (float64); keep it near 160 MB
-    chunk = max(4, int(1e7 // (48 * (engine.nd + 1))) // BLOCK) * BLOCK
+    chunk = cfg.chunk_contacts or max(4, int(1e7 // (48 * (engine.nd + 1))) // BLOCK) * BLOCK
     names = ("contact_engagement", "contact_send_time", "contact_topics", "contact_send_hours")
     n = len(ev.contact_ids)
-    with ParquetSink({name: out_dir / TABLE_FILES[name] for name in names}) as sink:
+    with ParquetSink({name: out_dir / TABLE_FILES[name] for name in names}, engine.schemas) as sink:
         for lo in range(0, max(n, 1), chunk):
             sink.put_all(engine.chunk(lo, min(lo + chunk, n)))
             say(f"contact snapshots {min(lo + chunk, n):,}/{n:,}")

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from features.send_hours import send_hour_columns, sparse_send_hour_counts
+from features.table_schemas import contact_table_schemas, table_from_arrays
 
 US_PER_DAY = 86_400_000_000
 BLOCK = 64  # contacts per block of facts; chunks of a multiple of BLOCK contacts are plain slices
@@ -127,6 +128,7 @@ class SnapshotEngine:
         self.a = float(prior_strength)
         self.a_prof = float(profile_prior_strength)
         self.w = weights
+        self.schemas = contact_table_schemas(ev.topics)
         self.open_bins = local_hour_bins(ev.open_c, ev.open_t, ev.tz_codes, ev.zones)
         self.send_bins = local_hour_bins(ev.send_c, ev.send_t, ev.tz_codes, ev.zones)
         # opens binned by the local hour their send went out (counted on the day of the open)
@@ -317,12 +319,13 @@ class SnapshotEngine:
         st["best_hour_weekday"] = best["wd"]
         st["best_hour_weekend"] = best["we"]
 
-        def table(cols: dict) -> pa.Table:
-            arrays = {"contact_id": pa.array(ids), "event_timestamp": ts}
-            arrays.update({k: pa.array(col(v)) for k, v in cols.items()})
-            return pa.table(arrays)
+        def table(name: str, cols: dict) -> pa.Table:
+            arrays = {"contact_id": ids, "event_timestamp": ts, **{k: col(v) for k, v in cols.items()}}
+            return table_from_arrays(self.schemas[name], arrays, name)
 
-        return {"contact_engagement": table(e), "contact_send_time": table(st), "contact_topics": table(topics),
+        return {"contact_engagement": table("contact_engagement", e),
+                "contact_send_time": table("contact_send_time", st),
+                "contact_topics": table("contact_topics", topics),
                 "contact_send_hours": self._send_hour_counts(lo, hi, sc, sd, sb, oc, od, osb)}
 
     def _send_hour_counts(self, lo, hi, sc, sd, sb, oc, od, osb) -> pa.Table:
@@ -332,9 +335,9 @@ class SnapshotEngine:
         c, j, counts = sparse_send_hour_counts(sc, np.searchsorted(snap_pos, sd, side="right"), sb,
                                                oc, np.searchsorted(snap_pos, od, side="right"), osb,
                                                first, len(self.snaps))
-        arrays = {"contact_id": pa.array(self.ev.contact_ids[lo:hi][c]),
+        arrays = {"contact_id": self.ev.contact_ids[lo:hi][c],
                   "event_timestamp": pa.array(self.snaps[j] * US_PER_DAY, type=pa.timestamp("us", tz="UTC"))}
-        arrays.update({name: pa.array(counts[i]) for i, name in enumerate(send_hour_columns())})
-        arrays["sends_weekday"] = pa.array(counts[:24].sum(axis=0, dtype=np.int32))
-        arrays["sends_weekend"] = pa.array(counts[24:48].sum(axis=0, dtype=np.int32))
-        return pa.table(arrays)
+        arrays.update({name: counts[i] for i, name in enumerate(send_hour_columns())})
+        arrays["sends_weekday"] = counts[:24].sum(axis=0, dtype=np.int32)
+        arrays["sends_weekend"] = counts[24:48].sum(axis=0, dtype=np.int32)
+        return table_from_arrays(self.schemas["contact_send_hours"], arrays, "contact_send_hours")

@@ -8,9 +8,13 @@ import pytest
 from features.parquet_sink import ParquetSink
 
 
+SCHEMAS = {"a": pa.schema([("contact_id", pa.int64()), ("x", pa.float64())]),
+           "b": pa.schema([("contact_id", pa.int64()), ("y", pa.int64())])}
+
+
 def test_chunks_arrive_in_order_and_files_appear_only_on_close(tmp_path):
     paths = {"a": tmp_path / "a.parquet", "b": tmp_path / "b.parquet"}
-    with ParquetSink(paths) as sink:
+    with ParquetSink(paths, SCHEMAS) as sink:
         for k in range(5):
             sink.put_all({"a": pa.table({"contact_id": [k, k], "x": [0.5 * k, 1.0]}),
                           "b": pa.table({"contact_id": [k], "y": [k]})})
@@ -24,14 +28,20 @@ def test_chunks_arrive_in_order_and_files_appear_only_on_close(tmp_path):
 
 def test_failure_leaves_nothing(tmp_path):
     paths = {"a": tmp_path / "a.parquet"}
-    with pytest.raises(RuntimeError, match="writing feature tables failed"):
-        with ParquetSink(paths) as sink:
-            sink.put("a", pa.table({"contact_id": [1]}))
-            sink.put("a", pa.table({"other": ["schema changed"]}))  # the writer rejects it
+    schemas = {"a": SCHEMAS["a"]}
+    ok = pa.table({"contact_id": [1], "x": [0.5]})
+    with pytest.raises(ValueError, match=r"a: chunk schema differs .*x: int64 \(declared double\)"):
+        with ParquetSink(paths, schemas) as sink:
+            sink.put("a", ok)
+            sink.put("a", pa.table({"contact_id": [2], "x": [1]}))  # an all-integer chunk of a float column
             sink.close()
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="other: undeclared"):
+        with ParquetSink(paths, schemas) as sink:
+            sink.put("a", pa.table({"contact_id": [1], "x": [0.5], "other": ["x"]}))
+    assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="producer"):
-        with ParquetSink(paths) as sink:
-            sink.put("a", pa.table({"contact_id": [1]}))
+        with ParquetSink(paths, schemas) as sink:
+            sink.put("a", ok)
             raise ValueError("producer failed")
     assert list(tmp_path.iterdir()) == []
