@@ -16,7 +16,7 @@ of `data/` after the step. "s / 1k contacts" shows whether a step's cost grows
 faster than the list.
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 50000,200000,1000000] [--days 120] [--seed 7]
-        [--workdir DIR] [--keep] [--steps simulate,features_build,...] [--json out.json]
+        [--workdir DIR] [--keep] [--steps simulate,features_build,...] [--reuse] [--json out.json]
 """
 from __future__ import annotations
 
@@ -150,9 +150,9 @@ def run_step(name: str, cmd: list[str], env: dict, cwd: Path, log: Path) -> dict
 
 def run_size(size: int, args, root: Path) -> list[dict]:
     work = root / f"n{size}"
-    if work.exists():
+    if work.exists() and not args.reuse:
         shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "INBOX_DATA_DIR": str(work / "data"), "INBOX_ARTIFACT_ROOT": str(work / "mlruns"),
            "PYTHONPATH": str(REPO), "BENTOML_DO_NOT_TRACK": "True"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -168,7 +168,7 @@ def run_size(size: int, args, root: Path) -> list[dict]:
         if row["exit"] != 0:
             print(f"  step {name} failed (exit {row['exit']}); see {work / 'bench.log'}", flush=True)
             break
-    if not args.keep:
+    if not (args.keep or args.reuse):
         shutil.rmtree(work, ignore_errors=True)
     return rows
 
@@ -198,6 +198,8 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", type=Path, default=None, help="where the workspaces go (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep each size's workspace")
     p.add_argument("--steps", default=None, help="comma-separated subset of the steps")
+    p.add_argument("--reuse", action="store_true",
+                   help="run --steps in the existing workspaces of --workdir (e.g. the later steps after code changes)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
     try:
@@ -206,6 +208,8 @@ def main(argv=None) -> int:
         p.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
     if any(s <= 0 for s in sizes):
         p.error("--sizes: every size must be positive")
+    if args.reuse and args.workdir is None:
+        p.error("--reuse needs --workdir (the workspaces to run in)")
     root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"workspaces under {root}; load average {os.getloadavg()[0]:.1f}")
