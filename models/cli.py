@@ -14,6 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", choices=MODEL_CHOICES + ("all",))
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--fast", action="store_true", help="small configs (smoke tests, tiny worlds)")
+    p.add_argument("--max-rows", type=int, default=None, metavar="N",
+                   help="cap on each model's training rows (all split blocks): a stable contact sample is read so "
+                        "the set fits (default 1,000,000: the default 50k-contact world in full)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set num_boost_round=20 (repeatable; single model only)")
     p.set_defaults(func=_train)
@@ -45,13 +48,15 @@ def _train(args: argparse.Namespace) -> int:
     from models.training import MODEL_NAMES, print_summary, train_all, train_model
 
     overrides = _overrides(args.set)
+    if args.max_rows is not None and args.max_rows < 1:
+        raise ValueError(f"--max-rows: expected a positive number of rows, got {args.max_rows}")
     if args.model == "all":
         if overrides:
             raise ValueError("--set applies to a single model, not 'all'")
-        results = train_all(progress=True, fast=args.fast, seed=args.seed)
+        results = train_all(progress=True, fast=args.fast, seed=args.seed, max_rows=args.max_rows)
     else:
         results = [train_model(args.model, progress=True, fast=args.fast, seed=args.seed,
-                               overrides=overrides).as_dict()]
+                               overrides=overrides, max_rows=args.max_rows).as_dict()]
         print_summary(results)
     assert set(r["model"] for r in results) <= set(MODEL_NAMES)
     return 0

@@ -80,7 +80,8 @@ class ContentPreferenceSpec:
         split = TimeSplit.from_fractions(first + pd.Timedelta(days=cfg.warmup_days), end,
                                          pd.Timedelta(days=cfg.horizon_days), valid=cfg.valid_fraction,
                                          test=cfg.test_fraction)
-        rows, block = sample_send_rows(ctx.events["sends"][["send_id", "contact_id", "content_id", "sent_at"]],
+        log = ctx.log(ctx.sample(ctx.sends_per_contact(split)), ("click",))
+        rows, block = sample_send_rows(log.sends[["send_id", "contact_id", "content_id", "sent_at"]],
                                        split, cfg.max_train_rows, ctx.seed)
         entity = rows.rename(columns={"sent_at": "event_timestamp"})
         frame = feature_frame(entity[["contact_id", "content_id", "event_timestamp"]], self.services, ctx.settings)
@@ -88,10 +89,11 @@ class ContentPreferenceSpec:
         if missing:
             raise ValueError(f"feature service content_preference: missing content feature(s) {missing}")
         frame["send_id"] = rows["send_id"].to_numpy()
-        frame[LABEL] = send_outcome(rows, ctx.events["events"], "click").astype(np.int8)
+        frame[LABEL] = send_outcome(rows, log.events, "click").astype(np.int8)
         frame["block"] = block
         source = frame.attrs.get("feature_source", "unknown")
-        return Prepared(frame, split, source, LABEL, extra={"dataset_name": "content_preference"})
+        return Prepared(frame, split, source, LABEL, extra={"dataset_name": "content_preference", "log": log},
+                        sampling=log.sample.params())
 
     @staticmethod
     def _contact_part(frame: pd.DataFrame) -> pd.DataFrame:
@@ -176,14 +178,15 @@ class ContentPreferenceSpec:
         p = predictor.predict_pairs(self._contact_part(g), self._content_part(g))
         return M.ranking_metrics(g["contact_id"], g[LABEL], p, k=self.config.k)[f"ndcg@{self.config.k}"]
 
-    def _oracle(self, rows: pd.DataFrame, ctx: TrainingContext) -> np.ndarray:
+    def _oracle(self, rows: pd.DataFrame, prepared: Prepared, ctx: TrainingContext) -> np.ndarray:
         from simulation.response import recent_send_counts
 
-        sends = ctx.events["sends"]
+        sends = prepared.extra["log"].sends
+        sends = sends[sends["contact_id"].isin(rows["contact_id"].unique())]
         t_all = pd.DatetimeIndex(sends["sent_at"]).as_unit("us").asi8
         recent = pd.Series(recent_send_counts(sends["contact_id"].to_numpy(np.int64), t_all),
                            index=sends["send_id"].to_numpy())
-        return ctx.world.response.probabilities(
+        return ctx.world_for(rows["contact_id"].to_numpy(np.int64)).response.probabilities(
             rows["contact_id"].to_numpy(np.int64), rows["content_id"].to_numpy(np.int64),
             pd.DatetimeIndex(rows["event_timestamp"]).as_unit("us").tz_convert(None).to_numpy(),
             recent_sends=recent.reindex(rows["send_id"]).fillna(0).to_numpy(np.int64))["click"]
@@ -210,12 +213,12 @@ class ContentPreferenceSpec:
         k = self.config.k
         g = self._test_groups(prepared)
         scores = {"ours": predictor.predict_pairs(self._contact_part(g), self._content_part(g)),
-                  **self._baselines(prepared, g), "oracle": self._oracle(g, ctx)}
+                  **self._baselines(prepared, g), "oracle": self._oracle(g, prepared, ctx)}
         ranking = {name: M.ranking_metrics(g["contact_id"], g[LABEL], s, k=k) for name, s in scores.items()}
         test = prepared.test
         p_test = predictor.predict_pairs(self._contact_part(test), self._content_part(test))
         metrics = {"test_auc": M.auc(test[LABEL], p_test),
-                   "test_auc_oracle": M.auc(test[LABEL], self._oracle(test, ctx)),
+                   "test_auc_oracle": M.auc(test[LABEL], self._oracle(test, prepared, ctx)),
                    "test_log_loss": M.log_loss(test[LABEL], p_test),
                    "ranking_contacts": float(ranking["ours"]["groups"]),
                    "unseen_content_share_test": float((~g["content_id"].isin(prepared.train["content_id"])).mean())}

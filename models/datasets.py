@@ -1,5 +1,11 @@
 """Point-in-time feature frames for training, defined by the Feast feature services.
 
+Only the feature rows the join picks are read, whatever the number of entity
+keys: a first scan reads (key, snapshot time) of the candidate rows and finds
+the snapshot of each entity row, a second streams the feature columns in
+batches and keeps those snapshots (`_read_snapshots`). Memory follows the
+entity frame, not the contacts x days x features of the table.
+
 Feast is the source of truth for *which* features a service has (views,
 feature names, TTLs, source tables: read from the applied registry). The
 point-in-time join itself is done here with `pandas.merge_asof` over the same
@@ -26,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
 
 FALLBACK_TTL = timedelta(days=3)
 FALLBACK_VIEWS = {  # service -> views (all features of each), when Feast is not applied
@@ -99,17 +108,65 @@ def _asof(left: pd.DataFrame, table: pd.DataFrame, key: str, tolerance) -> pd.Da
     return out.sort_values("_row").drop(columns=["_row", "_feature_ts"]).reset_index(drop=True)
 
 
-def _row_filters(entity: pd.DataFrame, read: ViewRead, max_keys: int = 50_000) -> list[tuple]:
-    """Parquet row filters that drop only rows the as-of join can never match (memory: a snapshot
-    of a few thousand contacts reads those contacts' rows, not the whole multi-GB table)."""
-    ts = entity["event_timestamp"]
-    filters = [("event_timestamp", "<=", ts.max())]
+def _key_array(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    return pa.array(np.unique(values)).cast(arrow_type)
+
+
+def _scan_filter(entity: pd.DataFrame, read: ViewRead, schema: pa.Schema) -> pc.Expression:
+    """Rows the as-of join could match: the entity's keys, snapshots not after its last row time and
+    (with a TTL) not older than its first row time minus the TTL."""
+    ts, ts_type = entity["event_timestamp"], schema.field("event_timestamp").type
+    scan = pc.field("event_timestamp") <= pa.scalar(ts.max()).cast(ts_type)
     if read.ttl is not None:
-        filters.append(("event_timestamp", ">=", ts.min() - pd.Timedelta(read.ttl)))
-    keys = entity[read.key].unique()
-    if len(keys) <= max_keys:
-        filters.append((read.key, "in", keys.tolist()))
-    return filters
+        scan &= pc.field("event_timestamp") >= pa.scalar(ts.min() - pd.Timedelta(read.ttl)).cast(ts_type)
+    return scan & pc.field(read.key).isin(_key_array(entity[read.key].to_numpy(np.int64), schema.field(read.key).type))
+
+
+def _us(series: pd.Series) -> np.ndarray:
+    return pd.DatetimeIndex(series).as_unit("us").asi8
+
+
+def _read_snapshots(entity: pd.DataFrame, read: ViewRead, columns: list[str] | None) -> pd.DataFrame:
+    """The feature rows the as-of join of `entity` picks, and only those (two scans, bounded memory).
+
+    Scan 1 reads (key, event_timestamp) of the candidate rows and runs the as-of join on them alone,
+    giving the snapshot each entity row takes; scan 2 streams the feature columns in batches and keeps
+    exactly those (key, snapshot) pairs. The as-of join over this subset picks what it would pick over
+    the whole table: every row it can choose is in the subset, and the subset has no newer row.
+    """
+    data = pads.dataset(str(read.path), format="parquet")
+    for col in (read.key, "event_timestamp"):
+        if col not in data.schema.names:
+            raise ValueError(f"{read.view}.{col}: missing column in {read.path}")
+    tol = pd.Timedelta(read.ttl) if read.ttl is not None else None
+    pairs = data.to_table(columns=[read.key, "event_timestamp"], filter=_scan_filter(entity, read, data.schema))
+    pairs = pairs.to_pandas()
+    pairs["event_timestamp"] = pairs["event_timestamp"].astype("datetime64[us, UTC]")
+    picked = _asof(entity[[read.key, "event_timestamp"]], pairs.assign(_snapshot=pairs["event_timestamp"]),
+                   read.key, tol)
+    picked = picked.loc[picked["_snapshot"].notna(), [read.key, "_snapshot"]]
+    scanner = data.scanner(columns=columns, filter=pc.scalar(False))
+    if picked.empty:
+        return scanner.projected_schema.empty_table().to_pandas()
+    keys = np.unique(picked[read.key].to_numpy(np.int64))
+    times = np.unique(_us(picked["_snapshot"]))
+    wanted = np.unique(np.searchsorted(keys, picked[read.key].to_numpy(np.int64)) * len(times)
+                       + np.searchsorted(times, _us(picked["_snapshot"])))
+    ts_type = data.schema.field("event_timestamp").type
+    scan = pc.field(read.key).isin(_key_array(keys, data.schema.field(read.key).type)) & pc.field(
+        "event_timestamp").isin(pa.array(times.astype("datetime64[us]")).cast(pa.timestamp("us", tz="UTC")).cast(
+            ts_type))
+    scanner = data.scanner(columns=columns, filter=scan)
+    kept = []
+    for batch in scanner.to_batches():
+        if batch.num_rows == 0:
+            continue
+        k = batch.column(read.key).to_numpy(zero_copy_only=False).astype(np.int64)
+        t = pc.cast(batch.column("event_timestamp"), pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
+        code = np.searchsorted(keys, k) * len(times) + np.searchsorted(times, t)
+        pos = np.minimum(np.searchsorted(wanted, code), len(wanted) - 1)
+        kept.append(batch.filter(pa.array(wanted[pos] == code)))
+    return pa.Table.from_batches(kept, schema=scanner.projected_schema).to_pandas()
 
 
 def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "asof", store=None) -> pd.DataFrame:
@@ -144,7 +201,7 @@ def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "as
         if not r.path.exists():
             raise FileNotFoundError(f"{r.view}: no feature table {r.path} (run `inbox features build`)")
         cols = None if r.features is None else [r.key, "event_timestamp", *r.features]
-        table = pd.read_parquet(r.path, columns=cols, filters=_row_filters(out, r))
+        table = _read_snapshots(out, r, cols)
         table["event_timestamp"] = table["event_timestamp"].astype("datetime64[us, UTC]")
         table = table.drop(columns=[c for c in table.columns if c in out.columns and c not in (r.key, "event_timestamp")])
         out = _asof(out, table, r.key, pd.Timedelta(r.ttl) if r.ttl is not None else None)

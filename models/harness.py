@@ -21,24 +21,80 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 import pandas as pd
 
 
+DEFAULT_MAX_ROWS = 1_000_000  # rows of one training set (all split blocks): ~the whole 50k-contact default world
+
+
 @dataclass
 class TrainingContext:
-    """What every model needs: paths, the event log, the oracle world, knobs."""
+    """What every model needs: paths, bounded reads of the event log, the oracle world, knobs.
+
+    Training sets are built from a stable contact sample (`models.sample`) whose
+    rate keeps each set under `max_rows` rows; `log` reads only those contacts'
+    rows and only the columns training uses, so memory follows `max_rows`, not
+    the size of the list.
+    """
 
     settings: Any
     seed: int = 7
     progress: Callable[[str], None] = lambda msg: None
     fast: bool = False  # small configs (tests)
     overrides: dict = field(default_factory=dict)  # per-model config overrides
+    max_rows: int = DEFAULT_MAX_ROWS
+    _log: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if isinstance(self.max_rows, bool) or not isinstance(self.max_rows, (int, np.integer)) or self.max_rows < 1:
+            raise ValueError(f"max_rows: expected a positive integer, got {self.max_rows!r}")
+
+    @cached_property
+    def contacts(self) -> pd.DataFrame:
+        """Every contact's contact_id, created_at, consent (the sampling universe), by contact_id."""
+        from models.sampled_log import contact_list
+
+        return contact_list(self.settings.events_dir)
+
+    @cached_property
+    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """(first send day, end of the last day with events) in UTC, from the files' statistics."""
+        from models.sampled_log import data_range
+
+        return data_range(self.settings.events_dir)
+
+    def sample(self, rows_per_contact: np.ndarray) -> "ContactSample":
+        """The largest stable contact sample whose rows fit `max_rows` (`rows_per_contact` aligned with
+        `contacts`)."""
+        from models.sample import rate_for_cap
+
+        sample = rate_for_cap(self.contacts["contact_id"].to_numpy(np.int64), rows_per_contact, self.max_rows)
+        self.progress(f"contact sample: rate {sample.rate:.4f}, {len(sample.ids):,} of {sample.contacts_total:,} "
+                      f"contacts, {sample.rows:,} of {sample.rows_full:,} rows (max {self.max_rows:,})")
+        return sample
+
+    def sends_per_contact(self, split) -> np.ndarray:
+        """Per contact (aligned with `contacts`): its sends inside `split`'s blocks."""
+        from models.sampled_log import sends_per_contact
+
+        return sends_per_contact(self.settings.events_dir, self.contacts["contact_id"].to_numpy(np.int64), split)
+
+    def log(self, sample: "ContactSample", event_types: tuple[str, ...]) -> "SampledLog":
+        """The sampled contacts' contacts / sends / events (of `event_types`); the last one read is kept."""
+        from models.sampled_log import read_sampled_log
+
+        key = (sample.rate, len(sample.ids), tuple(event_types))
+        if self._log is None or self._log[0] != key:
+            self._log = None  # release the previous sample before reading the next
+            self._log = (key, read_sampled_log(self.settings.events_dir, sample, tuple(event_types)))
+        return self._log[1]
 
     @cached_property
     def events(self) -> dict[str, pd.DataFrame]:
+        """The whole event log in memory: benchmarks and notebooks on small worlds (training reads `log`)."""
         from simulation.eventlog import read_event_log
 
         return read_event_log(self.settings.events_dir)
@@ -50,19 +106,19 @@ class TrainingContext:
 
         return World.load(self.settings.world_dir)
 
-    @cached_property
-    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """(first send day, end of the last day with events) in UTC."""
-        sends, events = self.events["sends"], self.events["events"]
-        first = sends["sent_at"].min().floor("D")
-        last = max(sends["sent_at"].max(), events["occurred_at"].max())
-        return first, last.ceil("D")
+    def world_for(self, contact_ids: np.ndarray):
+        """The oracle world for evaluating `contact_ids`."""
+        return self.world
 
     def world_seed(self) -> str:
-        try:
-            return str(self.world.config.seed)
-        except FileNotFoundError:
+        from pathlib import Path
+
+        from simulation.world import WorldConfig
+
+        path = Path(self.settings.world_dir) / "config.json"
+        if not path.exists():
             return "unknown"
+        return str(WorldConfig.from_json(path.read_text()).seed)
 
 
 @dataclass
@@ -161,6 +217,7 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
         mlflow.log_params(prepared.split.describe())
         mlflow.set_tag("feature_source", prepared.feature_source)
         mlflow.log_params({f"rows_{k}": v for k, v in prepared.row_counts().items()})
+        mlflow.log_params(prepared.sampling)
         _log_inputs(prepared)
         ctx.progress(f"{spec.name}: fitting")
         t_fit = time.perf_counter()

@@ -96,7 +96,11 @@ class LeadScoringSpec:
         cfg = self.config
         first, end = ctx.data_range
         split, days = snapshot_plan(first, end, cfg)
-        contacts = ctx.events["contacts"][["contact_id", "created_at"]]
+        day_us = pd.DatetimeIndex(days).as_unit("us").asi8
+        created = pd.DatetimeIndex(ctx.contacts["created_at"]).as_unit("us").asi8
+        sample = ctx.sample(len(days) - np.searchsorted(day_us, created, side="right"))  # one row per later day
+        log = ctx.log(sample, ("conversion",))
+        contacts = log.contacts[["contact_id", "created_at"]]
         parts = []
         for day in days:
             alive = contacts.loc[contacts["created_at"] < day, "contact_id"].to_numpy()
@@ -104,11 +108,11 @@ class LeadScoringSpec:
         entity = pd.concat(parts, ignore_index=True)
         entity["event_timestamp"] = pd.to_datetime(entity["event_timestamp"], utc=True)
         frame = feature_frame(entity, self.services, ctx.settings)
-        frame[LABEL] = any_event_in_window(frame, ctx.events["events"], "conversion", split.horizon).astype(np.int8)
+        frame[LABEL] = any_event_in_window(frame, log.events, "conversion", split.horizon).astype(np.int8)
         frame["block"] = split.assign(frame["event_timestamp"])
         frame = frame[frame["block"] != ""].reset_index(drop=True)
         return Prepared(frame, split, frame.attrs.get("feature_source", "unknown"), LABEL,
-                        extra={"dataset_name": "lead_scoring"})
+                        extra={"dataset_name": "lead_scoring", "log": log}, sampling=sample.params())
 
     # --- fitting --------------------------------------------------------------
     def _lgb_params(self, seed: int) -> dict:
@@ -196,14 +200,16 @@ class LeadScoringSpec:
         """True P(conversion in the label window) per test row, from the sends that really happened."""
         from simulation.response import recent_send_counts, to_utc_us
 
-        sends = ctx.events["sends"][["contact_id", "content_id", "sent_at"]].copy()
-        sends["recent_sends"] = recent_send_counts(sends["contact_id"].to_numpy(np.int64), to_utc_us(sends["sent_at"]))
         test = prepared.test
+        sends = prepared.extra["log"].sends
+        sends = sends.loc[sends["contact_id"].isin(test["contact_id"].unique()), ["contact_id", "content_id", "sent_at"]]
+        sends["recent_sends"] = recent_send_counts(sends["contact_id"].to_numpy(np.int64), to_utc_us(sends["sent_at"]))
         out = np.zeros(len(test))
         h = prepared.split.horizon
+        response = ctx.world_for(test["contact_id"].to_numpy(np.int64)).response
         for t in test["event_timestamp"].unique():
             rows = np.flatnonzero((test["event_timestamp"] == t).to_numpy())
-            out[rows] = ctx.world.response.conversion_within(
+            out[rows] = response.conversion_within(
                 test["contact_id"].to_numpy(np.int64)[rows], t, t + h, sends)
         return out
 

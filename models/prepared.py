@@ -16,6 +16,7 @@ class Prepared:
     feature_source: str
     label: str
     extra: dict = field(default_factory=dict)
+    sampling: dict = field(default_factory=dict)  # the contact sample's MLflow params (`ContactSample.params`)
 
     def part(self, block: str) -> pd.DataFrame:
         return self.frame[self.frame["block"] == block]

@@ -26,6 +26,7 @@ from models import metrics as M
 from models.encoding import FeatureEncoder
 from models.harness import Evaluation, TrainingContext
 from models.prepared import Prepared, sample_send_rows
+from models.sampled_log import SampledLog
 from models.peak_posterior import PeakPrior, fit_peak_prior
 from models.send_time import (CONTACT_EXCLUDE, MONOTONE, SLOT_COLUMNS, SendTimePlanner, profile_arrays, segment_key,
                               slot_features, with_posterior)
@@ -78,19 +79,28 @@ class SendTimeSpec:
         return {f"cfg.{k}": v for k, v in asdict(self.config).items()}
 
     # --- data -----------------------------------------------------------------
-    def send_rows(self, ctx: TrainingContext) -> tuple[pd.DataFrame, TimeSplit]:
+    def time_split(self, ctx: TrainingContext) -> TimeSplit:
+        cfg = self.config
+        first, end = ctx.data_range
+        return TimeSplit.from_fractions(first + pd.Timedelta(days=cfg.warmup_days), end, pd.Timedelta(hours=24),
+                                        valid=cfg.valid_fraction, test=cfg.test_fraction)
+
+    def sampled_log(self, ctx: TrainingContext) -> SampledLog:
+        """Sends and opens of the contact sample whose sends inside the split fit `ctx.max_rows`."""
+        return ctx.log(ctx.sample(ctx.sends_per_contact(self.time_split(ctx))), ("open",))
+
+    def send_rows(self, ctx: TrainingContext, log: SampledLog | None = None) -> tuple[pd.DataFrame, TimeSplit]:
         """The time split and its sampled sends (no features): send_id, contact_id, sent_at, label,
         local hour-of-week `slot_how` and `block`."""
         from models.labels import send_outcome
 
         cfg = self.config
-        first, end = ctx.data_range
-        split = TimeSplit.from_fractions(first + pd.Timedelta(days=cfg.warmup_days), end, pd.Timedelta(hours=24),
-                                         valid=cfg.valid_fraction, test=cfg.test_fraction)
-        rows, block = sample_send_rows(ctx.events["sends"][["send_id", "contact_id", "sent_at"]], split,
+        split = self.time_split(ctx)
+        log = log if log is not None else self.sampled_log(ctx)
+        rows, block = sample_send_rows(log.sends[["send_id", "contact_id", "sent_at"]], split,
                                        cfg.max_train_rows, ctx.seed, max_eval_rows=cfg.max_train_rows // 2)
-        rows[LABEL] = send_outcome(rows, ctx.events["events"], "open", within=pd.Timedelta(hours=24)).astype(np.int8)
-        tz = ctx.events["contacts"].set_index("contact_id")["timezone"]
+        rows[LABEL] = send_outcome(rows, log.events, "open", within=pd.Timedelta(hours=24)).astype(np.int8)
+        tz = log.contacts.set_index("contact_id")["timezone"]
         rows["slot_how"] = local_hour_of_week(rows["sent_at"], tz.reindex(rows["contact_id"]).to_numpy())
         rows["block"] = block
         return rows, split
@@ -98,13 +108,14 @@ class SendTimeSpec:
     def prepare(self, ctx: TrainingContext) -> Prepared:
         from models.datasets import feature_frame
 
-        rows, split = self.send_rows(ctx)
+        log = self.sampled_log(ctx)
+        rows, split = self.send_rows(ctx, log)
         entity = rows.rename(columns={"sent_at": "event_timestamp"})
         frame = feature_frame(entity[["contact_id", "event_timestamp"]], self.services, ctx.settings)
         for col in (LABEL, "slot_how", "block"):
             frame[col] = rows[col].to_numpy()
         return Prepared(frame, split, frame.attrs.get("feature_source", "unknown"), LABEL,
-                        extra={"dataset_name": "send_time"})
+                        extra={"dataset_name": "send_time"}, sampling=log.sample.params())
 
     # --- fitting --------------------------------------------------------------
     def _pairs(self, encoder: FeatureEncoder, frame: pd.DataFrame, prior: PeakPrior | None) -> np.ndarray:
@@ -171,7 +182,7 @@ class SendTimeSpec:
         """Features of up to `n` random mailable contacts as of `at`."""
         from models.datasets import feature_frame
 
-        contacts = ctx.events["contacts"]
+        contacts = ctx.contacts
         alive = contacts[(contacts["created_at"] < at) & contacts["consent"]]
         rng = np.random.default_rng(seed)
         ids = np.sort(rng.choice(alive["contact_id"].to_numpy(), min(n, len(alive)), replace=False))
@@ -188,14 +199,17 @@ class SendTimeSpec:
         """Contacts, their allowed slots per window and the oracle's true probabilities (cached)."""
         if "eval_set" in prepared.extra:
             return prepared.extra["eval_set"]
+        from models.sampled_log import read_columns
+
         cfg = self.config
         snap = self._snapshot(prepared.split.test_start.ceil("D"), ctx, cfg.eval_contacts, ctx.seed + 2)
         tz = snap["timezone"].to_numpy(dtype=object)
-        content_id = int(ctx.events["content"]["content_id"].iloc[0])
+        content_id = int(read_columns(ctx.settings.events_dir, "content", ["content_id"])["content_id"].iloc[0])
+        response = ctx.world_for(snap["contact_id"].to_numpy(np.int64)).response
         windows = []
         for start, end in self._windows(prepared):
             slots = allowed_slot_table(tz, start, end, cfg.quiet_hours)
-            true = ctx.world.response.probabilities(
+            true = response.probabilities(
                 snap["contact_id"].to_numpy(np.int64)[slots["row"].to_numpy()], content_id,
                 slots["send_at"])["open_24h"]
             windows.append((start, end, slots.assign(true=true)))

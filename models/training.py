@@ -40,23 +40,27 @@ def make_spec(name: str, fast: bool = False, overrides: dict | None = None):
 
 
 def train_model(name: str, settings=None, progress=True, fast: bool = False, seed: int = 7,
-                overrides: dict | None = None):
+                overrides: dict | None = None, max_rows: int | None = None):
+    """Train one model; `max_rows` caps its training set (default `models.harness.DEFAULT_MAX_ROWS`)."""
     from inbox.settings import load_settings
-    from models.harness import TrainingContext, run_training
+    from models.harness import DEFAULT_MAX_ROWS, TrainingContext, run_training
 
     settings = settings or load_settings()
     say = _printer(progress)
-    ctx = TrainingContext(settings, seed=seed, progress=say, fast=fast)
+    ctx = TrainingContext(settings, seed=seed, progress=say, fast=fast,
+                          max_rows=DEFAULT_MAX_ROWS if max_rows is None else max_rows)
     return run_training(make_spec(name, fast, overrides), ctx)
 
 
-def train_all(settings=None, progress=True, fast: bool = False, seed: int = 7) -> list[dict]:
+def train_all(settings=None, progress=True, fast: bool = False, seed: int = 7,
+              max_rows: int | None = None) -> list[dict]:
     """Train, register and (maybe) promote all three models; one plain record per model."""
     from inbox.settings import load_settings
-    from models.harness import TrainingContext, run_training
+    from models.harness import DEFAULT_MAX_ROWS, TrainingContext, run_training
 
     settings = settings or load_settings()
-    ctx = TrainingContext(settings, seed=seed, progress=_printer(progress), fast=fast)  # shares the event log
+    ctx = TrainingContext(settings, seed=seed, progress=_printer(progress), fast=fast,
+                          max_rows=DEFAULT_MAX_ROWS if max_rows is None else max_rows)  # shares the contact list
     results = [run_training(make_spec(name, fast), ctx).as_dict() for name in MODEL_NAMES]
     if progress:
         print_summary(results)

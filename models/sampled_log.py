@@ -1,0 +1,174 @@
+"""Bounded reads of the event log for training: only some columns, only sampled contacts.
+
+The whole log of a large list does not fit in memory as pandas frames (1M
+contacts: ~23M sends, ~30M events), and no model needs all of it. These
+readers scan the Parquet files with Arrow (column projection, row filters
+applied batch by batch), so memory follows what is kept, not the file:
+
+* `data_range`: first send day and end of the last day with events, from the
+  files' row-group statistics (a streamed min/max when statistics are absent);
+* `contact_list`: every contact's id, creation time and consent (the sampling
+  universe; three narrow columns);
+* `sends_per_contact`: rows a send-based training set would take from each
+  contact (sends inside the split's blocks), streamed in batches;
+* `read_sampled_log`: the sampled contacts' contacts / sends / events rows.
+
+Columns are checked against the event-log contract (`simulation.schema`) at
+read time: a missing column or a naive timestamp is an error naming the field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from models.sample import ContactSample
+
+BATCH_ROWS = 1 << 18
+
+
+def _path(events_dir, table: str) -> Path:
+    from simulation.eventlog import table_path
+
+    path = table_path(events_dir, table)
+    if not path.exists():
+        raise FileNotFoundError(f"{table}: no such file {path} (run `inbox simulate` or bring an event log)")
+    return path
+
+
+def _dataset(events_dir, table: str, columns: list[str]) -> pads.Dataset:
+    from simulation.schema import TABLES
+
+    path = _path(events_dir, table)
+    data = pads.dataset(str(path), format="parquet")
+    contract = TABLES[table]
+    for name in columns:
+        if name not in data.schema.names:
+            raise ValueError(f"{table}.{name}: missing column in {path}")
+        want, got = contract.column(name).type, data.schema.field(name).type
+        if pa.types.is_timestamp(want) and (not pa.types.is_timestamp(got) or got.tz is None):
+            raise ValueError(f"{table}.{name}: expected a timezone-aware UTC timestamp, got {got}")
+    return data
+
+
+def _conform(table: str, at: pa.Table) -> pa.Table:
+    """Cast the read columns to the contract's types (timestamps to UTC); nulls only where allowed."""
+    from simulation.schema import TABLES
+
+    contract = TABLES[table]
+    arrays = []
+    for name in at.column_names:
+        col = contract.column(name)
+        arr = at.column(name)
+        if arr.null_count and not col.nullable:
+            raise ValueError(f"{table}.{name}: {arr.null_count} null value(s) in a required column")
+        arrays.append(arr.cast(col.type) if arr.type != col.type else arr)
+    return pa.table(arrays, names=at.column_names)
+
+
+def read_columns(events_dir, table: str, columns: list[str], filter=None) -> pd.DataFrame:
+    """`columns` of one event-log table, rows matching the Arrow `filter` (None = all)."""
+    data = _dataset(events_dir, table, columns)
+    at = _conform(table, data.to_table(columns=columns, filter=filter))
+    return at.to_pandas()
+
+
+def _column_range(events_dir, table: str, column: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    path = _path(events_dir, table)
+    meta = pq.ParquetFile(path).metadata
+    if meta.num_rows == 0:
+        raise ValueError(f"{table}: {path} has no rows")
+    idx = meta.schema.to_arrow_schema().get_field_index(column)
+    lows, highs = [], []
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        if rg.num_rows == 0:
+            continue
+        stats = rg.column(idx).statistics if idx >= 0 else None
+        if stats is None or not stats.has_min_max or stats.null_count:
+            break
+        lows.append(pd.Timestamp(stats.min))
+        highs.append(pd.Timestamp(stats.max))
+    else:
+        if lows and all(t.tzinfo is not None for t in lows + highs):
+            return min(lows).tz_convert("UTC"), max(highs).tz_convert("UTC")
+    data = _dataset(events_dir, table, [column])  # no usable statistics: min / max streamed batch by batch
+    lo = hi = None
+    for batch in data.to_batches(columns=[column], batch_size=BATCH_ROWS):
+        mm = pc.min_max(batch.column(0))
+        if mm["min"].is_valid:
+            lo = mm["min"].as_py() if lo is None else min(lo, mm["min"].as_py())
+            hi = mm["max"].as_py() if hi is None else max(hi, mm["max"].as_py())
+    if lo is None:
+        raise ValueError(f"{table}.{column}: no values in {path}")
+    return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+
+
+def data_range(events_dir) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(first send day, end of the last day with sends or events), UTC."""
+    first_send, last_send = _column_range(events_dir, "sends", "sent_at")
+    _, last_event = _column_range(events_dir, "events", "occurred_at")
+    return first_send.floor("D"), max(last_send, last_event).ceil("D")
+
+
+def contact_list(events_dir) -> pd.DataFrame:
+    """Every contact: contact_id, created_at, consent (sorted by contact_id)."""
+    out = read_columns(events_dir, "contacts", ["contact_id", "created_at", "consent"])
+    return out.sort_values("contact_id", kind="stable").reset_index(drop=True)
+
+
+def sends_per_contact(events_dir, contact_ids: np.ndarray, split) -> np.ndarray:
+    """Per contact of the sorted `contact_ids`: its sends inside `split`'s blocks (purged rows excluded)."""
+    data = _dataset(events_dir, "sends", ["contact_id", "sent_at"])
+    counts = np.zeros(len(contact_ids), dtype=np.int64)
+    lo, hi = split.start, split.end
+    window = (pc.field("sent_at") >= pa.scalar(lo, pa.timestamp("us", tz="UTC"))) & (
+        pc.field("sent_at") < pa.scalar(hi, pa.timestamp("us", tz="UTC")))
+    for batch in data.to_batches(columns=["contact_id", "sent_at"], filter=window, batch_size=BATCH_ROWS):
+        if batch.num_rows == 0:
+            continue
+        frame = batch.to_pandas()
+        kept = split.assign(frame["sent_at"]) != ""
+        ids = frame["contact_id"].to_numpy(np.int64)[kept]
+        pos = np.searchsorted(contact_ids, ids)
+        known = (pos < len(contact_ids)) & (contact_ids[np.minimum(pos, len(contact_ids) - 1)] == ids)
+        if not known.all():
+            raise ValueError(f"sends.contact_id: {int((~known).sum())} send(s) of contacts not in contacts.parquet "
+                             f"(first: {ids[~known][0]})")
+        counts += np.bincount(pos, minlength=len(contact_ids))
+    return counts
+
+
+@dataclass
+class SampledLog:
+    """The event-log rows of a contact sample (only the columns training reads)."""
+
+    sample: ContactSample
+    contacts: pd.DataFrame  # contact_id, created_at, consent, timezone (by contact_id)
+    sends: pd.DataFrame  # send_id, contact_id, content_id, sent_at (by send_id)
+    events: pd.DataFrame  # send_id, contact_id, type, occurred_at, of `event_types` only
+
+
+def read_sampled_log(events_dir, sample: ContactSample, event_types: tuple[str, ...]) -> SampledLog:
+    """Contacts, sends and events (of `event_types`) of the sampled contacts."""
+    from simulation.schema import EVENT_TYPES
+
+    unknown = [t for t in event_types if t not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(f"event_types: unknown type(s) {unknown}; expected among {list(EVENT_TYPES)}")
+    who = None if sample.everyone else pc.field("contact_id").isin(pa.array(sample.ids, pa.int64()))
+    kinds = pc.field("type").isin(pa.array(list(event_types), pa.string()))
+    contacts = read_columns(events_dir, "contacts", ["contact_id", "created_at", "consent", "timezone"], who)
+    sends = read_columns(events_dir, "sends", ["send_id", "contact_id", "content_id", "sent_at"], who)
+    events = read_columns(events_dir, "events", ["send_id", "contact_id", "type", "occurred_at"],
+                          kinds if who is None else who & kinds)
+    return SampledLog(sample,
+                      contacts.sort_values("contact_id", kind="stable").reset_index(drop=True),
+                      sends.sort_values("send_id", kind="stable").reset_index(drop=True),
+                      events.reset_index(drop=True))
