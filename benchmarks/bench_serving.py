@@ -6,16 +6,15 @@
 
 Part 1 (`predict`): one LightGBM row behind (a) bare Starlette + uvicorn, the
 floor; (b) a default `@bentoml.service` (sync API returning a dict); (c..m)
-the same predict with our fixes added one at a time (ablation): the
-configuration of `serving.config`, then the per-request fixes of
-`serving.bentoml_fastpath`, ending at what the service ships; (n)
-`batchable=True`. One worker each, with `wrk` at concurrency 1 and 8, the
+the same predict with our configuration added one setting at a time
+(ablation), ending at what the service ships (`serving.config`: BentoML
+configuration and a gc.freeze, no patching); then `batchable=True`. One worker each, with `wrk` at concurrency 1 and 8, the
 server's CPU time per request during the c=8 run (less sensitive to other load
 on the machine than req/s), plus a sequential Python client that records every
 request over 10 s to find stalls (> 50 ms).
 
 Part 2 (`decide`): a simulated world (features in Feast, fast-trained
-champions, a campaign) served by `serving.service:InboxService` and by a bare
+champions, their predictions published by `inbox publish`, a campaign) served by `serving.service:InboxService` and by a bare
 Starlette app calling the same `serving.decide.decide`, the floor doing the
 same work: decide for 1 recipient at concurrency 8 (targets: p99 <= 10 ms,
 >= 50% of the floor's throughput), decide for 100 recipients (p50 <= 25 ms),
@@ -224,21 +223,11 @@ OFF_LOG = {"logging": {"access": {"enabled": False}}}
 OFF_TRACE = {**OFF_LOG, "tracing": {"excluded_urls": [".*"]}}
 
 
-FASTPATH_STEPS = [
-    ("+ API wrappers bound once", "bound_apis"),
-    ("+ input model_fields without a warning", "input_fields"),
-    ("+ response headers without @inject", "headers"),
-    ("+ tracing middleware left out (all URLs excluded)", "tracing_middleware"),
-    ("+ same-task timeout", "timeout"),
-    ("+ metric label children cached (= what serving ships)", "metrics_labels"),
-]
-
-
 def predict_variants():
     from serving.config import SERVICE_CONFIG
 
     shipped = json.dumps({**SERVICE_CONFIG, "workers": 1})
-    plain = {"INBOX_BENTOML_FASTPATH": "0"}
+    plain: dict = {}
     rows = [
         ("floor: bare Starlette + uvicorn", "uvicorn", f"{PERF_APP}:floor_app", {}),
         ("BentoML default (sync def -> dict)", "bentoml", f"{PERF_APP}:DefaultPredictor", {}),
@@ -250,15 +239,9 @@ def predict_variants():
          {**plain, "BENCH_PERF_CONFIG": json.dumps(OFF_TRACE), "BENCH_PERF_TUNE_PROCESS": "0"}),
         ("+ traffic.timeout 10 s (was 60)", "bentoml", f"{PERF_APP}:TunedPredictor",
          {**plain, "BENCH_PERF_CONFIG": shipped, "BENCH_PERF_TUNE_PROCESS": "0"}),
-        ("+ gc.freeze after start (= serving.config)", "bentoml", f"{PERF_APP}:TunedPredictor",
+        ("+ gc.freeze after start (= what serving ships)", "bentoml", f"{PERF_APP}:TunedPredictor",
          {**plain, "BENCH_PERF_CONFIG": shipped, "BENCH_PERF_TUNE_PROCESS": "1"}),
     ]
-    fixes = []
-    for name, fix in FASTPATH_STEPS:
-        fixes.append(fix)
-        rows.append((name, "bentoml", f"{PERF_APP}:TunedPredictor",
-                     {"INBOX_BENTOML_FASTPATH": ",".join(fixes), "BENCH_PERF_CONFIG": shipped,
-                      "BENCH_PERF_TUNE_PROCESS": "1"}))
     rows.append(("batchable=True, max_latency_ms=20", "bentoml", f"{PERF_APP}:BatchingPredictor", {}))
     return rows
 
@@ -293,6 +276,7 @@ def build_world(root: Path, contacts: int, days: int) -> object:
     from features.store import apply, get_store, materialize
     from inbox.settings import load_settings
     from models.training import train_all
+    from serving.publish import publish
     from simulation.cli import simulate_to_disk
     from simulation.world import WorldConfig
 
@@ -303,6 +287,7 @@ def build_world(root: Path, contacts: int, days: int) -> object:
     store = get_store(settings)
     apply(store, settings)
     materialize(store, settings)
+    publish(settings, progress=False)
     return settings
 
 
@@ -344,7 +329,8 @@ def online_read_timing(settings, n: int = 100, repeats: int = 30) -> dict:
     return {"feast_ms": feast_ms, "reader_ms": fast_ms}
 
 
-STEPS = ("feature read", "lead score", "send slots", "content ranking", "bandit context", "bandit choose + log")
+STEPS = ("read features + published rows", "lead score", "send slots", "content ranking", "bandit context",
+         "bandit choose + log")
 
 
 def decide_breakdown(settings, campaign: str, sizes=(1, 100), repeats: int = 60) -> dict:
@@ -352,33 +338,34 @@ def decide_breakdown(settings, campaign: str, sizes=(1, 100), repeats: int = 60)
     so other processes on the machine do not count), plus the whole call."""
     from serving.decide import decide
     from serving.predict import (
-        ContactFeatures, bandit_context, content_order, default_window, lead_score_arrays, slot_choice,
+        ContactBatch, bandit_context, content_order, default_window, lead_score_arrays, slot_choice,
     )
     from serving.state import ServingState
     from serving.warmup import warm_up
 
     state = ServingState.load(settings)
-    warm_up(state, contact_table="foreground")  # as the service at start-up: the contact table is built
+    warm_up(state)  # as the service at start-up
     start, end = default_window()
     config = state.campaign_config(campaign)
     rng = np.random.default_rng(0)
-    n_contacts = len(state.timezones)
+    stored = state.reader.contact_ids(state.contact_services)
+    n_contacts = len(stored)
     out = {}
     for n in sizes:
         spans, whole = [], []
         for _ in range(repeats + 5):
             lo = int(rng.integers(0, max(n_contacts - n, 1)))
-            ids = np.asarray(state.timezones.index[lo : lo + n], dtype=np.int64)
+            ids = stored[lo : lo + n]
             t = [time.thread_time()]
-            feats = ContactFeatures.read(state, ids, request_time=start)
+            batch = ContactBatch.read(state, ids, request_time=start)
             t.append(time.thread_time())
-            scores = lead_score_arrays(state, feats)
+            scores = lead_score_arrays(batch)
             t.append(time.thread_time())
-            slot_choice(state, feats, start, end)
+            slot_choice(state, batch, start, end)
             t.append(time.thread_time())
-            content_order(state, feats, None, 3)
+            content_order(state, batch, None, 3)
             t.append(time.thread_time())
-            context = bandit_context(config, feats, scores)
+            context = bandit_context(config, batch, scores)
             t.append(time.thread_time())
             state.allocator.decide(campaign, ids, context)
             t.append(time.thread_time())

@@ -8,8 +8,7 @@ what BentoML's defaults cost and what our serving configuration recovers.
   issue reported it.
 - `TunedPredictor`: the same predict as an `async def` API under
   `serving.config.SERVICE_CONFIG` (the configuration the real service ships),
-  plus `serving.config.tune_process()` (GC) and, when `INBOX_BENTOML_FASTPATH`
-  names them, the per-request fixes of `serving.bentoml_fastpath`.
+  plus `serving.config.tune_process()` (GC).
 
 The env var `BENCH_PERF_CONFIG` (JSON) overrides the tuned config, so the
 benchmark can switch single causes on and off (ablation). The model is a small
@@ -159,18 +158,6 @@ def _tuned_config() -> dict:
     return json.loads(override) if override else SERVICE_CONFIG
 
 
-def _fastpath() -> bool:
-    """`serving.bentoml_fastpath` for TunedPredictor only when the benchmark asks (INBOX_BENTOML_FASTPATH
-    names the fixes), so the rows before it and the other services here run BentoML unpatched."""
-    return os.environ.get("INBOX_BENTOML_FASTPATH", "0") != "0"
-
-
-if _fastpath():
-    from serving import bentoml_fastpath
-
-    bentoml_fastpath.install()
-
-
 @bentoml.service(**_tuned_config())
 class TunedPredictor:
     def __init__(self) -> None:
@@ -181,10 +168,6 @@ class TunedPredictor:
 
         self.booster = _load_booster()
         _predict_one(self.booster, [0.0] * N_FEATURES)  # warm-up before freezing
-        if _fastpath():
-            from serving.bentoml_fastpath import cache_api_methods
-
-            cache_api_methods(self)
         if os.environ.get("BENCH_PERF_TUNE_PROCESS", "1") == "1":
             tune_process()
 
@@ -207,9 +190,7 @@ def _make_decide_floor():
     from serving.warmup import warm_up
 
     state = ServingState.load(load_settings())
-    # the same verified accelerations and contact table as the service (built before serving, as the
-    # service does at start-up): the floor does the same work
-    warm_up(state, contact_table="foreground")
+    warm_up(state)  # as the service at start-up: the floor does the same work
 
     async def handle(request: Request) -> Response:
         body = await request.json()

@@ -134,3 +134,66 @@ def build_repo(features_dir) -> dict:
             description="content traits and smoothed historical rates"),
     }
     return {"entities": [contact, content], "views": views, "odfv": odfv, "services": services}
+
+
+# --- published predictions (written by `inbox publish`, never materialized from Parquet) ---------------
+PREDICTIONS_VIEW = "contact_predictions"
+PUBLISHED_TAG = "written_by"  # tag value: the command that writes the view's rows to the online store
+MODEL_VERSION_COLUMNS = {"lead_scoring": "lead_scoring_version", "send_time": "send_time_version",
+                         "content_preference": "content_preference_version"}
+SEND_GRID_COLUMNS = [f"send_p_h{h:03d}" for h in range(168)]
+
+
+TOWER_PREFIX = "contact_tower_"
+PREDICTION_COLUMNS = frozenset([*MODEL_VERSION_COLUMNS.values(), "lead_probability", "lead_score", "lead_tier",
+                                "send_level", "send_segment", *SEND_GRID_COLUMNS])
+
+
+def tower_columns(width: int) -> list[str]:
+    return [f"{TOWER_PREFIX}{i:02d}" for i in range(width)]
+
+
+def is_prediction_column(name: str) -> bool:
+    """Whether `name` is a column of the `contact_predictions` view (not a feature)."""
+    return name in PREDICTION_COLUMNS or name.startswith(TOWER_PREFIX)
+
+
+def contact_predictions_view(features_dir, tower_width: int) -> FeatureView:
+    """What serving needs per contact that depends only on the contact's features and the champions,
+    computed by `inbox publish` and written straight to the online store (no offline history: the
+    source file is never written, `features.store.materialize` skips views tagged `written_by`).
+    `tower_width`: the content champion's contact-tower output width."""
+    if not isinstance(tower_width, int) or tower_width < 1:
+        raise ValueError(f"tower_width: expected a positive integer, got {tower_width!r}")
+    versions = [Field(name=col, dtype=String, description=f"registry version of the {name} champion the row came from")
+                for name, col in MODEL_VERSION_COLUMNS.items()]
+    schema = [
+        *versions,
+        Field(name="lead_probability", dtype=Float64, description="calibrated P(conversion), lead_scoring"),
+        Field(name="lead_score", dtype=Int64, description="0-100 percentile of lead_probability"),
+        Field(name="lead_tier", dtype=String, description="A-D band of lead_score"),
+        Field(name="send_level", dtype=Int64,
+              description="send-time fallback level: 0 contact, 1 segment, 2 population"),
+        Field(name="send_segment", dtype=Int64, description="row of the send-time model's segment grids, -1 none"),
+        *[Field(name=col, dtype=Float64,
+                description=f"send-time P(open within 24 h) at local hour-of-week {h} (contact level only)")
+          for h, col in enumerate(SEND_GRID_COLUMNS)],
+        *[Field(name=col, dtype=Float32, description=f"content model's contact-tower output, component {i}")
+          for i, col in enumerate(tower_columns(tower_width))],
+    ]
+    path = Path(features_dir) / f"{PREDICTIONS_VIEW}.parquet"
+    return FeatureView(
+        name=PREDICTIONS_VIEW,
+        entities=[contact],
+        ttl=timedelta(0),
+        schema=[Field(name="contact_id", dtype=Int64), *schema],
+        source=FileSource(name=f"{PREDICTIONS_VIEW}_source", path=str(path.resolve()), timestamp_field="event_timestamp"),
+        online=True,
+        tags={PUBLISHED_TAG: "inbox publish"},
+        description="per-contact model outputs published after training or materialize, with model versions",
+    )
+
+
+def contact_predictions_service(view: FeatureView) -> FeatureService:
+    return FeatureService(name=PREDICTIONS_VIEW, features=[view],
+                          description="published lead score, send-time grid and contact tower per contact")

@@ -185,6 +185,18 @@ class OnlineReader:
             found.append(np.frombuffer(b"".join(k[-8:] for k in keys), dtype="<i8").astype(np.int64))
         return np.unique(np.concatenate(found))
 
+    def some_contact_ids(self, services: str | Sequence[str], limit: int) -> np.ndarray:
+        """Up to `limit` ids of contacts with a row in the first contact-keyed view of `services` (in key
+        order; a cheap sample, e.g. for a warm-up, that does not scan the store)."""
+        plan = self.contact_plan(services)
+        prefix = self._prefix("contact_id")
+        if not plan.reads:
+            return np.empty(0, dtype=np.int64)
+        rows = self._conn.execute(f'SELECT entity_key FROM "{plan.reads[0].table}" WHERE length(entity_key) = ? '
+                                  f'LIMIT ?', (len(prefix) + 8, int(limit))).fetchall()
+        keys = [k for (k,) in rows if k.startswith(prefix)]
+        return np.frombuffer(b"".join(k[-8:] for k in keys), dtype="<i8").astype(np.int64)
+
     def read_stored(self, services: str | Sequence[str], contact_ids) -> dict[str, np.ndarray]:
         """`read_columns` without the on-demand outputs: `contact_id`, then every stored column the
         services' contact side reads (their features and the on-demand views' inputs). Pass the result

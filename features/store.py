@@ -96,7 +96,8 @@ def materialize(store=None, settings=None, end: datetime | None = None, start: d
     if start is not None and start.tzinfo is None:
         raise ValueError("materialize: start must be timezone-aware UTC")
     online = store._get_provider().online_store
-    fvs = [fv for fv in store.list_feature_views() if views is None or fv.name in views]
+    fvs = [fv for fv in store.list_feature_views() if (views is None or fv.name in views)
+           and "written_by" not in fv.tags]  # e.g. contact_predictions: rows come from `inbox publish`
     out = {}
     for fv in fvs:
         t0 = time.perf_counter()

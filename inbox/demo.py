@@ -1,7 +1,8 @@
 """`inbox demo`: the whole loop on embedded defaults, one laptop, no services to install.
 
 world -> event log -> features (Feast apply + materialize) -> three models (MLflow)
--> BentoML service -> two send rounds with learning in between -> summary.
+-> published predictions (online store) -> BentoML service -> two send rounds with
+learning in between -> summary.
 
 Each step is a function of the package that owns it; this module only orders
 them, times them and prints what each returned.
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
         "--until",
-        choices=["simulate", "features", "train", "loop"],
+        choices=["simulate", "features", "train", "publish", "loop"],
         default="loop",
         help="stop after this step (default: run everything)",
     )
@@ -49,7 +50,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _positive("recipients", args.recipients)
     settings = load_settings()
     console = Console()
-    steps = ["simulate", "features", "train", "loop"]
+    steps = ["simulate", "features", "train", "publish", "loop"]
     last = steps.index(args.until)
     timings: list[tuple[str, float]] = []
     results: dict[str, object] = {}
@@ -77,6 +78,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
         step("train", lambda: train_all(settings=settings, progress=True))
     if last >= 3:
+        from serving.publish import publish
+
+        step("publish", lambda: publish(settings=settings, progress=True))
+    if last >= 4:
         from serving.demo_loop import run_demo_loop
 
         step("loop", lambda: run_demo_loop(settings=settings, recipients=args.recipients, progress=True))

@@ -79,13 +79,76 @@ class ContentRanker:
         self.version = version
         self.batch_rows = batch_rows
 
-    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+    # --- the two towers: THE scoring path -----------------------------------------
+    @property
+    def towers(self):
+        """The module as an eager `models.two_tower.TwoTower` (the trained module itself, or rebuilt from
+        the exported graph's weights), so the contact and content towers run separately: a contact's
+        tower output is computed once (`inbox publish` stores it) and a catalog's once per candidate set."""
+        cached = self.__dict__.get("_towers")
+        if cached is None:
+            cached = self.__dict__["_towers"] = eager_towers(self.module)
+        return cached
+
+    @property
+    def tower_width(self) -> int:
+        """Width of a tower's output: out_dim dot-product components + 1 bias."""
+        return int(self.towers.config.out_dim) + 1
+
+    def contact_vectors(self, contact_features_df: pd.DataFrame) -> np.ndarray:
+        """Contact-tower output per contact row (what `inbox publish` stores)."""
+        return self.contact_side(self.contact_encoder.transform(contact_features_df))
+
+    def content_vectors(self, content_features_df: pd.DataFrame) -> np.ndarray:
+        """Content-tower output per content row."""
+        return self.content_side(self.content_encoder.transform(content_features_df))
+
+    def contact_side(self, A: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """Contact-tower output (len(A), out_dim + 1), float32, for encoded contact rows."""
+        return self._tower(self.towers.contact_tower, A, chunk)
+
+    def content_side(self, B: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """Content-tower output (len(B), out_dim + 1), float32, for encoded content rows."""
+        return self._tower(self.towers.content_tower, B, chunk)
+
+    def scores_from_sides(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """(n, m) P(click) of every contact-tower row of `u` against every content-tower row of `v`."""
         import torch
 
+        u = torch.from_numpy(np.ascontiguousarray(u, dtype=np.float32))
+        v = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+        with torch.inference_mode():
+            logits = (u[:, None, :-1] * v[None, :, :-1]).sum(dim=2) + u[:, -1:] + v[None, :, -1] + self.towers.bias
+            return torch.sigmoid(logits).numpy().astype(np.float64)
+
+    def order(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (n, m), positions in `v` best first (n, m)): a stable sort, ties keep the candidate order."""
+        score = self.scores_from_sides(u, v)
+        return score, np.argsort(-score, axis=1, kind="stable")
+
+    def _tower(self, tower, X: np.ndarray, chunk: int) -> np.ndarray:
+        import torch
+
+        out = np.empty((len(X), self.tower_width), dtype=np.float32)
+        with torch.inference_mode():
+            for lo in range(0, len(X), chunk):
+                part = X[lo : lo + chunk]
+                out[lo : lo + len(part)] = tower(torch.from_numpy(_padded(part))).numpy()[: len(part)]
+        return out
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        """P(click) of pair rows [contact part | content part] (the module's input layout), through the towers."""
+        import torch
+
+        X = np.asarray(X, dtype=np.float32)
+        width = self.towers.contact_width
         out = np.empty(len(X), dtype=np.float64)
-        with torch.no_grad():
-            for lo in range(0, len(X), self.batch_rows):
-                out[lo : lo + self.batch_rows] = self.module(torch.from_numpy(X[lo : lo + self.batch_rows])).numpy()
+        for lo in range(0, len(X), self.batch_rows):
+            u = torch.from_numpy(self.contact_side(X[lo : lo + self.batch_rows, :width]))
+            v = torch.from_numpy(self.content_side(X[lo : lo + self.batch_rows, width:]))
+            with torch.inference_mode():
+                logits = (u[:, :-1] * v[:, :-1]).sum(dim=1) + u[:, -1] + v[:, -1] + self.towers.bias
+                out[lo : lo + len(u)] = torch.sigmoid(logits).numpy()
         return out
 
     def pair_matrix(self, contact_df: pd.DataFrame, content_df: pd.DataFrame) -> np.ndarray:
@@ -108,17 +171,20 @@ class ContentRanker:
                 raise ValueError(f"{name}: missing column {key!r}")
         if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
             raise ValueError(f"k: expected a positive integer or None, got {k!r}")
-        A = self.contact_encoder.transform(contact_features_df)
-        B = self.content_encoder.transform(content_features_df)
-        n, m = len(A), len(B)
-        X = np.ascontiguousarray(np.hstack([np.repeat(A, m, axis=0), np.tile(B, (n, 1))]), dtype=np.float32)
-        score = self.predict_matrix(X).reshape(n, m)
-        order = np.argsort(-score, axis=1, kind="stable")
+        u, v = self.contact_vectors(contact_features_df), self.content_vectors(content_features_df)
+        return self.ranking(contact_features_df["contact_id"].to_numpy(np.int64), u,
+                            content_features_df["content_id"].to_numpy(np.int64), v, k)
+
+    def ranking(self, contact_ids: np.ndarray, u: np.ndarray, content_ids: np.ndarray, v: np.ndarray,
+                k: int | None = None) -> pd.DataFrame:
+        """`rank` from tower outputs: `u` of the contacts (published or computed), `v` of the candidates."""
+        n, m = len(u), len(v)
+        score, order = self.order(u, v) if n and m else (np.zeros((n, m)), np.zeros((n, m), dtype=np.int64))
         rank = np.empty_like(order)
         np.put_along_axis(rank, order, np.arange(1, m + 1)[None, :].repeat(n, axis=0), axis=1)
         out = pd.DataFrame({
-            "contact_id": np.repeat(contact_features_df["contact_id"].to_numpy(np.int64), m),
-            "content_id": np.tile(content_features_df["content_id"].to_numpy(np.int64), n),
+            "contact_id": np.repeat(np.asarray(contact_ids, dtype=np.int64), m),
+            "content_id": np.tile(np.asarray(content_ids, dtype=np.int64), n),
             "score": score.ravel(),
             "rank": rank.ravel(),
         })
@@ -148,3 +214,38 @@ class ContentRanker:
         module = mlflow.pytorch.load_model(str(model_dir))
         return cls(module, TowerEncoder.from_dict(meta["contact_encoder"]),
                    TowerEncoder.from_dict(meta["content_encoder"]), version=version)
+
+
+MIN_ROWS = 16  # float32 GEMMs on fewer rows may take another kernel (last-bit differences): padded up to this
+
+
+def _padded(X: np.ndarray) -> np.ndarray:
+    rows = max(len(X), MIN_ROWS)
+    return np.ascontiguousarray(np.resize(X, (rows, X.shape[1])) if rows > len(X) else X, dtype=np.float32)
+
+
+def _tower_layout(weights: dict, prefix: str):
+    from models.two_tower import TowerLayout
+
+    embeddings = sorted((k for k in weights if k.startswith(f"{prefix}.embeddings.") and k.endswith(".weight")),
+                        key=lambda k: int(k.split(".")[2]))
+    dim = int(weights[embeddings[0]].shape[1]) if embeddings else 1
+    hidden, width = weights[f"{prefix}.mlp.0.weight"].shape
+    out_dim = int(weights[f"{prefix}.mlp.2.weight"].shape[0]) - 1
+    cards = tuple(int(weights[k].shape[0]) for k in embeddings)
+    return TowerLayout(len(embeddings), int(width) - len(embeddings) * dim, cards), dim, int(hidden), out_dim
+
+
+def eager_towers(module):
+    """`module` as an eager `TwoTower` in eval mode: itself if it is one, else rebuilt from its weights
+    (the exported graph keeps the parameter names; the layout is read from their shapes)."""
+    from models.two_tower import TwoTower, TwoTowerConfig
+
+    if isinstance(module, TwoTower):
+        return module.eval()
+    weights = dict(module.state_dict())
+    contact, dim, hidden, out_dim = _tower_layout(weights, "contact_tower")
+    content, _, _, _ = _tower_layout(weights, "content_tower")
+    towers = TwoTower(TwoTowerConfig(contact, content, dim, hidden, out_dim))
+    towers.load_state_dict(weights, strict=True)
+    return towers.eval()

@@ -71,6 +71,12 @@ class LeadScorer:
         idx = np.where(hi > lo, (lo + hi - 1) / 2.0, between)
         return np.clip(np.round(idx * 100.0 / (n - 1)), 0, 100).astype(np.int64)
 
+    def predict_arrays(self, features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(probability, score, tier) per row without reasons: what `inbox publish` stores and `score` returns."""
+        p = self.probability(features)
+        score = self.score_from_probability(p)
+        return p, score, tier_of(score)
+
     def score(self, features_df: pd.DataFrame, reasons: bool = True, k: int = 3) -> pd.DataFrame:
         """DataFrame[contact_id, probability, score, tier, reasons_positive, reasons_negative]."""
         if "contact_id" not in features_df.columns:

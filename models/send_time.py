@@ -29,6 +29,7 @@ Hierarchical fallback (the level that decided is returned with each slot):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ import pandas as pd
 
 from models.encoding import FeatureEncoder
 from models.peak_posterior import PeakPrior
-from models.slots import HOURS_PER_WEEK, choose_slots
+from models.slots import HOURS_PER_WEEK, choose_slot_arrays, window_bounds
 
 SEGMENT_COLUMNS = ("seniority", "industry")
 SLOT_COLUMNS = ["slot_weekend", "slot_profile_opens", "slot_profile_sends", "slot_post_rate", "slot_post_rate_vs_best",
@@ -168,6 +169,22 @@ def hour_features(profile: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarra
     return out.reshape(-1, len(SLOT_COLUMNS))
 
 
+@dataclass
+class SlotChoice:
+    """Best slot per contact (aligned with the batch); send_at is NaT where the window has no allowed slot."""
+
+    contact_id: np.ndarray
+    send_at: np.ndarray      # datetime64[ns] (UTC, naive)
+    local_time: np.ndarray
+    probability: np.ndarray
+    level: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"contact_id": self.contact_id,
+                             "send_at": pd.to_datetime(self.send_at).tz_localize("UTC"),
+                             "local_time": self.local_time, "probability": self.probability, "level": self.level})
+
+
 class SendTimePlanner:
     """Native send-time model: LightGBM on numpy + segment / population fallback grids."""
 
@@ -262,14 +279,56 @@ class SendTimePlanner:
 
     def grid(self, features_df: pd.DataFrame, hows=None) -> tuple[np.ndarray, np.ndarray]:
         """Decision grid (n, 168) with the hierarchical fallback, and the level per contact."""
-        level, seg = self.levels(features_df)
-        grid = np.tile(self.population_grid, (len(features_df), 1))
-        is_seg = level == "segment"
-        grid[is_seg] = self.segment_grids[seg[is_seg]]
-        is_contact = np.flatnonzero(level == "contact")
+        level, seg = self.level_codes(profile_arrays(features_df))
+        contact = np.full((len(level), HOURS_PER_WEEK), np.nan)
+        is_contact = np.flatnonzero(level == 0)
         if len(is_contact):
-            grid[is_contact] = self.contact_grid(features_df, hows, rows=is_contact)
-        return grid, level
+            contact[is_contact] = self.contact_grid(features_df, hows, rows=is_contact)
+        return self.decision_grid(level, seg, contact), LEVELS[level]
+
+    def slot_inputs(self, features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What a slot choice needs per contact and nothing request-dependent: (fallback level 0/1/2,
+        segment row or -1, (n, 168) contact-level grid: `contact_grid` at every hour of the week for
+        contact-level rows, NaN elsewhere). `inbox publish` stores it; `choose` turns it into slots."""
+        profile = self.profile(features)
+        level, seg = self.level_codes(profile)
+        rows = np.flatnonzero(level == 0)
+        grid = np.full((len(level), HOURS_PER_WEEK), np.nan)
+        if len(rows):
+            grid[rows] = self.contact_grid(features, rows=rows, profile=profile)
+        return level, seg, grid
+
+    def decision_grid(self, level: np.ndarray, seg: np.ndarray, contact_grid: np.ndarray) -> np.ndarray:
+        """(n, 168) scores with the hierarchical fallback: the contact's own grid (level 0), its
+        segment's (level 1), the population's (level 2)."""
+        level = np.asarray(level, dtype=np.int64)
+        out = np.array(contact_grid, dtype=float, copy=True)
+        out[level == 2] = self.population_grid
+        is_seg = np.flatnonzero(level == 1)
+        if len(is_seg):
+            out[is_seg] = self.segment_grids[np.asarray(seg, dtype=np.int64)[is_seg]]
+        return out
+
+    def choose(self, contact_ids, level, seg, contact_grid, timezones, window_start, window_end,
+               quiet_hours=(21, 7)) -> "SlotChoice":
+        """Best slot per contact from `slot_inputs` (computed now, or published): the one slot choice
+        every caller (`best_slots`, batch scoring, serving) goes through."""
+        chosen = choose_slot_arrays(self.decision_grid(level, seg, contact_grid), timezones, window_start,
+                                    window_end, quiet_hours)
+        return SlotChoice(np.asarray(contact_ids, dtype=np.int64), chosen.send_at, chosen.local_time,
+                          chosen.probability, LEVELS[np.asarray(level, dtype=np.int64)])
+
+    def best_slot_choice(self, features, timezones, window_start, window_end, quiet_hours=(21, 7)) -> "SlotChoice":
+        """`best_slots` as arrays; `features`: a DataFrame or a column -> array mapping with `contact_id`."""
+        if "contact_id" not in features:
+            raise ValueError("features_df: missing column 'contact_id'")
+        tz = np.asarray(timezones, dtype=object)
+        if len(tz) != _length(features):
+            raise ValueError(f"timezones: {len(tz)} values for {_length(features)} contacts")
+        window_bounds(window_start, window_end, quiet_hours)  # bad windows refused before the model runs
+        level, seg, grid = self.slot_inputs(features)
+        return self.choose(np.asarray(features["contact_id"], dtype=np.int64), level, seg, grid, tz, window_start,
+                           window_end, quiet_hours)
 
     def best_slots(self, features_df: pd.DataFrame, timezones, window_start, window_end,
                    quiet_hours=(21, 7)) -> pd.DataFrame:
@@ -277,25 +336,10 @@ class SendTimePlanner:
 
         DataFrame[contact_id, send_at (UTC; NaT if the window has no allowed slot),
         local_time, probability, level]."""
-        from models.slots import allowed_slot_table
-
         if "contact_id" not in features_df.columns:
             raise ValueError("features_df: missing column 'contact_id'")
-        tz = np.asarray(timezones, dtype=object)
-        if len(tz) != len(features_df):
-            raise ValueError(f"timezones: {len(tz)} values for {len(features_df)} contacts")
-        features_df = features_df.reset_index(drop=True)
-        allowed = allowed_slot_table(tz, window_start, window_end, quiet_hours)
-        grid, level = self.grid(features_df, hows=allowed["how"].unique())
-        grid = np.where(np.isfinite(grid), grid, -np.inf)
-        chosen = choose_slots(grid, tz, window_start, window_end, quiet_hours)
-        return pd.DataFrame({
-            "contact_id": features_df["contact_id"].to_numpy(np.int64),
-            "send_at": chosen["send_at"],
-            "local_time": chosen["local_time"],
-            "probability": chosen["probability"],
-            "level": level,
-        })
+        return self.best_slot_choice(features_df.reset_index(drop=True), timezones, window_start, window_end,
+                                     quiet_hours).frame()
 
     # --- persistence ----------------------------------------------------------
     def metadata(self) -> dict:

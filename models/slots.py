@@ -9,6 +9,8 @@ fall-back appears twice (same local hour, the earlier instant wins on ties).
 """
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -108,6 +110,114 @@ def _allowed_by_zone(tz: np.ndarray, start, end, quiet):
             yield np.flatnonzero(tz == name), slots
 
 
+@dataclass(frozen=True)
+class ZoneSlots:
+    """Allowed slots of one zone in one window, in send order."""
+
+    send_at: np.ndarray      # int64 ns since the epoch, UTC
+    local_time: np.ndarray   # object: "YYYY-mm-dd HH:MM TZ"
+    how: np.ndarray          # int64 local hour-of-week
+
+
+@functools.lru_cache(maxsize=4096)
+def zone_slots(start_ns: int, end_ns: int, quiet: tuple[int, int] | None, zone: str) -> ZoneSlots:
+    """The allowed slots of `zone` in [start, end) outside `quiet` (validated), cached: a campaign's
+    batches share one window, so each zone's slots are computed once (the arrays are read-only)."""
+    slots = candidate_slots(pd.Timestamp(start_ns, tz="UTC"), pd.Timestamp(end_ns, tz="UTC"), zone)
+    slots = slots[~is_quiet(slots["local_hour"].to_numpy(), quiet)]
+    out = ZoneSlots(slots["send_at"].dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype(np.int64),
+                    slots["local_time"].to_numpy(dtype=object), slots["how"].to_numpy(np.int64))
+    for a in (out.send_at, out.local_time, out.how):
+        a.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=8192)
+def _known_zone(zone: str) -> bool:
+    validate_timezones([zone])  # ValueError naming the zone
+    return True
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone_matrix(start_ns: int, end_ns: int, quiet, zones: tuple[str, ...]):
+    """Every zone's allowed slots padded to one (zones x slots) matrix: how -1 / send_at 0 / label None
+    where a zone has fewer slots."""
+    per_zone = [zone_slots(start_ns, end_ns, quiet, z) for z in zones]
+    width = max((len(s.how) for s in per_zone), default=0)
+    z_how = np.full((len(zones), width), -1, dtype=np.int64)
+    z_send = np.zeros((len(zones), width), dtype=np.int64)
+    z_label = np.full((len(zones), width), None, dtype=object)
+    for i, s in enumerate(per_zone):
+        z_how[i, : len(s.how)], z_send[i, : len(s.how)], z_label[i, : len(s.how)] = s.how, s.send_at, s.local_time
+    return width, z_how, z_send, z_label
+
+
+@functools.lru_cache(maxsize=1024)
+def _window(window_start, window_end, quiet_hours) -> tuple[int, int, tuple[int, int] | None]:
+    start = utc_timestamp(window_start, "window_start")
+    end = utc_timestamp(window_end, "window_end")
+    if not start < end:
+        raise ValueError(f"window_end ({end}) must be after window_start ({start})")
+    return start.value, end.value, validate_quiet_hours(quiet_hours)
+
+
+def window_bounds(window_start, window_end, quiet_hours) -> tuple[int, int, tuple[int, int] | None]:
+    """(start ns, end ns, quiet hours) validated (ValueError naming the field); cached per request values."""
+    try:
+        quiet = None if quiet_hours is None else tuple(quiet_hours)
+        return _window(window_start, window_end, quiet)
+    except TypeError:  # unhashable or not a sequence: validated (and refused) uncached
+        return _window.__wrapped__(window_start, window_end, quiet_hours)
+
+
+@dataclass
+class ChosenSlots:
+    """Best allowed slot per row; send_at NaT / how -1 / probability NaN where the window has none."""
+
+    send_at: np.ndarray      # datetime64[ns] (UTC, naive)
+    local_time: np.ndarray   # object
+    how: np.ndarray          # int64
+    probability: np.ndarray  # float64
+
+
+def choose_slot_arrays(grid: np.ndarray, timezones, window_start, window_end, quiet_hours=(21, 7)) -> ChosenSlots:
+    """`choose_slots` as arrays: each row's allowed slots (its zone's, cached per window) gathered into one
+    padded (rows x slots) matrix of scores, padding -inf, then one argmax (the first maximum: the earliest
+    slot on ties). Non-finite scores never win over a finite one."""
+    grid = np.asarray(grid, dtype=float)
+    if grid.ndim != 2 or grid.shape[1] != HOURS_PER_WEEK:
+        raise ValueError(f"grid: expected shape (n, {HOURS_PER_WEEK}), got {grid.shape}")
+    tz = np.asarray(timezones, dtype=object)
+    if len(tz) != len(grid):
+        raise ValueError(f"timezones: {len(tz)} values for {len(grid)} rows")
+    start, end, quiet = window_bounds(window_start, window_end, quiet_hours)
+    n = len(grid)
+    if n == 1:
+        zones, zone_of = (str(tz[0]),), np.zeros(1, dtype=np.intp)
+    else:
+        names, zone_of = np.unique(tz.astype(str), return_inverse=True)
+        zones = tuple(names.tolist())
+    for z in zones:
+        _known_zone(z)
+    width, z_how, z_send, z_label = _zone_matrix(start, end, quiet, zones)
+    if not width:
+        return ChosenSlots(np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"), np.full(n, None, dtype=object),
+                           np.full(n, -1, dtype=np.int64), np.full(n, np.nan))
+    how = z_how[zone_of]                                   # rows x slots
+    real = how >= 0
+    score = np.take_along_axis(grid, np.where(real, how, 0), axis=1)
+    score = np.where(real & np.isfinite(score), score, -np.inf)
+    best = np.argmax(score, axis=1)
+    has_slot = real.any(axis=1)
+    rows = np.arange(n)
+    send_at = z_send[zone_of, best].astype("datetime64[ns]")
+    send_at[~has_slot] = np.datetime64("NaT")
+    local_time = np.where(has_slot, z_label[zone_of, best], None).astype(object)
+    chosen_how = np.where(has_slot, how[rows, best], -1)
+    prob = np.where(has_slot, score[rows, best], np.nan)
+    return ChosenSlots(send_at, local_time, chosen_how, prob)
+
+
 def choose_slots(
     grid: np.ndarray,
     timezones,
@@ -120,35 +230,13 @@ def choose_slots(
     Returns one row per input row: send_at (UTC, NaT if the window has no slot
     outside quiet hours), local_time, how, probability (NaN when no slot).
     """
-    grid = np.asarray(grid, dtype=float)
-    if grid.ndim != 2 or grid.shape[1] != HOURS_PER_WEEK:
-        raise ValueError(f"grid: expected shape (n, {HOURS_PER_WEEK}), got {grid.shape}")
-    tz = validate_timezones(timezones)
-    if len(tz) != len(grid):
-        raise ValueError(f"timezones: {len(tz)} values for {len(grid)} rows")
-    start = utc_timestamp(window_start, "window_start")
-    end = utc_timestamp(window_end, "window_end")
-    if not start < end:
-        raise ValueError(f"window_end ({end}) must be after window_start ({start})")
-    quiet = validate_quiet_hours(quiet_hours)
-    n = len(grid)
-    send_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
-    local_time = np.full(n, None, dtype=object)
-    how = np.full(n, -1, dtype=np.int64)
-    prob = np.full(n, np.nan)
-    for rows, slots in _allowed_by_zone(tz, start, end, quiet):
-        scores = grid[np.ix_(rows, slots["how"].to_numpy())]
-        best = np.argmax(scores, axis=1)  # first maximum: earliest slot on ties
-        send_at[rows] = slots["send_at"].dt.tz_convert(None).to_numpy()[best]
-        local_time[rows] = slots["local_time"].to_numpy()[best]
-        how[rows] = slots["how"].to_numpy()[best]
-        prob[rows] = scores[np.arange(len(rows)), best]
+    chosen = choose_slot_arrays(grid, timezones, window_start, window_end, quiet_hours)
     return pd.DataFrame(
         {
-            "send_at": pd.to_datetime(send_at).tz_localize("UTC"),
-            "local_time": local_time,
-            "how": how,
-            "probability": prob,
+            "send_at": pd.to_datetime(chosen.send_at).tz_localize("UTC"),
+            "local_time": chosen.local_time,
+            "how": chosen.how,
+            "probability": chosen.probability,
         }
     )
 

@@ -1,10 +1,18 @@
-"""`inbox serve` and `inbox send` (stdlib imports only at module level)."""
+"""`inbox publish`, `inbox serve` and `inbox send` (stdlib imports only at module level)."""
 from __future__ import annotations
 
 import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    pub = subparsers.add_parser(
+        "publish", help="compute every contact's predictions with the champions into the online store",
+        description="Run the champions' per-contact steps (lead score and tier, send-time grid, content "
+                    "contact tower) over the online store's latest features, in chunks, and write them to the "
+                    "Feast view contact_predictions with the model versions. Run after training or materialize.")
+    pub.add_argument("--chunk", type=int, default=4000, help="contacts per chunk (default 4000)")
+    pub.set_defaults(func=publish)
+
     p = subparsers.add_parser("serve", help="run the scoring service (bentoml serve) on 127.0.0.1",
                               description="Run `bentoml serve serving.service:InboxService` in the foreground.")
     p.add_argument("--port", type=int, default=3000, help="TCP port (default 3000)")
@@ -20,6 +28,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="seed of the simulated responses (demo mode)")
     s.add_argument("--mbox", help="also store the messages the local SMTP sink receives in this mbox file")
     s.set_defaults(func=send)
+
+
+def publish(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from serving.publish import publish as run
+
+    if args.chunk < 1:
+        raise ValueError(f"--chunk: expected a positive integer, got {args.chunk}")
+    summary = run(chunk=args.chunk, progress=True)
+    table = Table(title="inbox publish")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    Console().print(table)
+    return 0
 
 
 def serve(args: argparse.Namespace) -> int:

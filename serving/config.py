@@ -8,8 +8,7 @@ a bare Starlette app doing the same predict (README, "Serving performance"):
   request's `contextvars.Context` (with its tracing span) alive for the whole
   timeout (60 s by default), so a service at 1,000 req/s carries ~60k dead
   requests, and the periodic full (gen 2) garbage collections walking them are
-  the 100-300 ms stalls. A short timeout bounds that; `serving.bentoml_fastpath`
-  replaces the middleware with one that cancels its timer, and `tune_process`
+  the 100-300 ms stalls. A short timeout bounds that, and `tune_process`
   freezes what start-up allocated.
 - `tracing.excluded_urls`: BentoML's sampler records every span even at
   sample rate 0 (`TraceIdRatioBasedAlwaysRecording`): ~5 SDK spans a request.
@@ -19,7 +18,7 @@ a bare Starlette app doing the same predict (README, "Serving performance"):
   logging machinery; we log decisions ourselves.
 - `metrics` stay on (Prometheus `/metrics` is part of the contract).
 - `workers`: one per core, at most `DEFAULT_MAX_WORKERS` (each loads the models,
-  ~0.7 GB); `INBOX_SERVE_WORKERS` overrides. `/reload` reaches every worker
+  nothing per contact); `INBOX_SERVE_WORKERS` overrides. `/reload` reaches every worker
   (`serving.worker_sync`).
 """
 from __future__ import annotations
@@ -29,19 +28,6 @@ import os
 REQUEST_TIMEOUT_S = 10.0
 DEFAULT_MAX_WORKERS = 2
 WORKERS_ENV = "INBOX_SERVE_WORKERS"
-
-
-CONTACT_TABLE_ENV = "INBOX_CONTACT_TABLE"
-
-
-def contact_table_enabled(env=os.environ) -> bool:
-    """`INBOX_CONTACT_TABLE` = on (default) | off: whether workers build `serving.contact_table` (off: every
-    request reads the online store live; for bulk-only senders, where the table's build costs more than
-    it saves)."""
-    value = env.get(CONTACT_TABLE_ENV, "on").strip().lower()
-    if value not in ("on", "off"):
-        raise ValueError(f"{CONTACT_TABLE_ENV}: 'on' or 'off', got {value!r}")
-    return value == "on"
 
 
 def serve_workers(env=os.environ) -> int:

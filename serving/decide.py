@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from serving.predict import ContactFeatures, bandit_context, content_order, lead_score_arrays, slot_choice
+from serving.predict import ContactBatch, bandit_context, content_order, lead_score_arrays, slot_choice
 from serving.schemas import DecideResponse, Decision
 from serving.state import ServingState
 
@@ -29,11 +29,8 @@ def choose(state: ServingState, campaign_id: str, contact_ids, exclude=None):
     """Allocator choices with the campaign's context features read from the online store."""
     config = state.campaign_config(campaign_id)
     ids = _unique_ids(contact_ids)
-    feats = ContactFeatures.read(state, ids) if config["context_features"] else None
-    scores = None
-    if feats is not None and "lead_probability" in config["context_features"]:
-        scores = lead_score_arrays(state, feats)
-    context = bandit_context(config, feats, scores) if feats is not None else None
+    batch = ContactBatch.read(state, ids) if config["context_features"] else None
+    context = bandit_context(config, batch, lead_score_arrays(batch)) if batch is not None else None
     return state.allocator.choose(campaign_id, ids, context, exclude=exclude)
 
 
@@ -41,20 +38,21 @@ def decide(state: ServingState, campaign_id: str, contact_ids, start: datetime, 
            quiet_hours=(21, 7), content_ids=None, k: int = 3) -> DecideResponse:
     config = state.campaign_config(campaign_id)  # unknown campaign -> ValueError before any work
     ids = _unique_ids(contact_ids)
-    feats = ContactFeatures.read(state, ids, request_time=start)
-    scores = lead_score_arrays(state, feats)
-    slots = slot_choice(state, feats, start, end, quiet_hours)
-    order = content_order(state, feats, content_ids, k)
-    context = bandit_context(config, feats, scores)
+    batch = ContactBatch.read(state, ids, request_time=start)
+    scores = lead_score_arrays(batch)
+    slots = slot_choice(state, batch, start, end, quiet_hours)
+    order = content_order(state, batch, content_ids, k)
+    context = bandit_context(config, batch, scores)
     chosen = state.allocator.decide(campaign_id, ids, context)  # logged: must stay the last step
     send_at = [None if s is None else s.replace(tzinfo=timezone.utc)
                for s in slots.send_at.astype("datetime64[us]").tolist()]
     decisions = [
         Decision.model_construct(contact_id=c, decision_id=d, variant=v, propensity=p, send_at=s, send_level=lv,
-                                 lead_score=ls, lead_tier=lt, content_order=o, fallback=f)
-        for c, d, v, p, s, lv, ls, lt, o, f in zip(
+                                 lead_score=ls, lead_tier=lt, content_order=o, fallback=f, source=src)
+        for c, d, v, p, s, lv, ls, lt, o, f, src in zip(
             ids.tolist(), chosen.decision_id, chosen.variant.tolist(), chosen.propensity.tolist(), send_at,
-            slots.level.tolist(), scores.score.tolist(), scores.tier.tolist(), order, feats.fallback.tolist())
+            slots.level.tolist(), scores.score.tolist(), scores.tier.tolist(), order, batch.fallback.tolist(),
+            batch.source.tolist())
     ]
     return DecideResponse.model_construct(
         campaign_id=campaign_id, policy_version=int(chosen.policy_version), model_versions=state.model_versions,

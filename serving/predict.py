@@ -1,11 +1,16 @@
-"""Batch predictions over one `ServingState`: one feature read per service, one
-model call per model, whole numpy/pandas batches (no per-contact Python work
-beyond building the JSON response).
+"""A request's predictions: published rows where they are current, the same models' code live otherwise.
 
-A contact absent from the online store ("no features") still gets an answer:
-the models score it on missing values (LightGBM's learned default branches),
-the send-time planner falls back to the segment/population level, and the row
-says `fallback: true`.
+`ContactBatch.read` reads, in ONE online-store statement, the batch's contact features and its rows
+of the `contact_predictions` view (`inbox publish`). A row is used when it names the registry
+versions of the champions this state loaded; a contact without a row, or with a row from other
+versions, is computed live by `serving.publish.contact_predictions` (the code publish runs) and
+its answer says `source: "live"`. The steps that depend on the request (the send window and
+quiet hours, the candidate content, the campaign's context) run on the batch's arrays through the
+models' own methods: `SendTimePlanner.choose`, `ContentRanker.order`.
+
+A contact absent from the online store ("no features") still gets an answer: the models score it
+on missing values (LightGBM's learned default branches), the send-time planner falls back to the
+segment/population level, and the row says `fallback: true`.
 """
 from __future__ import annotations
 
@@ -13,23 +18,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from serving.state import ServingState
+from serving.publish import Predictions, contact_predictions
 
+if TYPE_CHECKING:  # annotations only: serving.state imports nothing from here
+    from serving.state import ServingState
 
-def no_features(frame: pd.DataFrame, keys=("contact_id", "content_id")) -> np.ndarray:
-    """True where every feature of the row is missing (the entity is not in the online store)."""
-    cols = [c for c in frame.columns if c not in keys]
-    if not cols:
-        return np.zeros(len(frame), dtype=bool)
-    return frame[cols].isna().all(axis=1).to_numpy()
+PUBLISHED, LIVE = "published", "live"
 
 
 def no_feature_columns(columns: Mapping[str, np.ndarray], names: list[str], n: int) -> np.ndarray:
-    """`no_features` on a column mapping: True where every column of `names` is null."""
+    """True where every column of `names` is null (the contact is not in the online store)."""
     missing = np.ones(n, dtype=bool) if names else np.zeros(n, dtype=bool)
     for name in names:
         a = columns[name]
@@ -44,115 +47,121 @@ def no_feature_columns(columns: Mapping[str, np.ndarray], names: list[str], n: i
     return missing
 
 
-# The content-preference service has two entities (contact, content); the
-# ranker scores contact features against the cached catalog, so only its
-# contact side is read (the content side comes from the catalog).
-PAIR_SERVICE = "content_preference"
+def _floats(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)  # None (a null in an all-null object column) -> NaN
 
 
-def contact_services(models: dict) -> tuple[str, ...]:
-    """Every feature service a loaded model reads (`feature_service` + `services`), first use first.
-    Their contact sides are read together and merged by column name (feature names are unique
-    across views), so each model finds its columns whichever service its training set came from."""
-    out: list[str] = []
-    for model in models.values():
-        for service in (model.feature_service, *getattr(model, "services", ())):
-            if service not in out:
-                out.append(service)
-    return tuple(out)
+def _ints(values: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    return np.where(fresh, values, 0).astype(np.int64)  # rows without a current row: placeholders
 
 
-def read_separately(state: ServingState, ids: np.ndarray, request_time: datetime | None = None) -> pd.DataFrame:
-    """The merged contact-side frame from one `OnlineReader.read` per service (the reference for tests)."""
-    frames = []
-    for service in state.contact_services:
-        content = None
-        if service == PAIR_SERVICE:  # contact x content service: read the contact side with a probe item
-            content = np.full(len(ids), state.catalog["content_id"].iloc[0], dtype=np.int64)
-        frames.append(state.reader.read(service, ids, content_ids=content, request_time=request_time))
-    merged = pd.concat([f.reset_index(drop=True) for f in frames], axis=1)
-    return merged.loc[:, ~merged.columns.duplicated() & ~merged.columns.isin(catalog_columns(state))]
+def published_rows(state: ServingState, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """True where the batch's published row exists and names the loaded champions' versions."""
+    from features.definitions import MODEL_VERSION_COLUMNS
+
+    fresh = np.full(n, state.published)
+    for name, version in state.model_versions.items():
+        if not fresh.any():
+            break
+        fresh &= np.asarray(columns[MODEL_VERSION_COLUMNS[name]] == version, dtype=bool)
+    return fresh
 
 
-def catalog_columns(state: ServingState) -> list[str]:
-    return [c for c in state.catalog.columns if c != "contact_id"]
+def read_published(state: ServingState, columns: Mapping[str, np.ndarray], fresh: np.ndarray) -> Predictions:
+    """The published columns as `Predictions` (rows where `fresh` is False hold placeholders)."""
+    from features.definitions import SEND_GRID_COLUMNS, tower_columns
+
+    n = len(fresh)
+    width = state.models["content_preference"].tower_width
+    if not fresh.any():
+        return Predictions(np.asarray(columns["contact_id"], dtype=np.int64), np.full(n, np.nan),
+                           np.zeros(n, np.int64), np.full(n, None, dtype=object), np.full(n, 2, np.int64),
+                           np.full(n, -1, np.int64), np.full((n, 168), np.nan), np.zeros((n, width), np.float32))
+    grid = np.empty((n, len(SEND_GRID_COLUMNS)))
+    for h, name in enumerate(SEND_GRID_COLUMNS):
+        grid[:, h] = _floats(columns[name])
+    tower = np.empty((n, width), dtype=np.float32)
+    for i, name in enumerate(tower_columns(width)):
+        tower[:, i] = np.where(fresh, _floats(columns[name]), 0.0)
+    return Predictions(np.asarray(columns["contact_id"], dtype=np.int64), _floats(columns["lead_probability"]),
+                       _ints(columns["lead_score"], fresh), np.asarray(columns["lead_tier"], dtype=object),
+                       _ints(columns["send_level"], fresh), _ints(columns["send_segment"], fresh), grid, tower)
 
 
 @dataclass
-class ContactFeatures:
-    """Contact-side features of one batch (every contact-side service, merged by column name),
-    read once (`OnlineReader.read_columns`: one SQL statement, numpy columns) and shared by every
-    model. `merged` is the same data as a DataFrame, built only if a reference path asks."""
+class ContactBatch:
+    """One request's contacts: features as read (numpy columns), whether each has features, the
+    predictions (published or live) and where each row's predictions came from."""
 
     contact_ids: np.ndarray
-    fallback: np.ndarray
     columns: Mapping[str, np.ndarray]
-    table: object = None         # serving.contact_table.ContactTable the batch was read from, if any
-    rows: np.ndarray | None = None  # the batch's rows in `table`
+    fallback: np.ndarray          # True: no stored features
+    source: np.ndarray            # "published" | "live" per contact
+    predictions: Predictions
 
     @classmethod
-    def read(cls, state: ServingState, contact_ids, request_time: datetime | None = None):
-        """From the state's contact table while it is current (`ServingState.contact_table`), else live."""
-        table = state.contact_table()
-        if table is not None:
-            return cls.from_table(state, table, contact_ids, request_time)
-        return cls.read_live(state, contact_ids, request_time)
-
-    @classmethod
-    def read_live(cls, state: ServingState, contact_ids, request_time: datetime | None = None, reader=None):
+    def read(cls, state: ServingState, contact_ids, request_time: datetime | None = None) -> "ContactBatch":
         ids = np.asarray(contact_ids, dtype=np.int64)
-        columns = (reader or state.reader).read_columns(state.contact_services, ids, request_time=request_time)
-        return cls(ids, no_feature_columns(columns, state.fallback_columns, len(ids)), columns)
-
-    @classmethod
-    def from_table(cls, state: ServingState, table, contact_ids, request_time: datetime | None = None):
-        from serving.contact_table import TableColumns
-
-        ids = np.asarray(contact_ids, dtype=np.int64)
-        rows = table.rows(ids)
-        return cls(ids, table.fallback[rows], TableColumns(state, table, ids, rows, request_time), table, rows)
+        columns = state.reader.read_columns(state.request_services, ids, request_time=request_time)
+        n = len(ids)
+        fresh = published_rows(state, columns, n)
+        pred = read_published(state, columns, fresh)
+        if not fresh.all():
+            rows = np.flatnonzero(~fresh)
+            pred.put(rows, contact_predictions(state.models, features_frame(state, columns, rows)))
+        fallback = no_feature_columns(columns, state.fallback_columns, n)
+        return cls(ids, columns, fallback, np.where(fresh, PUBLISHED, LIVE).astype(object), pred)
 
     @cached_property
     def merged(self) -> pd.DataFrame:
-        return pd.DataFrame(dict(self.columns))
+        """The batch's features as a DataFrame (what the models' reasons take)."""
+        return pd.DataFrame({c: v for c, v in self.columns.items() if not _published_column(c)})
 
-    def input_for(self, encoder):
-        """What `encoder.transform` takes: the column mapping once a mapping-aware transform is installed
-        (`serving.accelerate`), else the DataFrame."""
-        inner = getattr(encoder, "encoder", encoder)  # TowerEncoder wraps a FeatureEncoder
-        return self.columns if getattr(inner.transform, "accepts_mapping", False) else self.merged
+    @property
+    def timezones(self) -> np.ndarray:
+        """IANA zone per contact from its profile features; UTC when unknown."""
+        zones = self.columns.get("timezone")
+        if zones is None:
+            return np.full(len(self.contact_ids), "UTC", dtype=object)
+        return np.where(pd.isna(zones), "UTC", zones).astype(object)
+
+
+def _published_column(name: str) -> bool:
+    from features.definitions import is_prediction_column
+
+    return is_prediction_column(name)
+
+
+def features_frame(state: ServingState, columns: Mapping[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:
+    """The feature columns (not the published ones) of `rows` as a DataFrame, for a live computation."""
+    return pd.DataFrame({c: v[rows] for c, v in columns.items() if not _published_column(c)})
 
 
 @dataclass
 class LeadScores:
-    """Lead scores of a batch as arrays (what `decide` needs; `score` uses the model's DataFrame)."""
+    """Lead scores of a batch as arrays."""
 
     probability: np.ndarray
     score: np.ndarray
     tier: np.ndarray
 
 
-def lead_scores(state: ServingState, feats: ContactFeatures, reasons: bool = True) -> pd.DataFrame:
-    model = state.models["lead_scoring"]
-    return model.score(feats.merged, reasons=reasons)
+def lead_score_arrays(batch: ContactBatch) -> LeadScores:
+    p = batch.predictions
+    return LeadScores(p.lead_probability, p.lead_score, p.lead_tier)
 
 
-def lead_score_arrays(state: ServingState, feats: ContactFeatures) -> LeadScores:
-    """`lead_scores(..., reasons=False)` as arrays: the model's own matrix -> probability -> score -> tier
-    steps (`LeadScorer.score` without its DataFrame); the model's `score` if it lacks them."""
-    if feats.table is not None and feats.table.lead is not None:
-        lead, rows = feats.table.lead, feats.rows
-        return LeadScores(lead.probability[rows], lead.score[rows], lead.tier[rows])
-    model = state.models["lead_scoring"]
-    steps = ("encoder", "probability_from_matrix", "score_from_probability")
-    if not all(hasattr(model, a) for a in steps):
-        df = lead_scores(state, feats, reasons=False)
-        return LeadScores(df["probability"].to_numpy(float), df["score"].to_numpy(), df["tier"].to_numpy(object))
-    from models.lead_scorer import tier_of
-
-    p = model.probability_from_matrix(model.encoder.transform(feats.input_for(model.encoder)))
-    score = model.score_from_probability(p)
-    return LeadScores(p, score, tier_of(score))
+def lead_scores(state: ServingState, batch: ContactBatch, reasons: bool = True) -> pd.DataFrame:
+    """DataFrame[contact_id, probability, score, tier(, reasons_positive, reasons_negative)] as
+    `LeadScorer.score`; the reasons (TreeSHAP on the batch's features) are computed now."""
+    p = batch.predictions
+    out = pd.DataFrame({"contact_id": batch.contact_ids, "probability": p.lead_probability,
+                        "score": p.lead_score, "tier": p.lead_tier})
+    if reasons:
+        explained = state.models["lead_scoring"].score(batch.merged, reasons=True)
+        out["reasons_positive"] = explained["reasons_positive"].to_numpy()
+        out["reasons_negative"] = explained["reasons_negative"].to_numpy()
+    return out
 
 
 def default_window(now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -162,130 +171,59 @@ def default_window(now: datetime | None = None) -> tuple[datetime, datetime]:
     return start, start + timedelta(hours=24)
 
 
-def slot_choice(state: ServingState, feats: ContactFeatures, start: datetime, end: datetime, quiet_hours=(21, 7)):
-    """Best send slot per contact as arrays (`serving.fast_slots.SlotChoice`): the vectorized planner once
-    verified equal to the model's `best_slots`, the model's own otherwise."""
-    tz = state.timezones_of(feats.contact_ids)
-    fast = state.fast_slots
-    table = feats.table
-    if table is not None and table.slot_grid is not None:  # precomputed hour scores (verified at build)
-        rows = feats.rows
-        grid_row, grid = table.slot_grid_row[rows], table.slot_grid
-        return fast.best_slots_from_hours(feats.contact_ids, tz, start, end, quiet_hours, table.slot_level[rows],
-                                          table.slot_segment[rows], lambda r, how: grid[grid_row[r], how])
-    if fast.verified:  # checked against the planner by the warm-up
-        return fast.best_slots(feats.columns if fast.accepts_mapping else feats.merged, tz, start, end,
-                               quiet_hours=quiet_hours)
-    from serving.fast_slots import SlotChoice
-
-    return SlotChoice.from_frame(state.models["send_time"].best_slots(feats.merged, tz, start, end,
-                                                                      quiet_hours=quiet_hours))
+def slot_choice(state: ServingState, batch: ContactBatch, start: datetime, end: datetime, quiet_hours=(21, 7)):
+    """Best send slot per contact (`models.send_time.SlotChoice`) from the batch's slot inputs."""
+    p = batch.predictions
+    return state.models["send_time"].choose(batch.contact_ids, p.send_level, p.send_segment, p.send_grid,
+                                            batch.timezones, start, end, quiet_hours)
 
 
-def send_slots(state: ServingState, feats: ContactFeatures, start: datetime, end: datetime,
+def send_slots(state: ServingState, batch: ContactBatch, start: datetime, end: datetime,
                quiet_hours=(21, 7)) -> pd.DataFrame:
     """DataFrame[contact_id, send_at, local_time, probability, level], as `SendTimePlanner.best_slots`."""
-    return slot_choice(state, feats, start, end, quiet_hours).frame()
+    return slot_choice(state, batch, start, end, quiet_hours).frame()
 
 
-def content_rankings(state: ServingState, feats: ContactFeatures, content_ids=None, k: int | None = None
-                     ) -> pd.DataFrame:
-    """DataFrame[contact_id, content_id, score, rank] for the candidates (default: the whole catalog)."""
-    model = state.models["content_preference"]
-    catalog = state.catalog
-    if content_ids is not None:
-        wanted = np.asarray(content_ids, dtype=np.int64)
-        unknown = np.setdiff1d(wanted, catalog["content_id"].to_numpy())
-        if len(unknown):
-            raise ValueError(f"content_ids: unknown content id(s) {unknown[:5].tolist()}")
-        catalog = catalog[catalog["content_id"].isin(wanted)]
-    return model.rank(feats.merged, catalog, k=k)
+def content_scores(state: ServingState, batch: ContactBatch, content_ids=None):
+    """(candidate content ids, scores (n, m), positions best first (n, m)) through `ContentRanker.order`."""
+    _, ids, v = state.candidates(content_ids)
+    if not len(batch.contact_ids) or not len(ids):
+        return ids, np.zeros((len(batch.contact_ids), len(ids))), np.zeros((len(batch.contact_ids), len(ids)), int)
+    score, order = state.models["content_preference"].order(batch.predictions.tower, v)
+    return ids, score, order
 
 
-def candidate_matrix(state: ServingState, content_ids) -> tuple[tuple | None, np.ndarray, np.ndarray]:
-    """(candidate-set key, content ids in catalog order, their content-tower input matrix), cached per set."""
-    key = None if content_ids is None else tuple(sorted(set(np.asarray(content_ids, dtype=np.int64).tolist())))
-    hit = state.catalog_matrices.get(key)
-    if hit is None:
-        catalog = state.catalog
-        if key is not None:
-            unknown = np.setdiff1d(np.asarray(key, dtype=np.int64), catalog["content_id"].to_numpy())
-            if len(unknown):
-                raise ValueError(f"content_ids: unknown content id(s) {unknown[:5].tolist()}")
-            catalog = catalog[catalog["content_id"].isin(np.asarray(key, dtype=np.int64))]
-        hit = (catalog["content_id"].to_numpy(np.int64), state.models["content_preference"].content_encoder.transform(catalog))
-        if len(state.catalog_matrices) < 256:
-            state.catalog_matrices[key] = hit
-    return (key, *hit)
-
-
-def content_order(state: ServingState, feats: ContactFeatures, content_ids=None, k: int | None = None
+def content_order(state: ServingState, batch: ContactBatch, content_ids=None, k: int | None = None
                   ) -> list[list[int]]:
-    """Content ids per contact in rank order (top k), aligned with the batch: `ordered_content(content_rankings(...))`
-    without the long pair frame: the same pair matrix, one model call, a stable argsort per row."""
+    """Content ids per contact in rank order (top k), aligned with the batch."""
     if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
         raise ValueError(f"k: expected a positive integer or None, got {k!r}")
-    model = state.models["content_preference"]
-    key, ids, B = candidate_matrix(state, content_ids)
-    n, m = len(feats.contact_ids), len(B)
-    if n == 0 or m == 0:
-        return [[] for _ in range(n)]
-    if key is None and feats.table is not None and feats.table.catalog_order is not None:
-        return ids[feats.table.catalog_order[feats.rows, :k]].tolist()  # the whole catalog, ranked at build
-    towers = state.content_towers
-    score = None
-    if feats.table is not None and feats.table.tower is not None and towers is not None:
-        import torch  # precomputed contact-tower rows (verified at build), a verified candidate set
-
-        score = towers.scores_from_contact_side(feats.table.tower[torch.from_numpy(feats.rows)], key, B)
-    if score is None:
-        A = model.contact_encoder.transform(feats.input_for(model.contact_encoder))
-        score = None if towers is None else towers.scores(A, key, B)  # None: the module scores the pair rows
-    if score is None:
-        X = np.ascontiguousarray(np.hstack([np.repeat(A, m, axis=0), np.tile(B, (n, 1))]), dtype=np.float32)
-        score = model.predict_matrix(X).reshape(n, m)
-    order = np.argsort(-score, axis=1, kind="stable")
+    ids, _, order = content_scores(state, batch, content_ids)
+    if not len(ids):
+        return [[] for _ in batch.contact_ids]
     return ids[order[:, :k]].tolist()
 
 
-def ordered_content(rankings: pd.DataFrame, contact_ids: np.ndarray) -> list[list[int]]:
-    """Content ids per contact in rank order, aligned with `contact_ids` (unique ids).
-
-    `rank()` returns the same number of rows for every contact, sorted by
-    (contact_id, rank), so the order is a reshape plus a lookup of each
-    requested contact's row block."""
-    if rankings.empty:
-        return [[] for _ in contact_ids]
-    content = rankings["content_id"].to_numpy(np.int64).reshape(len(contact_ids), -1)
-    block_ids = rankings["contact_id"].to_numpy(np.int64)[:: content.shape[1]]
-    return content[np.searchsorted(block_ids, contact_ids)].tolist()
+def content_rankings(state: ServingState, batch: ContactBatch, content_ids=None, k: int | None = None
+                     ) -> pd.DataFrame:
+    """DataFrame[contact_id, content_id, score, rank] for the candidates (default: the whole catalog),
+    as `ContentRanker.rank`."""
+    if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"k: expected a positive integer or None, got {k!r}")
+    _, ids, v = state.candidates(content_ids)
+    return state.models["content_preference"].ranking(batch.contact_ids, batch.predictions.tower, ids, v, k)
 
 
-def bandit_context(config: dict, feats: ContactFeatures, scores: LeadScores | None) -> np.ndarray:
-    """The campaign's context features (its declared order) from the batch's features; missing -> 0.
-    From a contact table, the whole table's matrix is built once per feature list and gathered by row
-    (unless a feature is computed at request time)."""
+def bandit_context(config: dict, batch: ContactBatch, scores: LeadScores | None) -> np.ndarray:
+    """The campaign's context features (its declared order) from the batch's features; missing -> 0."""
     wanted = config["context_features"]
-    table = feats.table
-    if table is not None and all(name in table.stored or name not in feats.columns for name in wanted) and (
-            "lead_probability" not in wanted or "lead_probability" in table.stored or table.lead is not None):
-        key = tuple(wanted)
-        full = table.contexts.get(key)
-        if full is None:
-            lead = table.lead.probability if table.lead is not None else None
-            full = table.contexts[key] = _context_matrix(wanted, table.stored, len(table.fallback), lead)
-        return full[feats.rows]
-    return _context_matrix(wanted, feats.columns, len(feats.contact_ids),
-                           None if scores is None else scores.probability)
-
-
-def _context_matrix(wanted: list[str], columns, n: int, lead_probability: np.ndarray | None) -> np.ndarray:
+    n = len(batch.contact_ids)
     out = np.zeros((n, len(wanted)))
     for j, name in enumerate(wanted):
-        if name in columns:
-            values = columns[name]
+        if name in batch.columns and not _published_column(name):
+            values = batch.columns[name]
             out[:, j] = values if values.dtype.kind in "fiub" else pd.to_numeric(
                 pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        elif name == "lead_probability" and lead_probability is not None:
-            out[:, j] = lead_probability
+        elif name == "lead_probability" and scores is not None:
+            out[:, j] = scores.probability
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

@@ -50,6 +50,11 @@ class SendWindow(Strict):
 
 
 # --- responses --------------------------------------------------------------
+Source = Annotated[Literal["published", "live"], Field(
+    description="published: the contact's row of `inbox publish` for the loaded champions; live: computed "
+                "now (no row, or a row from other model versions)")]
+
+
 class LeadScore(BaseModel):
     contact_id: int
     probability: float
@@ -58,6 +63,7 @@ class LeadScore(BaseModel):
     reasons_positive: list[str]
     reasons_negative: list[str]
     fallback: bool
+    source: Source
 
 
 class ScoreResponse(BaseModel):
@@ -72,6 +78,7 @@ class SendSlot(BaseModel):
     probability: float | None
     level: str
     fallback: bool
+    source: Source
 
 
 class SendTimeResponse(BaseModel):
@@ -90,6 +97,7 @@ class RankResponse(BaseModel):
     contact_id: int
     ranking: list[RankedContent]
     fallback: bool
+    source: Source
 
 
 class Choice(BaseModel):
@@ -122,6 +130,7 @@ class Decision(BaseModel):
     lead_tier: str
     content_order: list[int]
     fallback: bool
+    source: Source
 
 
 class DecideResponse(BaseModel):

@@ -10,9 +10,10 @@ a thread and swap it in without failing a request; with several workers, the
 one that served `/reload` signals the others (`serving.worker_sync`), which
 follow within a fraction of a second, and the answer lists what every worker
 serves. Bad input gets a 4xx that names the field; `decide` asks the allocator
-last, so a request that fails logs no decision. Latency settings and their
-reasons: `serving.config`; per-request work BentoML repeats, done once:
-`serving.bentoml_fastpath`.
+last, so a request that fails logs no decision. Per-contact predictions come from
+the rows `inbox publish` wrote (`serving.predict`); every answer says whether a
+contact's came from there or were computed live (`source`). Latency settings and
+their reasons: `serving.config` (BentoML configuration only, no patching).
 """
 from __future__ import annotations
 
@@ -28,8 +29,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from serving import bentoml_fastpath
-from serving.config import REQUEST_TIMEOUT_S, SERVICE_CONFIG, contact_table_enabled, tune_process
+from serving.config import REQUEST_TIMEOUT_S, SERVICE_CONFIG, tune_process
 from serving.schemas import (
     MAX_CANDIDATES, CampaignId, ChooseResponse, Choice, ContactId, ContactIds, DecideResponse,
     Decision, LeadScore, RankedContent, RankResponse, ReloadResponse, RewardResponse, ScoreResponse,
@@ -38,7 +38,6 @@ from serving.schemas import (
 
 logger = logging.getLogger("inbox.serving")
 RELOAD_WAIT_S = REQUEST_TIMEOUT_S - 2.0  # /reload's answer, own load included, within BentoML's request timeout
-bentoml_fastpath.install()  # before BentoML builds the ASGI app from this service
 
 ContentIds = list[ContactId] | None
 
@@ -93,18 +92,15 @@ class InboxService:
         self.sync.publish(self.state, generation, self.load_error)
         self._reload_lock = asyncio.Lock()
         self._watcher: asyncio.Task | None = None
-        bentoml_fastpath.cache_api_methods(self)
         tune_process()
 
-    def _load_state(self, allocator=None, contact_table: str = "foreground"):
-        """A warmed-up state. At start-up the contact table is built before the worker reports ready (a
-        ready worker serves the fast path from its first request); on reload it builds in the background
-        (the new state serves live meanwhile), so a reload answers within the request timeout."""
+    def _load_state(self, allocator=None):
+        """A warmed-up state: the champions, the readers, the allocator (nothing per contact)."""
         from serving.state import ServingState
         from serving.warmup import warm_up
 
         state = ServingState.load(self.settings, allocator=allocator)
-        warm_up(state, contact_table=contact_table if contact_table_enabled() else "off")
+        warm_up(state)
         return state
 
     async def __is_ready__(self) -> bool:
@@ -117,42 +113,46 @@ class InboxService:
     @bentoml.api
     async def score(self, contact_ids: ContactIds, reasons: bool = True) -> ScoreResponse:
         """Lead score (0-100), probability, tier (A-D) and top reasons per contact."""
-        from serving.predict import ContactFeatures, lead_scores
+        from serving.predict import ContactBatch, lead_scores
 
         state = self.state
         if state is None:
             return self._not_ready()
         model = state.models["lead_scoring"]
-        feats = ContactFeatures.read(state, contact_ids)
-        df = lead_scores(state, feats, reasons=reasons)
+        batch = ContactBatch.read(state, contact_ids)
+        df = lead_scores(state, batch, reasons=reasons)
         pos = df["reasons_positive"] if reasons else [[]] * len(df)
         neg = df["reasons_negative"] if reasons else [[]] * len(df)
         return ScoreResponse(model_version=str(model.version), scores=[
             LeadScore(contact_id=c, probability=p, score=s, tier=t, reasons_positive=rp, reasons_negative=rn,
-                      fallback=f)
-            for c, p, s, t, rp, rn, f in zip(df["contact_id"].tolist(), df["probability"].tolist(),
-                                             df["score"].tolist(), df["tier"].tolist(), pos, neg,
-                                             feats.fallback.tolist())
+                      fallback=f, source=src)
+            for c, p, s, t, rp, rn, f, src in zip(df["contact_id"].tolist(), df["probability"].tolist(),
+                                                  df["score"].tolist(), df["tier"].tolist(), pos, neg,
+                                                  batch.fallback.tolist(), batch.source.tolist())
         ])
 
     @bentoml.api
     async def send_time(self, contact_ids: ContactIds, window: SendWindow | None = None) -> SendTimeResponse:
         """Best send time per contact in the window (default: the next 24 h), local quiet hours honored."""
-        from serving.predict import ContactFeatures, default_window, send_slots
+        from serving.predict import ContactBatch, send_slots
 
         state = self.state
         if state is None:
             return self._not_ready()
         start, end, quiet = _window(window)
         model = state.models["send_time"]
-        feats = ContactFeatures.read(state, contact_ids, request_time=start)
-        df = send_slots(state, feats, start, end, quiet)
+        batch = ContactBatch.read(state, contact_ids, request_time=start)
+        try:
+            df = send_slots(state, batch, start, end, quiet)
+        except ValueError as exc:
+            return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
         return SendTimeResponse(model_version=str(model.version), slots=[
             SendSlot(contact_id=c, send_at=_ts(s), local_time=None if lt is None else str(lt),
-                     probability=None if p is None or np.isnan(p) else p, level=lv, fallback=f)
-            for c, s, lt, p, lv, f in zip(df["contact_id"].tolist(), df["send_at"].tolist(),
-                                          df["local_time"].tolist(), df["probability"].tolist(),
-                                          df["level"].tolist(), feats.fallback.tolist())
+                     probability=None if p is None or np.isnan(p) else p, level=lv, fallback=f, source=src)
+            for c, s, lt, p, lv, f, src in zip(df["contact_id"].tolist(), df["send_at"].tolist(),
+                                               df["local_time"].tolist(), df["probability"].tolist(),
+                                               df["level"].tolist(), batch.fallback.tolist(),
+                                               batch.source.tolist())
         ])
 
     @bentoml.api
@@ -160,19 +160,19 @@ class InboxService:
                            content_ids: list[ContactId] | None = Field(default=None, max_length=MAX_CANDIDATES),
                            k: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES)) -> RankResponse:
         """Candidate content blocks (default: the whole catalog) ranked for one contact."""
-        from serving.predict import ContactFeatures, content_rankings
+        from serving.predict import ContactBatch, content_rankings
 
         state = self.state
         if state is None:
             return self._not_ready()
         model = state.models["content_preference"]
-        feats = ContactFeatures.read(state, [contact_id])
+        batch = ContactBatch.read(state, [contact_id])
         try:
-            df = content_rankings(state, feats, content_ids, k).sort_values("rank")
+            df = content_rankings(state, batch, content_ids, k).sort_values("rank")
         except ValueError as exc:
             return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
         return RankResponse(model_version=str(model.version), contact_id=contact_id,
-                            fallback=bool(feats.fallback[0]), ranking=[
+                            fallback=bool(batch.fallback[0]), source=batch.source[0], ranking=[
                                 RankedContent(content_id=c, score=s, rank=r)
                                 for c, s, r in zip(df["content_id"].tolist(), df["score"].tolist(),
                                                    df["rank"].tolist())])
@@ -268,7 +268,7 @@ class InboxService:
         import anyio.to_thread
 
         old = self.state
-        new = await anyio.to_thread.run_sync(self._load_state, old.allocator if old else None, "background")
+        new = await anyio.to_thread.run_sync(self._load_state, old.allocator if old else None)
         self.state, self.load_error = new, None
         if old is not None:
             old.close(keep_allocator=True)

@@ -8,7 +8,7 @@ from inbox.cli import build_parser, main
 def test_every_command_is_registered():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    for name in ["simulate", "features", "train", "score", "bandit", "ab", "serve", "send", "demo"]:
+    for name in ["simulate", "features", "train", "score", "bandit", "ab", "publish", "serve", "send", "demo"]:
         assert name in sub.choices, f"`inbox {name}` is not registered"
 
 

@@ -13,6 +13,7 @@ def serving_world(tmp_path_factory):
     from features.store import apply, get_store, materialize
     from inbox.settings import load_settings
     from models.training import train_all
+    from serving.publish import publish
     from simulation.cli import simulate_to_disk
     from simulation.world import WorldConfig
 
@@ -31,6 +32,7 @@ def serving_world(tmp_path_factory):
         store = get_store(settings)
         apply(store, settings)
         materialize(store, settings)
+        publish(settings, progress=False)  # the rows serving reads (`inbox publish`)
     register_campaign(settings)
     return settings
 

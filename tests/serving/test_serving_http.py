@@ -51,6 +51,7 @@ def test_score_send_time_rank_and_fallback(client, serving_world):
     assert [s["contact_id"] for s in scores] == [*ids, 10_000_000]
     assert all(0 <= s["probability"] <= 1 and s["tier"] in "ABCD" for s in scores)
     assert [s["fallback"] for s in scores] == [False, False, True]
+    assert [s["source"] for s in scores] == ["published", "published", "live"]  # no row: computed live
     assert scores[0]["reasons_positive"] or scores[0]["reasons_negative"]
 
     start = datetime(2026, 9, 1, tzinfo=timezone.utc)
@@ -92,6 +93,7 @@ def test_decide_returns_everything_in_one_round_trip(client, serving_world, allo
     decisions = out["decisions"]
     assert [d["contact_id"] for d in decisions] == [*ids, 10_000_001]
     assert decisions[-1]["fallback"] is True
+    assert [d["source"] for d in decisions] == ["published"] * 3 + ["live"]
     for d in decisions:
         assert d["decision_id"] and 0 < d["propensity"] <= 1
         assert len(d["content_order"]) == 2 and 0 <= d["lead_score"] <= 100

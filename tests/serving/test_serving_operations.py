@@ -32,12 +32,3 @@ def test_waits_for_every_worker_then_returns(tmp_path, monkeypatch):
     late.join()
     with pytest.raises(TimeoutError, match="generation 4"):
         _wait_for_generation(settings, svc, 4, timeout=0.6)
-
-
-def test_contact_table_switch():
-    from serving.config import contact_table_enabled
-
-    assert contact_table_enabled({}) and contact_table_enabled({"INBOX_CONTACT_TABLE": " ON "})
-    assert not contact_table_enabled({"INBOX_CONTACT_TABLE": "off"})
-    with pytest.raises(ValueError, match="INBOX_CONTACT_TABLE"):
-        contact_table_enabled({"INBOX_CONTACT_TABLE": "maybe"})
