@@ -357,7 +357,7 @@ def decide_breakdown(settings, campaign: str, sizes=(1, 100), repeats: int = 60)
             lo = int(rng.integers(0, max(n_contacts - n, 1)))
             ids = stored[lo : lo + n]
             t = [time.thread_time()]
-            batch = ContactBatch.read(state, ids, request_time=start)
+            batch = ContactBatch.read(state, ids, request_time=start, features=config["context_features"])
             t.append(time.thread_time())
             scores = lead_score_arrays(batch)
             t.append(time.thread_time())

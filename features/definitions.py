@@ -145,7 +145,7 @@ SEND_GRID_COLUMNS = [f"send_p_h{h:03d}" for h in range(168)]
 
 
 TOWER_PREFIX = "contact_tower_"
-PREDICTION_COLUMNS = frozenset([*MODEL_VERSION_COLUMNS.values(), "lead_probability", "lead_score", "lead_tier",
+PREDICTION_COLUMNS = frozenset([*MODEL_VERSION_COLUMNS.values(), "no_features", "lead_probability", "lead_score", "lead_tier",
                                 "send_level", "send_segment", *SEND_GRID_COLUMNS])
 
 
@@ -169,6 +169,8 @@ def contact_predictions_view(features_dir, tower_width: int) -> FeatureView:
                 for name, col in MODEL_VERSION_COLUMNS.items()]
     schema = [
         *versions,
+        Field(name="no_features", dtype=Bool,
+              description="every lead-scoring feature of the contact was null when published (fallback answers)"),
         Field(name="lead_probability", dtype=Float64, description="calibrated P(conversion), lead_scoring"),
         Field(name="lead_score", dtype=Int64, description="0-100 percentile of lead_probability"),
         Field(name="lead_tier", dtype=String, description="A-D band of lead_score"),

@@ -148,7 +148,8 @@ class OnlineReader:
             raise ValueError(f"{service_name}: {' and '.join(ids)} must have the same length")
         return pd.DataFrame(self._execute(plan, ids, request_time))
 
-    def read_columns(self, services: str | Sequence[str], contact_ids, *, request_time=None) -> dict[str, np.ndarray]:
+    def read_columns(self, services: str | Sequence[str], contact_ids, *, request_time=None,
+                     only: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """The contact-side features of one or more services for `contact_ids`, in ONE read.
 
         Returns {column: numpy array} (no DataFrame): `contact_id` first, then each service's
@@ -156,10 +157,20 @@ class OnlineReader:
         feature names are unique across views). The content side of a (contact x content)
         service is not read. Every array equals the same-named column of `read(service, ...)`,
         i.e. of Feast's `get_online_features(...).to_df()` (same values, nulls and dtype).
+        `only`: read just these of the services' columns (names they lack are ignored).
         """
-        plan = self.contact_plan(services)
+        plan = self.contact_plan(services) if only is None else self.restricted_plan(services, only)
         ids = np.asarray(contact_ids, dtype=np.int64).reshape(-1)
         return self._execute(plan, {"contact_id": ids}, request_time)
+
+    def restricted_plan(self, services: str | Sequence[str], only: Sequence[str]) -> _Plan:
+        """`contact_plan(services)` reading only the columns named in `only` (and an on-demand view's
+        inputs when one of its outputs is named); cached."""
+        key = ("only", *((services,) if isinstance(services, str) else services), "|", *only)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _restricted(self.contact_plan(services), set(only))
+        return plan
 
     def contact_plan(self, services: str | Sequence[str]) -> _Plan:
         """The contact-side read plan of `services` (cached): views keyed by contact with the union of
@@ -333,3 +344,19 @@ def _contact_plan(plans: list[_Plan], join_key: str = "contact_id") -> _Plan:
     for plan in plans:
         columns += [c for c in plan.columns if c in outputs and c not in columns]
     return _Plan([join_key], list(reads.values()), list(odfvs.values()), columns, _union_sql(reads.values()))
+
+
+def _restricted(plan: _Plan, wanted: set) -> _Plan:
+    """`plan` with only the `wanted` output columns (entity keys kept)."""
+    odfvs = [(odfv, [n for n in names if n in wanted]) for odfv, names in plan.odfvs]
+    odfvs = [(odfv, names) for odfv, names in odfvs if names]
+    inputs = {f.name for odfv, _ in odfvs for src in odfv.source_feature_view_projections.values()
+              for f in src.features}
+    reads = []
+    for r in plan.reads:
+        features = [f for f in r.features if f in wanted]
+        needed = [f for f in r.needed if f in wanted or f in inputs]
+        if needed:
+            reads.append(_ViewRead(r.view, r.table, r.join_key, features, needed, r.types))
+    columns = [c for c in plan.columns if c in plan.join_keys or c in wanted]
+    return _Plan(plan.join_keys, reads, odfvs, columns, _union_sql(reads))

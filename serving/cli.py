@@ -36,8 +36,10 @@ def publish(args: argparse.Namespace) -> int:
 
     from serving.publish import publish as run
 
-    if args.chunk < 1:
-        raise ValueError(f"--chunk: expected a positive integer, got {args.chunk}")
+    from serving.publish import MAX_CHUNK
+
+    if not 1 <= args.chunk <= MAX_CHUNK:
+        raise ValueError(f"--chunk: expected an integer in 1..{MAX_CHUNK}, got {args.chunk}")
     summary = run(chunk=args.chunk, progress=True)
     table = Table(title="inbox publish")
     table.add_column("item")

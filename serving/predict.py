@@ -1,12 +1,14 @@
 """A request's predictions: published rows where they are current, the same models' code live otherwise.
 
-`ContactBatch.read` reads, in ONE online-store statement, the batch's contact features and its rows
-of the `contact_predictions` view (`inbox publish`). A row is used when it names the registry
-versions of the champions this state loaded; a contact without a row, or with a row from other
-versions, is computed live by `serving.publish.contact_predictions` (the code publish runs) and
-its answer says `source: "live"`. The steps that depend on the request (the send window and
-quiet hours, the candidate content, the campaign's context) run on the batch's arrays through the
-models' own methods: `SendTimePlanner.choose`, `ContentRanker.order`.
+`ContactBatch.read` reads, in ONE online-store statement, the batch's rows of the
+`contact_predictions` view (`inbox publish`) and the few features the request itself needs (the
+time zone, the campaign's context features). A row is used when it names the registry versions of
+the champions this state loaded; a contact without a row, or with a row from other versions, is
+computed live from all its features (a second read, of those contacts only) by
+`serving.publish.contact_predictions`, the code publish runs, and its answer says `source: "live"`.
+The steps that depend on the request (the send window and quiet hours, the candidate content, the
+campaign's context) run on the batch's arrays through the models' own methods:
+`SendTimePlanner.choose`, `ContentRanker.order`.
 
 A contact absent from the online store ("no features") still gets an answer: the models score it
 on missing values (LightGBM's learned default branches), the send-time planner falls back to the
@@ -14,7 +16,7 @@ segment/population level, and the row says `fallback: true`.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from serving.publish import Predictions, contact_predictions
+from serving.publish import Predictions, contact_predictions, no_feature_columns
 
 if TYPE_CHECKING:  # annotations only: serving.state imports nothing from here
     from serving.state import ServingState
@@ -31,24 +33,13 @@ if TYPE_CHECKING:  # annotations only: serving.state imports nothing from here
 PUBLISHED, LIVE = "published", "live"
 
 
-def no_feature_columns(columns: Mapping[str, np.ndarray], names: list[str], n: int) -> np.ndarray:
-    """True where every column of `names` is null (the contact is not in the online store)."""
-    missing = np.ones(n, dtype=bool) if names else np.zeros(n, dtype=bool)
-    for name in names:
-        a = columns[name]
-        if a.dtype == object:
-            missing &= pd.isna(a)
-        elif a.dtype.kind == "f":
-            missing &= np.isnan(a)
-        else:  # ints and bools have no nulls
-            missing[:] = False
-        if not missing.any():
-            break
-    return missing
-
-
 def _floats(values: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)  # None (a null in an all-null object column) -> NaN
+
+
+def _matrix(columns: Mapping[str, np.ndarray], names: list[str], dtype) -> np.ndarray:
+    """(n, len(names)) from same-length columns in one conversion (nulls -> NaN)."""
+    return np.array([columns[name] for name in names], dtype=dtype).T.copy()
 
 
 def _ints(values: np.ndarray, fresh: np.ndarray) -> np.ndarray:
@@ -77,12 +68,9 @@ def read_published(state: ServingState, columns: Mapping[str, np.ndarray], fresh
         return Predictions(np.asarray(columns["contact_id"], dtype=np.int64), np.full(n, np.nan),
                            np.zeros(n, np.int64), np.full(n, None, dtype=object), np.full(n, 2, np.int64),
                            np.full(n, -1, np.int64), np.full((n, 168), np.nan), np.zeros((n, width), np.float32))
-    grid = np.empty((n, len(SEND_GRID_COLUMNS)))
-    for h, name in enumerate(SEND_GRID_COLUMNS):
-        grid[:, h] = _floats(columns[name])
-    tower = np.empty((n, width), dtype=np.float32)
-    for i, name in enumerate(tower_columns(width)):
-        tower[:, i] = np.where(fresh, _floats(columns[name]), 0.0)
+    grid = _matrix(columns, SEND_GRID_COLUMNS, np.float64)
+    tower = _matrix(columns, tower_columns(width), np.float32)
+    tower[~fresh] = 0.0
     return Predictions(np.asarray(columns["contact_id"], dtype=np.int64), _floats(columns["lead_probability"]),
                        _ints(columns["lead_score"], fresh), np.asarray(columns["lead_tier"], dtype=object),
                        _ints(columns["send_level"], fresh), _ints(columns["send_segment"], fresh), grid, tower)
@@ -90,32 +78,62 @@ def read_published(state: ServingState, columns: Mapping[str, np.ndarray], fresh
 
 @dataclass
 class ContactBatch:
-    """One request's contacts: features as read (numpy columns), whether each has features, the
-    predictions (published or live) and where each row's predictions came from."""
+    """One request's contacts: the columns read (published rows and the features the request asked
+    for), whether each contact has features, the predictions (published or live) and where each
+    row's predictions came from. `features` (every feature the models read) is read on first use."""
 
+    state: ServingState
     contact_ids: np.ndarray
-    columns: Mapping[str, np.ndarray]
+    columns: dict                 # column -> numpy array, as read
     fallback: np.ndarray          # True: no stored features
     source: np.ndarray            # "published" | "live" per contact
     predictions: Predictions
+    request_time: datetime | None = None
 
     @classmethod
-    def read(cls, state: ServingState, contact_ids, request_time: datetime | None = None) -> "ContactBatch":
+    def read(cls, state: ServingState, contact_ids, request_time: datetime | None = None,
+             features: Sequence[str] = ()) -> "ContactBatch":
+        """One online read: the published rows plus `features` (and the time zone) where published
+        predictions exist; every contact-side feature otherwise. Rows without current published
+        predictions are computed live from their features (a second read, of those rows only)."""
         ids = np.asarray(contact_ids, dtype=np.int64)
-        columns = state.reader.read_columns(state.request_services, ids, request_time=request_time)
         n = len(ids)
+        if state.published:
+            only = (*state.published_columns, "timezone", *features)
+            columns = state.reader.read_columns(state.request_services, ids, request_time=request_time, only=only)
+        else:
+            columns = state.reader.read_columns(state.contact_services, ids, request_time=request_time)
         fresh = published_rows(state, columns, n)
         pred = read_published(state, columns, fresh)
+        fallback = np.zeros(n, dtype=bool)
+        if fresh.any():
+            fallback[fresh] = np.asarray(columns["no_features"], dtype=bool)[fresh]
+        batch = cls(state, ids, columns, fallback, np.where(fresh, PUBLISHED, LIVE).astype(object), pred,
+                    request_time)
         if not fresh.all():
             rows = np.flatnonzero(~fresh)
-            pred.put(rows, contact_predictions(state.models, features_frame(state, columns, rows)))
-        fallback = no_feature_columns(columns, state.fallback_columns, n)
-        return cls(ids, columns, fallback, np.where(fresh, PUBLISHED, LIVE).astype(object), pred)
+            if not state.published:
+                live = columns  # every contact-side feature of every row was read
+            else:
+                live = state.reader.read_columns(state.contact_services, ids[rows], request_time=request_time)
+                if len(rows) == n:
+                    batch.__dict__["features"] = live
+            pred.put(rows, contact_predictions(state.models, pd.DataFrame(live)))
+            fallback[rows] = no_feature_columns(live, state.fallback_columns, len(rows))
+        return batch
+
+    @cached_property
+    def features(self) -> dict:
+        """Every contact-side feature the models read, for the whole batch (the columns, if they are)."""
+        if not self.state.published:
+            return self.columns
+        return self.state.reader.read_columns(self.state.contact_services, self.contact_ids,
+                                              request_time=self.request_time)
 
     @cached_property
     def merged(self) -> pd.DataFrame:
-        """The batch's features as a DataFrame (what the models' reasons take)."""
-        return pd.DataFrame({c: v for c, v in self.columns.items() if not _published_column(c)})
+        """The batch's features as a DataFrame (what the models' own batch methods and reasons take)."""
+        return pd.DataFrame(self.features)
 
     @property
     def timezones(self) -> np.ndarray:
@@ -130,11 +148,6 @@ def _published_column(name: str) -> bool:
     from features.definitions import is_prediction_column
 
     return is_prediction_column(name)
-
-
-def features_frame(state: ServingState, columns: Mapping[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:
-    """The feature columns (not the published ones) of `rows` as a DataFrame, for a live computation."""
-    return pd.DataFrame({c: v[rows] for c, v in columns.items() if not _published_column(c)})
 
 
 @dataclass

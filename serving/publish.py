@@ -23,6 +23,7 @@ import pandas as pd
 
 MODEL_NAMES = ("lead_scoring", "send_time", "content_preference")
 CHUNK = 4000  # contacts per read / model call / write (the SQL read binds ids x views parameters)
+MAX_CHUNK = 20_000
 
 
 @dataclass
@@ -59,6 +60,29 @@ def contact_services(models: Mapping) -> tuple[str, ...]:
     return tuple(out)
 
 
+def no_feature_columns(columns: Mapping[str, np.ndarray], names: list[str], n: int) -> np.ndarray:
+    """True where every column of `names` is null (the contact is not in the online store)."""
+    missing = np.ones(n, dtype=bool) if names else np.zeros(n, dtype=bool)
+    for name in names:
+        a = columns[name]
+        if a.dtype == object:
+            missing &= pd.isna(a)
+        elif a.dtype.kind == "f":
+            missing &= np.isnan(a)
+        else:  # ints and bools have no nulls
+            missing[:] = False
+        if not missing.any():
+            break
+    return missing
+
+
+def fallback_columns(reader, models: Mapping) -> list[str]:
+    """A contact with every one of these null has no features (`fallback: true`): the contact-side
+    columns of the lead-scoring model's service."""
+    plan = reader.contact_plan(models["lead_scoring"].feature_service)
+    return [c for c in plan.columns if c != "contact_id"]
+
+
 def contact_predictions(models: Mapping, features: pd.DataFrame) -> Predictions:
     """The three champions' request-independent outputs for the contacts of `features` (one row per
     contact, every column the models read): the one code path of publish and of serving's live rows."""
@@ -70,7 +94,7 @@ def contact_predictions(models: Mapping, features: pd.DataFrame) -> Predictions:
                        segment, grid, tower)
 
 
-def arrow_rows(pred: Predictions, versions: Mapping[str, str], when: datetime):
+def arrow_rows(pred: Predictions, no_features: np.ndarray, versions: Mapping[str, str], when: datetime):
     """The view's rows for `pred` as an Arrow table (nulls where a grid cell is not contact-level)."""
     import pyarrow as pa
 
@@ -82,6 +106,7 @@ def arrow_rows(pred: Predictions, versions: Mapping[str, str], when: datetime):
                                         pa.timestamp("us", tz="UTC"))}
     for name, col in MODEL_VERSION_COLUMNS.items():
         cols[col] = pa.array(np.full(n, str(versions[name]), dtype=object), pa.string())
+    cols["no_features"] = pa.array(np.asarray(no_features, dtype=bool), pa.bool_())
     cols["lead_probability"] = pa.array(pred.lead_probability, pa.float64(), from_pandas=True)
     cols["lead_score"] = pa.array(pred.lead_score, pa.int64())
     cols["lead_tier"] = pa.array(pred.lead_tier, pa.string())
@@ -114,8 +139,8 @@ def publish(settings=None, chunk: int = CHUNK, progress: bool = True, models: Ma
     from inbox.settings import load_settings
     from models.loading import load_champion
 
-    if not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk: expected a positive integer, got {chunk!r}")
+    if not isinstance(chunk, int) or not 1 <= chunk <= MAX_CHUNK:
+        raise ValueError(f"chunk: expected an integer in 1..{MAX_CHUNK}, got {chunk!r}")
     settings = settings or load_settings()
     t0 = time.perf_counter()
     if models is None:
@@ -129,15 +154,16 @@ def publish(settings=None, chunk: int = CHUNK, progress: bool = True, models: Ma
     written = 0
     try:
         services = contact_services(models)
+        empty = fallback_columns(reader, models)
         ids = reader.contact_ids(services)
         when = datetime.now(timezone.utc)
         with _progress(progress, len(ids)) as advance:
             for lo in range(0, len(ids), chunk):
                 part = ids[lo : lo + chunk]
-                features = pd.DataFrame(reader.read_columns(services, part, request_time=when))
-                pred = contact_predictions(models, features)
-                written += online.write_arrow(store.config, view, arrow_rows(pred, versions, when), "contact_id",
-                                              "event_timestamp")
+                columns = reader.read_columns(services, part, request_time=when)
+                pred = contact_predictions(models, pd.DataFrame(columns))
+                rows = arrow_rows(pred, no_feature_columns(columns, empty, len(part)), versions, when)
+                written += online.write_arrow(store.config, view, rows, "contact_id", "event_timestamp")
                 levels += np.bincount(pred.send_level, minlength=3)[:3]
                 advance(len(part))
     finally:

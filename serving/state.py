@@ -77,6 +77,13 @@ class ServingState:
         return True
 
     @cached_property
+    def published_columns(self) -> tuple[str, ...]:
+        """The `contact_predictions` columns a request reads for these champions."""
+        from features.definitions import PREDICTION_COLUMNS, tower_columns
+
+        return (*sorted(PREDICTION_COLUMNS), *tower_columns(self.models["content_preference"].tower_width))
+
+    @cached_property
     def request_services(self) -> tuple[str, ...]:
         """What a request reads in one statement: the models' contact services and the published view."""
         from features.definitions import PREDICTIONS_VIEW
@@ -85,10 +92,10 @@ class ServingState:
 
     @cached_property
     def fallback_columns(self) -> list[str]:
-        """A contact with every one of these null has no features (`fallback: true`): the contact-side
-        columns of the lead-scoring model's service."""
-        plan = self.reader.contact_plan(self.models["lead_scoring"].feature_service)
-        return [c for c in plan.columns if c != "contact_id"]
+        """A contact with every one of these null has no features (`serving.publish.fallback_columns`)."""
+        from serving.publish import fallback_columns
+
+        return fallback_columns(self.reader, self.models)
 
     def candidates(self, content_ids) -> tuple[tuple | None, np.ndarray, np.ndarray]:
         """(candidate-set key, content ids in catalog order, their content-tower rows), cached per set;

@@ -23,3 +23,9 @@ def test_help_is_fast_and_clean():
     out = subprocess.run([sys.executable, "-m", "inbox.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert "demo" in out.stdout
+
+
+def test_publish_refuses_a_bad_chunk_before_any_work(capsys):
+    assert main(["publish", "--chunk", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--chunk" in err and "Traceback" not in err

@@ -61,9 +61,23 @@ def test_publish_writes_one_row_per_contact_with_model_versions(state):
     assert set(np.unique(rows["send_level"]).tolist()) <= {0, 1, 2}
 
 
-def test_batch_reads_published_rows_and_computes_unknown_contacts_live(batch):
+def test_batch_reads_published_rows_and_computes_unknown_contacts_live(state, batch):
+    from serving.publish import no_feature_columns
+
     assert (batch.source[:-1] == "published").all()
     assert batch.source[-1] == "live" and batch.fallback[-1] and not batch.fallback[:-1].all()
+    assert np.array_equal(batch.fallback, no_feature_columns(batch.features, state.fallback_columns,
+                                                             len(batch.contact_ids)))
+
+
+def test_a_restricted_read_equals_the_same_columns_of_the_full_read(state, batch):
+    when = pd.Timestamp("2026-03-08T09:00Z").to_pydatetime()
+    full = state.reader.read_columns(state.request_services, batch.contact_ids, request_time=when)
+    only = ["timezone", "engagement_score", "local_hour", "lead_score", "send_p_h003", "no_such_feature"]
+    got = state.reader.read_columns(state.request_services, batch.contact_ids, request_time=when, only=only)
+    assert list(got) == ["contact_id", *[c for c in full if c in only]]
+    for name, values in got.items():
+        pd.testing.assert_series_equal(pd.Series(values), pd.Series(full[name]), check_exact=True)
 
 
 def test_served_lead_scores_equal_the_model(state, batch):
@@ -119,7 +133,8 @@ def test_stale_row_is_computed_live_and_flagged(state, serving_world):
     fresh = ContactBatch.read(state, ids)
     stale = {**state.model_versions, "send_time": "0"}
     online.write_arrow(store.config, view, arrow_rows(contact_predictions(state.models, fresh.merged.iloc[:1]),
-                                                      stale, pd.Timestamp.now(tz="UTC").to_pydatetime()),
+                                                      fresh.fallback[:1], stale,
+                                                      pd.Timestamp.now(tz="UTC").to_pydatetime()),
                        "contact_id", "event_timestamp")
     try:
         batch = ContactBatch.read(state, ids)
@@ -132,7 +147,7 @@ def test_stale_row_is_computed_live_and_flagged(state, serving_world):
         assert [d.source for d in out.decisions] == ["live", "published", "published"]
     finally:
         online.write_arrow(store.config, view, arrow_rows(contact_predictions(state.models, fresh.merged.iloc[:1]),
-                                                          state.model_versions,
+                                                          fresh.fallback[:1], state.model_versions,
                                                           pd.Timestamp.now(tz="UTC").to_pydatetime()),
                            "contact_id", "event_timestamp")
     assert ContactBatch.read(state, ids).source.tolist() == ["published"] * 3
