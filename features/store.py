@@ -3,9 +3,10 @@
 `get_store(settings)` renders `features/feature_store.yaml` into
 `settings.feast_dir` (registry and online SQLite live there) and returns a
 `feast.FeatureStore`. `materialize` loads, per feature view, the latest
-snapshot per entity in [start, end] from the Parquet feature table with DuckDB
-and writes it with `BatchSqliteOnlineStore.write_arrow` (one transaction per
-view), then records the interval in the registry as `feast materialize` would.
+snapshot per entity in [start, end] from the Parquet feature table with DuckDB,
+streamed in record batches into `BatchSqliteOnlineStore.write_arrow` (one
+transaction per view, memory bounded by the batch), then records the interval in
+the registry as `feast materialize` would.
 """
 from __future__ import annotations
 
@@ -64,26 +65,52 @@ def apply(store=None, settings=None, features_dir=None) -> dict:
             "features": sum(len(v.features) for v in repo["views"].values())}
 
 
-def _latest_rows(path: str, join_key: str, start: datetime | None, end: datetime):
-    """Latest row per entity with start <= event_timestamp <= end, as an Arrow table."""
+MATERIALIZE_BATCH_ROWS = 100_000
+MATERIALIZE_MEMORY_LIMIT = "1GB"
+
+
+def _latest_batches(path: str, join_key: str, start: datetime | None, end: datetime,
+                    batch_rows: int = MATERIALIZE_BATCH_ROWS):
+    """Latest row per entity with start <= event_timestamp <= end, as a stream of Arrow record batches.
+
+    Two passes, both streaming: the newest timestamp per entity (two columns, a hash
+    aggregate of one row per entity), then a scan of the table joined to it. DuckDB
+    runs under a memory limit and the rows come out `batch_rows` at a time, so memory
+    does not grow with contacts x days. Raises ValueError (inside the stream, so the
+    writer's transaction rolls back) if an entity has two rows at its newest timestamp.
+    """
+    import tempfile
+
     import duckdb
 
-    con = duckdb.connect()
-    try:
-        con.execute("SET threads=2")
-        lo = "" if start is None else "AND event_timestamp >= $start"
-        params = {"path": path, "end": end} | ({} if start is None else {"start": start})
-        return con.sql(
-            f"""SELECT * FROM read_parquet($path) WHERE event_timestamp <= $end {lo}
-                QUALIFY row_number() OVER (PARTITION BY {join_key} ORDER BY event_timestamp DESC) = 1""",
-            params=params,
-        ).to_arrow_table()
-    finally:
-        con.close()
+    with tempfile.TemporaryDirectory(prefix="materialize-") as spill:
+        con = duckdb.connect()
+        try:
+            con.execute("SET threads=2")
+            con.execute(f"SET memory_limit='{MATERIALIZE_MEMORY_LIMIT}'")
+            con.execute(f"SET temp_directory='{spill}'")
+            con.execute("SET preserve_insertion_order=false")
+            lo = "" if start is None else "AND event_timestamp >= $start"
+            params = {"path": path, "end": end} | ({} if start is None else {"start": start})
+            key = f'"{join_key}"'
+            con.execute(f"""CREATE TEMP TABLE latest AS SELECT {key} AS k, max(event_timestamp) AS ts
+                            FROM read_parquet($path) WHERE event_timestamp <= $end {lo} GROUP BY ALL""", params)
+            ((entities,),) = con.execute("SELECT count(*) FROM latest").fetchall()
+            rows = 0
+            reader = con.sql(f"""SELECT s.* FROM read_parquet($path) s
+                                 JOIN latest l ON s.{key} = l.k AND s.event_timestamp = l.ts""",
+                             params={"path": path}).to_arrow_reader(batch_rows)
+            for batch in reader:
+                rows += batch.num_rows
+                if rows > entities:
+                    raise ValueError(f"{path}: more than one row for some {join_key} at its newest event_timestamp")
+                yield batch
+        finally:
+            con.close()
 
 
 def materialize(store=None, settings=None, end: datetime | None = None, start: datetime | None = None,
-                views: list[str] | None = None, progress=None) -> dict:
+                views: list[str] | None = None, progress=None, batch_rows: int = MATERIALIZE_BATCH_ROWS) -> dict:
     """Load the newest snapshot per entity (up to `end`) into the online store; {view: rows}.
 
     With the batch store this is the fast path (vectorized encoding, one transaction per
@@ -95,6 +122,8 @@ def materialize(store=None, settings=None, end: datetime | None = None, start: d
         raise ValueError("materialize: end must be timezone-aware UTC")
     if start is not None and start.tzinfo is None:
         raise ValueError("materialize: start must be timezone-aware UTC")
+    if not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ValueError(f"materialize: batch_rows must be a positive integer, got {batch_rows!r}")
     online = store._get_provider().online_store
     fvs = [fv for fv in store.list_feature_views() if (views is None or fv.name in views)
            and "written_by" not in fv.tags]  # e.g. contact_predictions: rows come from `inbox publish`
@@ -106,8 +135,9 @@ def materialize(store=None, settings=None, end: datetime | None = None, start: d
                               feature_views=[fv.name])
             out[fv.name] = None
             continue
-        table = _latest_rows(fv.batch_source.path, fv.entity_columns[0].name, start, end)
-        out[fv.name] = online.write_arrow(store.config, fv, table, fv.entity_columns[0].name, "event_timestamp")
+        key = fv.entity_columns[0].name
+        batches = _latest_batches(fv.batch_source.path, key, start, end, batch_rows)
+        out[fv.name] = online.write_arrow(store.config, fv, batches, key, "event_timestamp")
         store.registry.apply_materialization(fv, store.project, start or datetime(1970, 1, 1, tzinfo=timezone.utc),
                                              end, commit=True)
         if progress:
