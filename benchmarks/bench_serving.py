@@ -227,20 +227,19 @@ def predict_variants():
     from serving.config import SERVICE_CONFIG
 
     shipped = json.dumps({**SERVICE_CONFIG, "workers": 1})
-    plain: dict = {}
     rows = [
         ("floor: bare Starlette + uvicorn", "uvicorn", f"{PERF_APP}:floor_app", {}),
         ("BentoML default (sync def -> dict)", "bentoml", f"{PERF_APP}:DefaultPredictor", {}),
         ("+ async def, pydantic output", "bentoml", f"{PERF_APP}:TunedPredictor",
-         {**plain, "BENCH_PERF_CONFIG": "{}", "BENCH_PERF_TUNE_PROCESS": "0"}),
+         {"BENCH_PERF_CONFIG": "{}", "BENCH_PERF_TUNE_PROCESS": "0"}),
         ("+ access log off", "bentoml", f"{PERF_APP}:TunedPredictor",
-         {**plain, "BENCH_PERF_CONFIG": json.dumps(OFF_LOG), "BENCH_PERF_TUNE_PROCESS": "0"}),
+         {"BENCH_PERF_CONFIG": json.dumps(OFF_LOG), "BENCH_PERF_TUNE_PROCESS": "0"}),
         ("+ tracing middleware skipped", "bentoml", f"{PERF_APP}:TunedPredictor",
-         {**plain, "BENCH_PERF_CONFIG": json.dumps(OFF_TRACE), "BENCH_PERF_TUNE_PROCESS": "0"}),
+         {"BENCH_PERF_CONFIG": json.dumps(OFF_TRACE), "BENCH_PERF_TUNE_PROCESS": "0"}),
         ("+ traffic.timeout 10 s (was 60)", "bentoml", f"{PERF_APP}:TunedPredictor",
-         {**plain, "BENCH_PERF_CONFIG": shipped, "BENCH_PERF_TUNE_PROCESS": "0"}),
+         {"BENCH_PERF_CONFIG": shipped, "BENCH_PERF_TUNE_PROCESS": "0"}),
         ("+ gc.freeze after start (= what serving ships)", "bentoml", f"{PERF_APP}:TunedPredictor",
-         {**plain, "BENCH_PERF_CONFIG": shipped, "BENCH_PERF_TUNE_PROCESS": "1"}),
+         {"BENCH_PERF_CONFIG": shipped, "BENCH_PERF_TUNE_PROCESS": "1"}),
     ]
     rows.append(("batchable=True, max_latency_ms=20", "bentoml", f"{PERF_APP}:BatchingPredictor", {}))
     return rows

@@ -15,10 +15,12 @@ Feature views (source file = `<features_dir>/<view>.parquet`):
 - `content_features` (content, daily): content traits and smoothed rates
 - on-demand `request_context`: local_hour, local_weekday, local_is_weekend from the
   contact's `timezone` and the request's `request_time`
+- `contact_predictions` (contact, never expires; registered and written by `inbox publish`,
+  not materialized): the champions' per-contact outputs with their model versions
 
 Feature services: `lead_scoring`, `send_time` (includes `request_context`, so reads
 need a `request_time`), `content_preference` (entities contact + content),
-`content_catalog` (content only).
+`content_catalog` (content only), `contact_predictions` (after `inbox publish`).
 """
 from __future__ import annotations
 

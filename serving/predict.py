@@ -67,7 +67,7 @@ def read_published(state: ServingState, columns: Mapping[str, np.ndarray], fresh
     if not fresh.any():
         return Predictions(np.asarray(columns["contact_id"], dtype=np.int64), np.full(n, np.nan),
                            np.zeros(n, np.int64), np.full(n, None, dtype=object), np.full(n, 2, np.int64),
-                           np.full(n, -1, np.int64), np.full((n, 168), np.nan), np.zeros((n, width), np.float32))
+                           np.full(n, -1, np.int64), np.full((n, len(SEND_GRID_COLUMNS)), np.nan), np.zeros((n, width), np.float32))
     grid = _matrix(columns, SEND_GRID_COLUMNS, np.float64)
     tower = _matrix(columns, tower_columns(width), np.float32)
     tower[~fresh] = 0.0
