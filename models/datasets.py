@@ -100,12 +100,22 @@ def plan_reads(services: tuple[str, ...], settings, store=None) -> tuple[list[Vi
     return list(reads.values()), "pipeline-tables"
 
 
-def _asof(left: pd.DataFrame, table: pd.DataFrame, key: str, tolerance) -> pd.DataFrame:
-    right = table.rename(columns={"event_timestamp": "_feature_ts"}).sort_values("_feature_ts", kind="stable")
-    left = left.assign(_row=np.arange(len(left))).sort_values("event_timestamp", kind="stable")
-    out = pd.merge_asof(left, right, left_on="event_timestamp", right_on="_feature_ts", by=key,
-                        direction="backward", tolerance=tolerance, allow_exact_matches=True)
-    return out.sort_values("_row").drop(columns=["_row", "_feature_ts"]).reset_index(drop=True)
+def _asof_positions(left: pd.DataFrame, right: pd.DataFrame, key: str, tolerance) -> np.ndarray:
+    """Per `left` row (key, event_timestamp): the position in `right` of the newest row with the same key
+    and `event_timestamp` <= the left row's, not older than `tolerance` (None = no limit); -1 if none.
+
+    Only the key and time columns go through `merge_asof` (the wide feature columns are taken by
+    position afterwards, so the join never copies them)."""
+    lhs = pd.DataFrame({key: left[key].reset_index(drop=True), "_ts": left["event_timestamp"].reset_index(drop=True),
+                        "_row": np.arange(len(left))}).sort_values("_ts", kind="stable")
+    rhs = pd.DataFrame({key: right[key].reset_index(drop=True),
+                        "_feature_ts": right["event_timestamp"].reset_index(drop=True),
+                        "_pos": np.arange(len(right))}).sort_values("_feature_ts", kind="stable")
+    hit = pd.merge_asof(lhs, rhs, left_on="_ts", right_on="_feature_ts", by=key, direction="backward",
+                        tolerance=tolerance, allow_exact_matches=True)
+    pos = np.full(len(left), -1, dtype=np.int64)
+    pos[hit["_row"].to_numpy()] = hit["_pos"].fillna(-1).to_numpy(np.int64)
+    return pos
 
 
 def _key_array(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
@@ -142,9 +152,8 @@ def _read_snapshots(entity: pd.DataFrame, read: ViewRead, columns: list[str] | N
     pairs = data.to_table(columns=[read.key, "event_timestamp"], filter=_scan_filter(entity, read, data.schema))
     pairs = pairs.to_pandas()
     pairs["event_timestamp"] = pairs["event_timestamp"].astype("datetime64[us, UTC]")
-    picked = _asof(entity[[read.key, "event_timestamp"]], pairs.assign(_snapshot=pairs["event_timestamp"]),
-                   read.key, tol)
-    picked = picked.loc[picked["_snapshot"].notna(), [read.key, "_snapshot"]]
+    pos = _asof_positions(entity, pairs, read.key, tol)
+    picked = pairs.iloc[pos[pos >= 0]].rename(columns={"event_timestamp": "_snapshot"})
     scanner = data.scanner(columns=columns, filter=pc.scalar(False))
     if picked.empty:
         return scanner.projected_schema.empty_table().to_pandas()
@@ -195,6 +204,7 @@ def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "as
     reads, origin = plan_reads(services, settings, store)
     out = entity_df.reset_index(drop=True).copy()
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
+    parts, have = [out], set(out.columns)
     for r in reads:
         if r.key not in out.columns:
             continue  # content view without content ids in the entity frame
@@ -203,8 +213,11 @@ def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "as
         cols = None if r.features is None else [r.key, "event_timestamp", *r.features]
         table = _read_snapshots(out, r, cols)
         table["event_timestamp"] = table["event_timestamp"].astype("datetime64[us, UTC]")
-        table = table.drop(columns=[c for c in table.columns if c in out.columns and c not in (r.key, "event_timestamp")])
-        out = _asof(out, table, r.key, pd.Timedelta(r.ttl) if r.ttl is not None else None)
+        pos = _asof_positions(out, table, r.key, pd.Timedelta(r.ttl) if r.ttl is not None else None)
+        features = table.drop(columns=[c for c in table.columns if c in have])
+        parts.append(features.reset_index(drop=True).reindex(pos).reset_index(drop=True))  # -1: no snapshot -> missing values
+        have |= set(features.columns)
+    out = pd.concat(parts, axis=1)
     out.attrs["feature_source"] = f"{origin}+asof:" + "+".join(services)
     return out
 

@@ -101,14 +101,16 @@ class TrainingContext:
 
     @cached_property
     def world(self):
-        """The simulator's ground truth (oracle only; never a feature)."""
+        """The whole simulator ground truth (benchmarks; evaluations use `world_for`)."""
         from simulation.world import World
 
         return World.load(self.settings.world_dir)
 
     def world_for(self, contact_ids: np.ndarray):
-        """The oracle world for evaluating `contact_ids`."""
-        return self.world
+        """The simulator's ground truth for `contact_ids` only (oracle only; never a feature)."""
+        from models.oracle_world import load_world
+
+        return load_world(self.settings.world_dir, contact_ids)
 
     def world_seed(self) -> str:
         from pathlib import Path

@@ -125,11 +125,16 @@ def test_bounded_feature_read_equals_a_whole_table_join(model_settings):
     want = entity.reset_index(drop=True).copy()
     want["event_timestamp"] = pd.to_datetime(want["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
     reads, _ = D.plan_reads(services, model_settings)
-    for r in reads:
+    for r in reads:  # the plain join: whole table, merge_asof on every column
         table = pd.read_parquet(r.path, columns=None if r.features is None else [r.key, "event_timestamp", *r.features])
         table["event_timestamp"] = table["event_timestamp"].astype("datetime64[us, UTC]")
         table = table.drop(columns=[c for c in table.columns if c in want.columns and c not in (r.key, "event_timestamp")])
-        want = D._asof(want, table, r.key, pd.Timedelta(r.ttl) if r.ttl is not None else None)
+        right = table.rename(columns={"event_timestamp": "_feature_ts"}).sort_values("_feature_ts", kind="stable")
+        left = want.assign(_row=np.arange(len(want))).sort_values("event_timestamp", kind="stable")
+        want = pd.merge_asof(left, right, left_on="event_timestamp", right_on="_feature_ts", by=r.key,
+                             direction="backward", allow_exact_matches=True,
+                             tolerance=pd.Timedelta(r.ttl) if r.ttl is not None else None)
+        want = want.sort_values("_row").drop(columns=["_row", "_feature_ts"]).reset_index(drop=True)
     assert got.isna().any().any() and got.notna().any().all()
     pd.testing.assert_frame_equal(got, want)
 
@@ -145,3 +150,24 @@ def test_run_logs_the_sample(model_settings):
     assert params["sample.max_rows"] == "5000" and 0 < float(params["sample.rate"]) < 1
     assert int(params["sample.rows"]) <= 5000
     assert sum(int(params[f"rows_{b}"]) for b in ("train", "valid", "test")) <= 5000
+
+
+def test_oracle_world_of_some_contacts_answers_like_the_whole_world(model_settings):
+    from models.oracle_world import load_world
+    from simulation.world import World
+
+    whole = World.load(model_settings.world_dir)
+    ids = np.sort(np.random.default_rng(5).choice(whole.contacts["contact_id"].to_numpy(), 300, replace=False))
+    part = load_world(model_settings.world_dir, ids[::-1])
+    assert np.array_equal(part.contacts["contact_id"].to_numpy(), ids)
+    n = 2000
+    rng = np.random.default_rng(6)
+    c = rng.choice(ids, n)
+    k = rng.choice(whole.content["content_id"].to_numpy(), n)
+    t = np.datetime64("2026-06-01T00:00:00", "us") + rng.integers(0, 30 * 86400, n).astype("timedelta64[s]")
+    r = rng.integers(0, 4, n)
+    a, b = whole.response.probabilities(c, k, t, r), part.response.probabilities(c, k, t, r)
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+    with pytest.raises(ValueError, match="not in the world"):
+        load_world(model_settings.world_dir, [10**9])
