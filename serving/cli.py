@@ -95,7 +95,8 @@ def result_table(result):
     table.add_column("value", justify="right")
     rows = [("audience (consent, not suppressed)", result.audience), ("skipped: suppressed", result.suppressed),
             ("skipped: no consent", result.no_consent), ("sent", result.sent),
-            ("no features (fallback)", result.fallback)]
+            ("no features (fallback)", result.fallback),
+            ("predictions computed live (no current published row)", result.live)]
     rows += [(f"variant {v}", n) for v, n in result.variants.items()]
     if result.oracle_reward is not None:
         rows += [("events posted to webhooks", result.events_posted), ("webhook calls", result.webhook_calls),

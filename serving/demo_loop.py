@@ -47,6 +47,7 @@ def run_demo_loop(settings, recipients: int = 2000, progress: bool = True) -> di
         "reward_round2": second.oracle_reward,
         "reward_uniform": float(np.mean([first.oracle_uniform, second.oracle_uniform])),
         "clicks_rewarded": first.rewards.get("accepted", 0) + second.rewards.get("accepted", 0),
+        "served_live": first.live + second.live,
         "rounds": [first.as_dict(), second.as_dict()],
     }
 

@@ -45,6 +45,7 @@ class RoundResult:
     no_consent: int
     sent: int
     fallback: int
+    live: int = 0                 # recipients whose predictions were computed live (no current published row)
     variants: dict = field(default_factory=dict)
     events_posted: int = 0
     webhook_calls: int = 0
@@ -197,15 +198,16 @@ def run_campaign(config: CampaignConfig, base_url: str, settings, demo: bool = F
                 smtp.send(msg)
                 sent_at = pd.Timestamp(d["send_at"]) if demo and d["send_at"] else pd.Timestamp.now(tz="UTC")
                 rows.append((send_id, d["contact_id"], d["variant"], sent_at, d["decision_id"], d["propensity"],
-                             d["fallback"]))
+                             d["fallback"], d["source"] == "live"))
             advance(len(batch))
     sends = pd.DataFrame(rows, columns=["send_id", "contact_id", "content_id", "sent_at", "decision_id",
-                                        "propensity", "fallback"])
+                                        "propensity", "fallback", "live"])
     sends["campaign_id"] = config.campaign_id
     sends["sent_at"] = pd.to_datetime(sends["sent_at"], utc=True)
-    append_sends(events_dir, sends.drop(columns="fallback"))
+    append_sends(events_dir, sends.drop(columns=["fallback", "live"]))
     result.sent = len(sends)
     result.fallback = int(sends["fallback"].sum())
+    result.live = int(sends["live"].sum())
     result.variants = {int(k): int(v) for k, v in sends["content_id"].value_counts().sort_index().items()}
     if demo:
         from serving.demo_responses import respond

@@ -58,6 +58,7 @@ def test_send_honors_consent_and_suppression_and_records_sends(service, serving_
     mbox = tmp_path / "sink.mbox"
     result = run_campaign(config, service.url, serving_world, demo=False, mbox_path=mbox)
     assert (result.sent, result.suppressed, result.no_consent) == (len(eligible), 1, 1)
+    assert result.live == 0  # every recipient has a published row for the served champions
     messages = list(mailbox.mbox(mbox))
     emails = dict(zip(contacts["contact_id"], contacts["email"]))
     assert sorted(m["To"] for m in messages) == sorted(emails[c] for c in eligible)
