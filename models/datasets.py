@@ -36,6 +36,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from models.sampled_log import SCAN
+
 FALLBACK_TTL = timedelta(days=3)
 FALLBACK_VIEWS = {  # service -> views (all features of each), when Feast is not applied
     "lead_scoring": ("contact_engagement", "contact_profile"),
@@ -149,8 +151,8 @@ def _read_snapshots(entity: pd.DataFrame, read: ViewRead, columns: list[str] | N
         if col not in data.schema.names:
             raise ValueError(f"{read.view}.{col}: missing column in {read.path}")
     tol = pd.Timedelta(read.ttl) if read.ttl is not None else None
-    pairs = data.to_table(columns=[read.key, "event_timestamp"], filter=_scan_filter(entity, read, data.schema))
-    pairs = pairs.to_pandas()
+    pairs = data.scanner(columns=[read.key, "event_timestamp"], filter=_scan_filter(entity, read, data.schema),
+                         **SCAN).to_table().to_pandas()
     pairs["event_timestamp"] = pairs["event_timestamp"].astype("datetime64[us, UTC]")
     pos = _asof_positions(entity, pairs, read.key, tol)
     picked = pairs.iloc[pos[pos >= 0]].rename(columns={"event_timestamp": "_snapshot"})
@@ -165,7 +167,7 @@ def _read_snapshots(entity: pd.DataFrame, read: ViewRead, columns: list[str] | N
     scan = pc.field(read.key).isin(_key_array(keys, data.schema.field(read.key).type)) & pc.field(
         "event_timestamp").isin(pa.array(times.astype("datetime64[us]")).cast(pa.timestamp("us", tz="UTC")).cast(
             ts_type))
-    scanner = data.scanner(columns=columns, filter=scan)
+    scanner = data.scanner(columns=columns, filter=scan, **SCAN)
     kept = []
     for batch in scanner.to_batches():
         if batch.num_rows == 0:
@@ -201,25 +203,47 @@ def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "as
         return out
     if engine != "asof":
         raise ValueError(f"engine: expected 'asof' or 'feast', got {engine!r}")
+    return feature_frames([entity_df], services, settings, store)[0]
+
+
+def feature_frames(entity_dfs: list[pd.DataFrame], services, settings, store=None) -> list[pd.DataFrame]:
+    """`feature_frame` (as-of engine) of several entity frames, scanning each feature table once for all.
+
+    Each result is what `feature_frame` returns for that frame alone (same rows, values and dtypes).
+    """
+    services = (services,) if isinstance(services, str) else tuple(services)
+    outs = []
+    for i, entity_df in enumerate(entity_dfs):
+        for col in ("contact_id", "event_timestamp"):
+            if col not in entity_df.columns:
+                raise ValueError(f"entity_df[{i}]: missing column {col!r}")
+        out = entity_df.reset_index(drop=True).copy()
+        out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
+        outs.append(out)
     reads, origin = plan_reads(services, settings, store)
-    out = entity_df.reset_index(drop=True).copy()
-    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
-    parts, have = [out], set(out.columns)
+    parts, have = [[out] for out in outs], [set(out.columns) for out in outs]
     for r in reads:
-        if r.key not in out.columns:
-            continue  # content view without content ids in the entity frame
+        users = [i for i, out in enumerate(outs) if r.key in out.columns]  # content views need content ids
+        if not users:
+            continue
         if not r.path.exists():
             raise FileNotFoundError(f"{r.view}: no feature table {r.path} (run `inbox features build`)")
         cols = None if r.features is None else [r.key, "event_timestamp", *r.features]
-        table = _read_snapshots(out, r, cols)
+        union = pd.concat([outs[i][[r.key, "event_timestamp"]] for i in users], ignore_index=True)
+        table = _read_snapshots(union, r, cols)
         table["event_timestamp"] = table["event_timestamp"].astype("datetime64[us, UTC]")
-        pos = _asof_positions(out, table, r.key, pd.Timedelta(r.ttl) if r.ttl is not None else None)
-        features = table.drop(columns=[c for c in table.columns if c in have])
-        parts.append(features.reset_index(drop=True).reindex(pos).reset_index(drop=True))  # -1: no snapshot -> missing values
-        have |= set(features.columns)
-    out = pd.concat(parts, axis=1)
-    out.attrs["feature_source"] = f"{origin}+asof:" + "+".join(services)
-    return out
+        tol = pd.Timedelta(r.ttl) if r.ttl is not None else None
+        for i in users:
+            pos = _asof_positions(outs[i], table, r.key, tol)
+            features = table.drop(columns=[c for c in table.columns if c in have[i]]).reset_index(drop=True)
+            parts[i].append(features.reindex(pos).reset_index(drop=True))  # -1: no snapshot -> missing values
+            have[i] |= set(features.columns)
+    results = []
+    for p in parts:
+        frame = pd.concat(p, axis=1)
+        frame.attrs["feature_source"] = f"{origin}+asof:" + "+".join(services)
+        results.append(frame)
+    return results
 
 
 def latest_contact_features(services, settings, as_of=None) -> pd.DataFrame:

@@ -30,7 +30,9 @@ import pyarrow.parquet as pq
 
 from models.sample import ContactSample
 
-BATCH_ROWS = 1 << 18
+# Arrow scanner options: one batch in flight (the default read-ahead decodes many row groups of a wide
+# table at once, ~1 GB); used by every bounded read in `models`
+SCAN = {"batch_size": 1 << 16, "batch_readahead": 1, "fragment_readahead": 1}
 
 
 def _path(events_dir, table: str) -> Path:
@@ -75,7 +77,7 @@ def _conform(table: str, at: pa.Table) -> pa.Table:
 def read_columns(events_dir, table: str, columns: list[str], filter=None) -> pd.DataFrame:
     """`columns` of one event-log table, rows matching the Arrow `filter` (None = all)."""
     data = _dataset(events_dir, table, columns)
-    at = _conform(table, data.to_table(columns=columns, filter=filter))
+    at = _conform(table, data.scanner(columns=columns, filter=filter, **SCAN).to_table())
     return at.to_pandas()
 
 
@@ -100,7 +102,7 @@ def _column_range(events_dir, table: str, column: str) -> tuple[pd.Timestamp, pd
             return min(lows).tz_convert("UTC"), max(highs).tz_convert("UTC")
     data = _dataset(events_dir, table, [column])  # no usable statistics: min / max streamed batch by batch
     lo = hi = None
-    for batch in data.to_batches(columns=[column], batch_size=BATCH_ROWS):
+    for batch in data.scanner(columns=[column], **SCAN).to_batches():
         mm = pc.min_max(batch.column(0))
         if mm["min"].is_valid:
             lo = mm["min"].as_py() if lo is None else min(lo, mm["min"].as_py())
@@ -130,7 +132,7 @@ def sends_per_contact(events_dir, contact_ids: np.ndarray, split) -> np.ndarray:
     lo, hi = split.start, split.end
     window = (pc.field("sent_at") >= pa.scalar(lo, pa.timestamp("us", tz="UTC"))) & (
         pc.field("sent_at") < pa.scalar(hi, pa.timestamp("us", tz="UTC")))
-    for batch in data.to_batches(columns=["contact_id", "sent_at"], filter=window, batch_size=BATCH_ROWS):
+    for batch in data.scanner(columns=["contact_id", "sent_at"], filter=window, **SCAN).to_batches():
         if batch.num_rows == 0:
             continue
         frame = batch.to_pandas()

@@ -106,16 +106,19 @@ class SendTimeSpec:
         return rows, split
 
     def prepare(self, ctx: TrainingContext) -> Prepared:
-        from models.datasets import feature_frame
+        """The training rows and the contact snapshots (prior, grids, evaluation), read in one pass."""
+        from models.datasets import feature_frames
 
         log = self.sampled_log(ctx)
         rows, split = self.send_rows(ctx, log)
-        entity = rows.rename(columns={"sent_at": "event_timestamp"})
-        frame = feature_frame(entity[["contact_id", "event_timestamp"]], self.services, ctx.settings)
+        entity = rows.rename(columns={"sent_at": "event_timestamp"})[["contact_id", "event_timestamp"]]
+        plan = self._snapshot_plan(split, ctx)
+        frame, *snaps = feature_frames([entity, *plan.values()], self.services, ctx.settings)
         for col in (LABEL, "slot_how", "block"):
             frame[col] = rows[col].to_numpy()
+        snapshots = {name: _mailable(snap) for name, snap in zip(plan, snaps)}
         return Prepared(frame, split, frame.attrs.get("feature_source", "unknown"), LABEL,
-                        extra={"dataset_name": "send_time"}, sampling=log.sample.params())
+                        extra={"dataset_name": "send_time", "snapshots": snapshots}, sampling=log.sample.params())
 
     # --- fitting --------------------------------------------------------------
     def _pairs(self, encoder: FeatureEncoder, frame: pd.DataFrame, prior: PeakPrior | None) -> np.ndarray:
@@ -127,8 +130,7 @@ class SendTimeSpec:
     def fit_prior(self, prepared: Prepared, ctx: TrainingContext) -> PeakPrior:
         """Empirical-Bayes peak prior from the send-hour counts of contacts as of the validation start."""
         cfg = self.config
-        snap = self._snapshot(prepared.split.valid_start, ctx, cfg.prior_contacts, ctx.seed + 3)
-        profile = profile_arrays(snap)
+        profile = profile_arrays(prepared.extra["snapshots"]["prior"])
         has = profile["sent"].sum(axis=1) > 0
         return fit_peak_prior(profile["sent"][has], profile["opened"][has], profile["segment"][has],
                               iterations=cfg.prior_iterations, shrinkage=cfg.prior_shrinkage)
@@ -166,7 +168,7 @@ class SendTimeSpec:
     def _fallback_grids(self, planner: SendTimePlanner, prepared: Prepared, ctx: TrainingContext) -> None:
         """Segment and population grids: mean predicted grids of contacts as of the validation start."""
         cfg = self.config
-        snap = self._snapshot(prepared.split.valid_start, ctx, cfg.grid_contacts, ctx.seed + 1)
+        snap = prepared.extra["snapshots"]["grid"]
         grid = planner.contact_grid(snap)
         keys = segment_key(snap)
         frame = pd.DataFrame(grid).assign(key=keys)
@@ -178,17 +180,20 @@ class SendTimeSpec:
         planner.segment_grids = means.loc[keep].to_numpy(dtype=float).reshape(-1, HOURS_PER_WEEK)
         planner.population_grid = grid.mean(axis=0)
 
-    def _snapshot(self, at: pd.Timestamp, ctx: TrainingContext, n: int, seed: int) -> pd.DataFrame:
-        """Features of up to `n` random mailable contacts as of `at`."""
-        from models.datasets import feature_frame
-
-        contacts = ctx.contacts
-        alive = contacts[(contacts["created_at"] < at) & contacts["consent"]]
-        rng = np.random.default_rng(seed)
-        ids = np.sort(rng.choice(alive["contact_id"].to_numpy(), min(n, len(alive)), replace=False))
-        frame = feature_frame(pd.DataFrame({"contact_id": ids, "event_timestamp": at}), self.services, ctx.settings)
-        mailable = ~(frame.get("unsubscribed", False) | frame.get("bounced", False) | frame.get("complained", False))
-        return frame[np.asarray(mailable, dtype=bool)].reset_index(drop=True)
+    def _snapshot_plan(self, split: TimeSplit, ctx: TrainingContext) -> dict[str, pd.DataFrame]:
+        """Entity frames of the contact snapshots: up to n random consenting contacts alive at a time
+        (`prior`, `grid`: the validation start; `eval`: the first test midnight)."""
+        cfg = self.config
+        plan = {"prior": (split.valid_start, cfg.prior_contacts, ctx.seed + 3),
+                "grid": (split.valid_start, cfg.grid_contacts, ctx.seed + 1),
+                "eval": (split.test_start.ceil("D"), cfg.eval_contacts, ctx.seed + 2)}
+        contacts, out = ctx.contacts, {}
+        for name, (at, n, seed) in plan.items():
+            alive = contacts[(contacts["created_at"] < at) & contacts["consent"]]
+            rng = np.random.default_rng(seed)
+            ids = np.sort(rng.choice(alive["contact_id"].to_numpy(), min(n, len(alive)), replace=False))
+            out[name] = pd.DataFrame({"contact_id": ids, "event_timestamp": at})
+        return out
 
     # --- evaluation -----------------------------------------------------------
     def _windows(self, prepared: Prepared) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -202,7 +207,7 @@ class SendTimeSpec:
         from models.sampled_log import read_columns
 
         cfg = self.config
-        snap = self._snapshot(prepared.split.test_start.ceil("D"), ctx, cfg.eval_contacts, ctx.seed + 2)
+        snap = prepared.extra["snapshots"]["eval"]
         tz = snap["timezone"].to_numpy(dtype=object)
         content_id = int(read_columns(ctx.settings.events_dir, "content", ["content_id"])["content_id"].iloc[0])
         response = ctx.world_for(snap["contact_id"].to_numpy(np.int64)).response
@@ -325,3 +330,9 @@ class SendTimeSpec:
                 predictor.booster, name="model", signature=signature, input_example=example,
                 pip_requirements=list(pinned("lightgbm", "numpy", "pandas")), extra_files=[str(meta)],
             )
+
+
+def _mailable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of contacts neither unsubscribed, bounced nor complained (as of the snapshot)."""
+    mailable = ~(frame.get("unsubscribed", False) | frame.get("bounced", False) | frame.get("complained", False))
+    return frame[np.asarray(mailable, dtype=bool)].reset_index(drop=True)

@@ -171,3 +171,18 @@ def test_oracle_world_of_some_contacts_answers_like_the_whole_world(model_settin
         assert np.array_equal(a[name], b[name]), name
     with pytest.raises(ValueError, match="not in the world"):
         load_world(model_settings.world_dir, [10**9])
+
+
+def test_feature_frames_read_once_and_answer_like_separate_calls(model_settings):
+    """One pass for several entity frames: each result equals its own `feature_frame` (values and dtypes),
+    although the frames' missing values differ (a snapshot time before some contacts existed)."""
+    from models.datasets import feature_frame, feature_frames
+
+    contacts = pd.read_parquet(model_settings.events_dir / "contacts.parquet", columns=["contact_id"])
+    ids = contacts["contact_id"].to_numpy()[:400]
+    early = pd.DataFrame({"contact_id": ids, "event_timestamp": pd.Timestamp("2026-05-03", tz="UTC")})
+    late = pd.DataFrame({"contact_id": ids[::2], "event_timestamp": pd.Timestamp("2026-06-20 13:00", tz="UTC")})
+    together = feature_frames([late, early], ("send_time", "lead_scoring"), model_settings)
+    for got, entity in zip(together, (late, early)):
+        pd.testing.assert_frame_equal(got, feature_frame(entity, ("send_time", "lead_scoring"), model_settings))
+    assert together[1].isna().any().any()
