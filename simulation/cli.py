@@ -54,7 +54,7 @@ def simulate_to_disk(config=None, settings=None, progress: bool = True) -> dict:
     settings = settings or load_settings()
     t0 = time.perf_counter()
     world = generate_world(config)
-    tables = simulate_history(world, progress=progress)
+    tables = simulate_history(world, progress=progress, as_arrow=True)
     seconds_simulate = time.perf_counter() - t0
     write_event_log(settings.events_dir, tables)
     world.save(settings.world_dir)
@@ -66,25 +66,33 @@ def simulate_to_disk(config=None, settings=None, progress: bool = True) -> dict:
 
 
 def summarize(tables: dict) -> dict:
-    """Counts and rates of an event log (DataFrames)."""
-    sends, events = tables["sends"], tables["events"]
-    by_type = events["type"].value_counts()
-    count = {t: int(by_type.get(t, 0)) for t in
+    """Counts and rates of an event log (sends and events as Arrow tables or DataFrames)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def arrow(t):
+        return t if isinstance(t, pa.Table) else pa.Table.from_pandas(t, preserve_index=False)
+
+    sends, events = arrow(tables["sends"]), arrow(tables["events"])
+    by_type = {str(v["values"]): int(v["counts"]) for v in pc.value_counts(events["type"]).to_pylist()}
+    count = {t: by_type.get(t, 0) for t in
              ("delivered", "open", "click", "conversion", "unsubscribe", "bounce", "complaint")}
     delivered = max(count["delivered"], 1)
+    value = pc.fill_null(events["value"], 0.0).to_numpy() if events.num_rows else np.zeros(0)
     return {
         "contacts": len(tables["contacts"]),
         "content": len(tables["content"]),
-        "campaigns": int(sends["campaign_id"].nunique()),
-        "sends": len(sends),
-        "events": len(events),
+        "campaigns": pc.count_distinct(sends["campaign_id"]).as_py() if sends.num_rows else 0,
+        "sends": sends.num_rows,
+        "events": events.num_rows,
         "open_rate": count["open"] / delivered,
         "click_rate": count["click"] / delivered,
         "conversion_rate": count["conversion"] / delivered,
         "unsubscribe_rate": count["unsubscribe"] / delivered,
-        "bounce_rate": count["bounce"] / max(len(sends), 1),
-        "revenue": float(events["value"].sum()),
-        "logged_sends": int(sends["decision_id"].notna().sum()),
+        "bounce_rate": count["bounce"] / max(sends.num_rows, 1),
+        "revenue": float(value.sum()),
+        "logged_sends": sends.num_rows - sends["decision_id"].null_count,
         "events_by_type": count,
     }
 
