@@ -92,7 +92,7 @@ class ContentPreferenceSpec:
         frame[LABEL] = send_outcome(rows, log.events, "click").astype(np.int8)
         frame["block"] = block
         source = frame.attrs.get("feature_source", "unknown")
-        return Prepared(frame, split, source, LABEL, extra={"dataset_name": "content_preference", "log": log},
+        return Prepared(frame, split, source, LABEL, extra={"dataset_name": "content_preference"},
                         sampling=log.sample.params())
 
     @staticmethod
@@ -178,11 +178,10 @@ class ContentPreferenceSpec:
         p = predictor.predict_pairs(self._contact_part(g), self._content_part(g))
         return M.ranking_metrics(g["contact_id"], g[LABEL], p, k=self.config.k)[f"ndcg@{self.config.k}"]
 
-    def _oracle(self, rows: pd.DataFrame, prepared: Prepared, ctx: TrainingContext) -> np.ndarray:
+    def _oracle(self, rows: pd.DataFrame, ctx: TrainingContext) -> np.ndarray:
         from simulation.response import recent_send_counts
 
-        sends = prepared.extra["log"].sends
-        sends = sends[sends["contact_id"].isin(rows["contact_id"].unique())]
+        sends = ctx.sends_of(rows["contact_id"].to_numpy(np.int64))  # fatigue counts need all their sends
         t_all = pd.DatetimeIndex(sends["sent_at"]).as_unit("us").asi8
         recent = pd.Series(recent_send_counts(sends["contact_id"].to_numpy(np.int64), t_all),
                            index=sends["send_id"].to_numpy())
@@ -213,12 +212,12 @@ class ContentPreferenceSpec:
         k = self.config.k
         g = self._test_groups(prepared)
         scores = {"ours": predictor.predict_pairs(self._contact_part(g), self._content_part(g)),
-                  **self._baselines(prepared, g), "oracle": self._oracle(g, prepared, ctx)}
+                  **self._baselines(prepared, g), "oracle": self._oracle(g, ctx)}
         ranking = {name: M.ranking_metrics(g["contact_id"], g[LABEL], s, k=k) for name, s in scores.items()}
         test = prepared.test
         p_test = predictor.predict_pairs(self._contact_part(test), self._content_part(test))
         metrics = {"test_auc": M.auc(test[LABEL], p_test),
-                   "test_auc_oracle": M.auc(test[LABEL], self._oracle(test, prepared, ctx)),
+                   "test_auc_oracle": M.auc(test[LABEL], self._oracle(test, ctx)),
                    "test_log_loss": M.log_loss(test[LABEL], p_test),
                    "ranking_contacts": float(ranking["ours"]["groups"]),
                    "unseen_content_share_test": float((~g["content_id"].isin(prepared.train["content_id"])).mean())}

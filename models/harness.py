@@ -92,6 +92,12 @@ class TrainingContext:
             self._log = (key, read_sampled_log(self.settings.events_dir, sample, tuple(event_types)))
         return self._log[1]
 
+    def sends_of(self, contact_ids: np.ndarray) -> pd.DataFrame:
+        """Every send (send_id, contact_id, content_id, sent_at) of `contact_ids`, by send_id (oracle inputs)."""
+        from models.sampled_log import read_sends_of
+
+        return read_sends_of(self.settings.events_dir, contact_ids)
+
     @cached_property
     def events(self) -> dict[str, pd.DataFrame]:
         """The whole event log in memory: benchmarks and notebooks on small worlds (training reads `log`)."""

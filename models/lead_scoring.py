@@ -112,7 +112,7 @@ class LeadScoringSpec:
         frame["block"] = split.assign(frame["event_timestamp"])
         frame = frame[frame["block"] != ""].reset_index(drop=True)
         return Prepared(frame, split, frame.attrs.get("feature_source", "unknown"), LABEL,
-                        extra={"dataset_name": "lead_scoring", "log": log}, sampling=sample.params())
+                        extra={"dataset_name": "lead_scoring"}, sampling=sample.params())
 
     # --- fitting --------------------------------------------------------------
     def _lgb_params(self, seed: int) -> dict:
@@ -201,8 +201,7 @@ class LeadScoringSpec:
         from simulation.response import recent_send_counts, to_utc_us
 
         test = prepared.test
-        sends = prepared.extra["log"].sends
-        sends = sends.loc[sends["contact_id"].isin(test["contact_id"].unique()), ["contact_id", "content_id", "sent_at"]]
+        sends = ctx.sends_of(test["contact_id"].to_numpy(np.int64))[["contact_id", "content_id", "sent_at"]]
         sends["recent_sends"] = recent_send_counts(sends["contact_id"].to_numpy(np.int64), to_utc_us(sends["sent_at"]))
         out = np.zeros(len(test))
         h = prepared.split.horizon

@@ -147,6 +147,16 @@ def sends_per_contact(events_dir, contact_ids: np.ndarray, split) -> np.ndarray:
     return counts
 
 
+SEND_COLUMNS = ["send_id", "contact_id", "content_id", "sent_at"]
+
+
+def read_sends_of(events_dir, contact_ids) -> pd.DataFrame:
+    """Every send of `contact_ids` (SEND_COLUMNS), by send_id."""
+    who = pc.field("contact_id").isin(pa.array(np.unique(np.asarray(contact_ids, dtype=np.int64)), pa.int64()))
+    sends = read_columns(events_dir, "sends", SEND_COLUMNS, who)
+    return sends.sort_values("send_id", kind="stable").reset_index(drop=True)
+
+
 @dataclass
 class SampledLog:
     """The event-log rows of a contact sample (only the columns training reads)."""
@@ -167,7 +177,7 @@ def read_sampled_log(events_dir, sample: ContactSample, event_types: tuple[str, 
     who = None if sample.everyone else pc.field("contact_id").isin(pa.array(sample.ids, pa.int64()))
     kinds = pc.field("type").isin(pa.array(list(event_types), pa.string()))
     contacts = read_columns(events_dir, "contacts", ["contact_id", "created_at", "consent", "timezone"], who)
-    sends = read_columns(events_dir, "sends", ["send_id", "contact_id", "content_id", "sent_at"], who)
+    sends = read_columns(events_dir, "sends", SEND_COLUMNS, who)
     events = read_columns(events_dir, "events", ["send_id", "contact_id", "type", "occurred_at"],
                           kinds if who is None else who & kinds)
     return SampledLog(sample,
