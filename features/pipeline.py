@@ -3,7 +3,8 @@
 One row per contact per snapshot day. A snapshot at day D has
 `event_timestamp` = D 00:00 UTC and is computed only from events that
 happened strictly before it (days < D in UTC). Output tables (Parquet, in
-`out_dir`), one per Feast feature view:
+`out_dir`; all moved into place together when every one is written), one per
+Feast feature view:
 
 - `contact_engagement.parquet`  counts, smoothed rates, recency, decay, fatigue
 - `contact_send_time.parquet`   local-time open profile (24 weekday + 24 weekend bins)
@@ -30,7 +31,9 @@ pseudo-trials.
 """
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -145,7 +148,11 @@ def build_features(
     events_dir, out_dir = Path(events_dir), Path(out_dir)
     _check_inputs(events_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_dir = out_dir / ".duckdb_tmp"
+    # every table is written into a staging directory and moved into place only when all are
+    # in: a failed build leaves the previous tables as they were, never a mix of old and new
+    stage = out_dir / f".build-{os.getpid()}"
+    stage.mkdir(exist_ok=True)
+    tmp_dir = stage / ".duckdb_tmp"
     tmp_dir.mkdir(exist_ok=True)
     say = progress or (lambda msg: None)
     t_start = time.perf_counter()
@@ -177,16 +184,18 @@ def build_features(
         say("reducing events")
         ev = _event_arrays(con, topics)
         say("contact snapshots")
-        counts = _write_contact_snapshots(ev, days, cfg, out_dir, say)
+        counts = _write_contact_snapshots(ev, days, cfg, stage, say)
+        del ev  # the facts: the largest thing in memory, not needed by the steps below
         say("content features")
-        n_content = _write_content(con, cfg, out_dir)
+        n_content = _write_content(con, cfg, stage)
         say("profiles and email quality")
-        n_prof = _write_profile(con, out_dir)
+        n_prof = _write_profile(con, stage)
+        con.close()
+        for file in TABLE_FILES.values():
+            (stage / file).replace(out_dir / file)
     finally:
         con.close()
-        for p in tmp_dir.glob("*"):
-            p.unlink(missing_ok=True)
-        tmp_dir.rmdir()
+        shutil.rmtree(stage, ignore_errors=True)
     return {
         **counts,
         "contact_profile": n_prof,

@@ -146,17 +146,22 @@ def write_table(table: str, data: pd.DataFrame | pa.Table, path: str | os.PathLi
 def _write_validated(at: pa.Table, path: str | os.PathLike) -> Path:
     """Atomically write an already validated table: temp file beside the target, then rename."""
     path = Path(path)
+    os.replace(_write_temp(at, path), path)
+    return path
+
+
+def _write_temp(at: pa.Table, path: Path) -> str:
+    """Write `at` to a new temp file beside `path` (removed again if the write fails); its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         pq.write_table(at, tmp, compression="zstd")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return tmp
 
 
 def read_table(table: str, path: str | os.PathLike, *, as_arrow: bool = False) -> pd.DataFrame | pa.Table:
@@ -173,10 +178,22 @@ def read_table(table: str, path: str | os.PathLike, *, as_arrow: bool = False) -
 
 
 def write_event_log(events_dir: str | os.PathLike, tables: dict[str, pd.DataFrame | pa.Table]) -> None:
-    """Validate every table first, then write them; nothing is written if any is invalid."""
+    """Validate every table, write each to a temp file, then rename them all into place.
+
+    Nothing is written if any table is invalid or any write fails (the previous log stays whole).
+    """
     validated = {name: validate(name, data) for name, data in tables.items()}
-    for name, at in validated.items():
-        _write_validated(at, table_path(events_dir, name))
+    written: list[tuple[str, Path]] = []
+    try:
+        for name, at in validated.items():
+            path = table_path(events_dir, name)
+            written.append((_write_temp(at, path), path))
+    except BaseException:
+        for tmp, _ in written:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    for tmp, path in written:
+        os.replace(tmp, path)
 
 
 def read_event_log(events_dir: str | os.PathLike, *, as_arrow: bool = False) -> dict:

@@ -181,3 +181,20 @@ def test_unknown_contact_is_named(tmp_path, bad_id):
     pq.write_table(sends.set_column(sends.schema.get_field_index("contact_id"), "contact_id", pa.array(ids)), path)
     with pytest.raises(SchemaError, match=f"unknown contact id {bad_id}"):
         build_features(tmp_path / "events", tmp_path / "out")
+
+
+def test_a_failed_build_keeps_the_previous_tables(tmp_path, monkeypatch):
+    import features.pipeline as pipeline
+
+    tiny_event_log(tmp_path / "events")
+    build_features(tmp_path / "events", tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert len(before) == 6
+
+    def fail(*args):  # the last step fails, after the contact and content tables were written
+        raise RuntimeError("profile step failed")
+
+    monkeypatch.setattr(pipeline, "_write_profile", fail)
+    with pytest.raises(RuntimeError, match="profile step failed"):
+        build_features(tmp_path / "events", tmp_path / "out", config=PipelineConfig(half_life_days=7))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before  # no staging dir left either

@@ -231,6 +231,24 @@ def test_event_log_is_all_or_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failed_write_keeps_the_whole_previous_event_log(tmp_path, monkeypatch):
+    write_event_log(tmp_path, good_tables())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real = pq.write_table
+
+    def full_on_events(table, where, **kwargs):  # the disk fills up at the last table
+        if ".events.parquet." in str(where):
+            raise OSError("disk full")
+        return real(table, where, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", full_on_events)
+    newer = good_tables()
+    newer["sends"].loc[0, "propensity"] = 0.5
+    with pytest.raises(OSError, match="disk full"):
+        write_event_log(tmp_path, newer)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no table replaced, no temp left
+
+
 def test_written_files_are_readable_by_others(tmp_path):
     path = write_table("content", good_tables()["content"], tmp_path / "content.parquet")
     assert os.stat(path).st_mode & 0o044  # not left at mkstemp's 0600
