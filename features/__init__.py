@@ -3,10 +3,12 @@
 Modules
 - `pipeline`       build_features(events_dir, out_dir, as_of_dates=None, half_life_days=14, config=None)
 - `snapshots`      the numpy snapshot engine (dense running sums per contact chunk)
+- `table_schemas`  declared Arrow schemas of the contact tables (types never come from one chunk's data)
+- `parquet_sink`   background Parquet writer: declared schemas, atomic files
 - `send_hours`     sparse cumulative send / opened-send counts by local send hour
 - `email_quality`  syntax / disposable / role / free-mail / typo checks (no network)
 - `definitions`    Feast entities, sources, feature views, on-demand view, services
-- `store`          get_store(settings), apply(store), materialize(store, end) (fast path)
+- `store`          get_store(settings), apply(store), materialize(store, end) (fast path: streamed in batches)
 - `online_store`   BatchSqliteOnlineStore: Feast online store, one row per entity, batched writes
 - `value_codec`    vectorized Feast protobuf (RepeatedValue) encoding/decoding
 - `online`         OnlineReader(store).read(service, contact_ids, content_ids=, request_time=)
