@@ -7,6 +7,10 @@ and written as the Feast view `contact_predictions` (`features.definitions`) wit
 registry versions. Serving reads these rows; a row whose versions differ from the champions it loaded,
 or a contact without a row, is computed live by `contact_predictions` below, the same code.
 
+A running service reads rows written later on its next request; the view itself (the first
+publish of a store) is seen after `/reload`. Run it again after `inbox features materialize`: the
+version check cannot tell that a row was computed from older features.
+
 Memory is bounded by the chunk: no step holds every contact's features. Each chunk is written in one
 transaction of the batch online store; a failure leaves earlier chunks published (each row names the
 versions it came from, so a partly published store is never served wrong, only partly live).
