@@ -102,11 +102,11 @@ def candidate_slots(window_start, window_end, timezone: str) -> pd.DataFrame:
 
 
 def _allowed_by_zone(tz: np.ndarray, start, end, quiet):
-    """(rows of that zone, its allowed candidate slots) per distinct zone with at least one slot."""
+    """(rows of that zone, its allowed slots: `ZoneSlots`) per distinct zone with at least one slot."""
+    start_ns, end_ns, quiet = window_bounds(start, end, quiet)
     for name in pd.unique(tz):
-        slots = candidate_slots(start, end, str(name))
-        slots = slots[~is_quiet(slots["local_hour"].to_numpy(), quiet)]
-        if not slots.empty:
+        slots = zone_slots(start_ns, end_ns, quiet, str(name))
+        if len(slots.how):
             yield np.flatnonzero(tz == name), slots
 
 
@@ -250,9 +250,9 @@ def allowed_slot_table(timezones, window_start, window_end, quiet_hours=(21, 7))
         parts.append(
             pd.DataFrame(
                 {
-                    "row": np.repeat(rows, len(slots)),
-                    "send_at": np.tile(slots["send_at"].to_numpy(), len(rows)),
-                    "how": np.tile(slots["how"].to_numpy(), len(rows)),
+                    "row": np.repeat(rows, len(slots.how)),
+                    "send_at": np.tile(slots.send_at, len(rows)),
+                    "how": np.tile(slots.how, len(rows)),
                 }
             )
         )
