@@ -45,3 +45,18 @@ def test_failure_leaves_nothing(tmp_path):
             sink.put("a", ok)
             raise ValueError("producer failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_failure_is_raised_in_the_caller_and_leaves_nothing(tmp_path):
+    paths = {"a": tmp_path / "a.parquet", "b": tmp_path / "gone" / "b.parquet"}  # b's directory does not exist
+    with pytest.raises(RuntimeError, match="writing feature tables failed"):
+        with ParquetSink(paths, SCHEMAS) as sink:
+            sink.put("a", pa.table({"contact_id": [1], "x": [0.5]}))
+            sink.put("b", pa.table({"contact_id": [1], "y": [2]}))
+            sink.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_schemas_must_cover_every_file(tmp_path):
+    with pytest.raises(ValueError, match="schemas for"):
+        ParquetSink({"a": tmp_path / "a.parquet"}, SCHEMAS)
