@@ -16,12 +16,15 @@ Feast feature view:
 - `contact_profile.parquet`     attributes + email quality (event_timestamp = created_at)
 - `content_features.parquet`    per content item per snapshot: traits + smoothed CTR
 
-How it scales: events are reduced to one sparse row per (contact, day with
-activity); running (cumulative) sums per contact are taken once; each
-snapshot then reads its value at D, D-7, D-30 and D-90 through ASOF joins, so
-a window count is `cum(D) - cum(D-w)`. The exponentially decayed score uses the
-same trick: sum(w * 2^((t - t0)/h)) is cumulative, and the score at D is that
-sum times 2^(-(D - t0)/h).
+How it scales: DuckDB reduces the event log to per-fact numpy arrays (sends,
+first opens, first clicks, other events); the snapshot engine
+(`features.snapshots`) then works through contacts in chunks, taking running
+(cumulative) sums over days once per chunk, so a window count is
+`cum(D) - cum(D-w)`. The exponentially decayed score uses the same trick:
+sum(w * 2^((t - t0)/h)) is cumulative, and the score at D is that sum times
+2^(-(D - t0)/h). Each chunk's tables are built against declared schemas
+(`features.table_schemas`) and streamed to Parquet (`features.parquet_sink`),
+contact-major. Memory grows with the number of events, not with contacts x days.
 
 Smoothing (empirical-Bayes shrinkage, e.g. Efron & Morris 1975): a rate with
 k successes in n trials becomes (k + a p) / (n + a), where p is the
