@@ -339,6 +339,7 @@ def decide_breakdown(settings, campaign: str, sizes=(1, 100), repeats: int = 60)
     from serving.predict import (
         ContactBatch, bandit_context, content_order, default_window, lead_score_arrays, slot_choice,
     )
+    from models.slots import window_hours
     from serving.state import ServingState
     from serving.warmup import warm_up
 
@@ -356,7 +357,8 @@ def decide_breakdown(settings, campaign: str, sizes=(1, 100), repeats: int = 60)
             lo = int(rng.integers(0, max(n_contacts - n, 1)))
             ids = stored[lo : lo + n]
             t = [time.thread_time()]
-            batch = ContactBatch.read(state, ids, request_time=start, features=config["context_features"])
+            batch = ContactBatch.read(state, ids, request_time=start, features=config["context_features"],
+                                      hours=window_hours(start, end))
             t.append(time.thread_time())
             scores = lead_score_arrays(batch)
             t.append(time.thread_time())

@@ -169,6 +169,8 @@ class OnlineReader:
         key = ("only", *((services,) if isinstance(services, str) else services), "|", *only)
         plan = self._plans.get(key)
         if plan is None:
+            if len(self._plans) >= 1024:  # e.g. one per request window: forget the restricted ones
+                self._plans = {k: v for k, v in self._plans.items() if not (isinstance(k, tuple) and k[0] == "only")}
             plan = self._plans[key] = _restricted(self.contact_plan(services), set(only))
         return plan
 

@@ -170,6 +170,30 @@ def window_bounds(window_start, window_end, quiet_hours) -> tuple[int, int, tupl
         return _window.__wrapped__(window_start, window_end, quiet_hours)
 
 
+# every IANA zone's UTC offset lies in [-12 h, +14 h]
+MIN_OFFSET, MAX_OFFSET = pd.Timedelta(hours=-12), pd.Timedelta(hours=14)
+
+
+@functools.lru_cache(maxsize=1024)
+def _window_hours(start_ns: int, end_ns: int, quiet: tuple[int, int] | None) -> np.ndarray:
+    first = (pd.Timestamp(start_ns) + MIN_OFFSET).floor("h")
+    last = pd.Timestamp(end_ns) + MAX_OFFSET
+    if last - first >= pd.Timedelta(days=7):
+        how = np.arange(HOURS_PER_WEEK)
+    else:
+        how = np.unique(hour_of_week(pd.date_range(first, last, freq="h")))
+    how = how[~is_quiet(how % 24, quiet)]
+    how.flags.writeable = False
+    return how
+
+
+def window_hours(window_start, window_end, quiet_hours=(21, 7)) -> np.ndarray:
+    """Every local hour-of-week at which a slot of the window can be allowed in ANY time zone (sorted):
+    the window widened by the extreme UTC offsets, quiet hours removed. A grid needs only these
+    columns for a choice in this window, whatever the contacts' zones."""
+    return _window_hours(*window_bounds(window_start, window_end, quiet_hours))
+
+
 @dataclass
 class ChosenSlots:
     """Best allowed slot per row; send_at NaT / how -1 / probability NaN where the window has none."""

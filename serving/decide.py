@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from models.slots import window_hours
 from serving.predict import ContactBatch, bandit_context, content_order, lead_score_arrays, slot_choice
 from serving.schemas import DecideResponse, Decision
 from serving.state import ServingState
@@ -29,7 +30,8 @@ def choose(state: ServingState, campaign_id: str, contact_ids, exclude=None):
     """Allocator choices with the campaign's context features read from the online store."""
     config = state.campaign_config(campaign_id)
     ids = _unique_ids(contact_ids)
-    batch = ContactBatch.read(state, ids, features=config["context_features"]) if config["context_features"] else None
+    batch = ContactBatch.read(state, ids, features=config["context_features"], hours=()) \
+        if config["context_features"] else None
     context = bandit_context(config, batch, lead_score_arrays(batch)) if batch is not None else None
     return state.allocator.choose(campaign_id, ids, context, exclude=exclude)
 
@@ -38,7 +40,8 @@ def decide(state: ServingState, campaign_id: str, contact_ids, start: datetime, 
            quiet_hours=(21, 7), content_ids=None, k: int = 3) -> DecideResponse:
     config = state.campaign_config(campaign_id)  # unknown campaign -> ValueError before any work
     ids = _unique_ids(contact_ids)
-    batch = ContactBatch.read(state, ids, request_time=start, features=config["context_features"])
+    batch = ContactBatch.read(state, ids, request_time=start, features=config["context_features"],
+                              hours=window_hours(start, end, quiet_hours))
     scores = lead_score_arrays(batch)
     slots = slot_choice(state, batch, start, end, quiet_hours)
     order = content_order(state, batch, content_ids, k)

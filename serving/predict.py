@@ -59,7 +59,8 @@ def published_rows(state: ServingState, columns: Mapping[str, np.ndarray], n: in
 
 
 def read_published(state: ServingState, columns: Mapping[str, np.ndarray], fresh: np.ndarray) -> Predictions:
-    """The published columns as `Predictions` (rows where `fresh` is False hold placeholders)."""
+    """The published columns as `Predictions` (rows where `fresh` is False hold placeholders; grid hours
+    not read are NaN)."""
     from features.definitions import SEND_GRID_COLUMNS, tower_columns
 
     n = len(fresh)
@@ -68,7 +69,10 @@ def read_published(state: ServingState, columns: Mapping[str, np.ndarray], fresh
         return Predictions(np.asarray(columns["contact_id"], dtype=np.int64), np.full(n, np.nan),
                            np.zeros(n, np.int64), np.full(n, None, dtype=object), np.full(n, 2, np.int64),
                            np.full(n, -1, np.int64), np.full((n, len(SEND_GRID_COLUMNS)), np.nan), np.zeros((n, width), np.float32))
-    grid = _matrix(columns, SEND_GRID_COLUMNS, np.float64)
+    grid = np.full((n, len(SEND_GRID_COLUMNS)), np.nan)
+    hows = [h for h, name in enumerate(SEND_GRID_COLUMNS) if name in columns]
+    if hows:
+        grid[:, hows] = _matrix(columns, [SEND_GRID_COLUMNS[h] for h in hows], np.float64)
     tower = _matrix(columns, tower_columns(width), np.float32)
     tower[~fresh] = 0.0
     return Predictions(np.asarray(columns["contact_id"], dtype=np.int64), _floats(columns["lead_probability"]),
@@ -89,17 +93,24 @@ class ContactBatch:
     source: np.ndarray            # "published" | "live" per contact
     predictions: Predictions
     request_time: datetime | None = None
+    hours: frozenset = frozenset(range(168))  # hours-of-week of the send-time grid read for published rows
 
     @classmethod
     def read(cls, state: ServingState, contact_ids, request_time: datetime | None = None,
-             features: Sequence[str] = ()) -> "ContactBatch":
+             features: Sequence[str] = (), hours=None) -> "ContactBatch":
         """One online read: the published rows plus `features` (and the time zone) where published
         predictions exist; every contact-side feature otherwise. Rows without current published
-        predictions are computed live from their features (a second read, of those rows only)."""
+        predictions are computed live from their features (a second read, of those rows only).
+        `hours`: the send-time grid's hours-of-week to read (`models.slots.window_hours` of the request's
+        window; default all, () none)."""
+        from features.definitions import SEND_GRID_COLUMNS
+
         ids = np.asarray(contact_ids, dtype=np.int64)
         n = len(ids)
+        hours = frozenset(range(len(SEND_GRID_COLUMNS)) if hours is None else np.asarray(hours, dtype=int).tolist())
         if state.published:
-            only = (*state.published_columns, "timezone", *features)
+            grid = [SEND_GRID_COLUMNS[h] for h in sorted(hours)]
+            only = (*state.published_columns, *grid, "timezone", *features)
             columns = state.reader.read_columns(state.request_services, ids, request_time=request_time, only=only)
         else:
             columns = state.reader.read_columns(state.contact_services, ids, request_time=request_time)
@@ -109,7 +120,7 @@ class ContactBatch:
         if fresh.any():
             fallback[fresh] = np.asarray(columns["no_features"], dtype=bool)[fresh]
         batch = cls(state, ids, columns, fallback, np.where(fresh, PUBLISHED, LIVE).astype(object), pred,
-                    request_time)
+                    request_time, hours)
         if not fresh.all():
             rows = np.flatnonzero(~fresh)
             if not state.published:
@@ -121,6 +132,18 @@ class ContactBatch:
             pred.put(rows, contact_predictions(state.models, pd.DataFrame(live)))
             fallback[rows] = no_feature_columns(live, state.fallback_columns, len(rows))
         return batch
+
+    def read_hours(self, hours) -> None:
+        """Add the published grid's `hours` (hours-of-week) to the batch's published rows."""
+        from features.definitions import SEND_GRID_COLUMNS
+
+        hours = sorted(set(hours) - self.hours)
+        fresh = self.source == PUBLISHED
+        if hours and fresh.any():
+            names = [SEND_GRID_COLUMNS[h] for h in hours]
+            extra = self.state.reader.read_columns(self.state.request_services, self.contact_ids[fresh], only=names)
+            self.predictions.send_grid[np.ix_(np.flatnonzero(fresh), hours)] = _matrix(extra, names, np.float64)
+        self.hours = self.hours | frozenset(hours)
 
     @cached_property
     def features(self) -> dict:
@@ -186,6 +209,11 @@ def default_window(now: datetime | None = None) -> tuple[datetime, datetime]:
 
 def slot_choice(state: ServingState, batch: ContactBatch, start: datetime, end: datetime, quiet_hours=(21, 7)):
     """Best send slot per contact (`models.send_time.SlotChoice`) from the batch's slot inputs."""
+    from models.slots import window_hours
+
+    missing = set(window_hours(start, end, quiet_hours).tolist()) - batch.hours
+    if missing:  # the batch was read for another window: read the grid hours this one needs
+        batch.read_hours(missing)
     p = batch.predictions
     return state.models["send_time"].choose(batch.contact_ids, p.send_level, p.send_segment, p.send_grid,
                                             batch.timezones, start, end, quiet_hours)

@@ -119,7 +119,7 @@ class InboxService:
         if state is None:
             return self._not_ready()
         model = state.models["lead_scoring"]
-        batch = ContactBatch.read(state, contact_ids)
+        batch = ContactBatch.read(state, contact_ids, hours=())
         df = lead_scores(state, batch, reasons=reasons)
         pos = df["reasons_positive"] if reasons else [[]] * len(df)
         neg = df["reasons_negative"] if reasons else [[]] * len(df)
@@ -134,6 +134,7 @@ class InboxService:
     @bentoml.api
     async def send_time(self, contact_ids: ContactIds, window: SendWindow | None = None) -> SendTimeResponse:
         """Best send time per contact in the window (default: the next 24 h), local quiet hours honored."""
+        from models.slots import window_hours
         from serving.predict import ContactBatch, send_slots
 
         state = self.state
@@ -141,8 +142,8 @@ class InboxService:
             return self._not_ready()
         start, end, quiet = _window(window)
         model = state.models["send_time"]
-        batch = ContactBatch.read(state, contact_ids, request_time=start)
         try:
+            batch = ContactBatch.read(state, contact_ids, request_time=start, hours=window_hours(start, end, quiet))
             df = send_slots(state, batch, start, end, quiet)
         except ValueError as exc:
             return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
@@ -166,7 +167,7 @@ class InboxService:
         if state is None:
             return self._not_ready()
         model = state.models["content_preference"]
-        batch = ContactBatch.read(state, [contact_id])
+        batch = ContactBatch.read(state, [contact_id], hours=())
         try:
             df = content_rankings(state, batch, content_ids, k).sort_values("rank")
         except ValueError as exc:

@@ -78,10 +78,12 @@ class ServingState:
 
     @cached_property
     def published_columns(self) -> tuple[str, ...]:
-        """The `contact_predictions` columns a request reads for these champions."""
-        from features.definitions import PREDICTION_COLUMNS, tower_columns
+        """The `contact_predictions` columns a request reads for these champions, but the send-time grid
+        (a request reads the grid columns of its window's hours only: `serving.predict.ContactBatch`)."""
+        from features.definitions import PREDICTION_COLUMNS, SEND_GRID_COLUMNS, tower_columns
 
-        return (*sorted(PREDICTION_COLUMNS), *tower_columns(self.models["content_preference"].tower_width))
+        return (*sorted(PREDICTION_COLUMNS - set(SEND_GRID_COLUMNS)),
+                *tower_columns(self.models["content_preference"].tower_width))
 
     @cached_property
     def request_services(self) -> tuple[str, ...]:

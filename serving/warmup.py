@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.slots import window_hours
 from serving.predict import (
     ContactBatch, content_order, content_rankings, default_window, lead_score_arrays, lead_scores, send_slots,
 )
@@ -17,7 +18,7 @@ def warm_up(state, sample_size: int = 64) -> None:
     ids = np.append(state.reader.some_contact_ids(state.contact_services, sample_size), UNKNOWN_CONTACT)
     start, end = default_window()
     for batch_ids in (ids, ids[:1], ids[-1:]):
-        batch = ContactBatch.read(state, batch_ids, request_time=start)
+        batch = ContactBatch.read(state, batch_ids, request_time=start, hours=window_hours(start, end))
         lead_score_arrays(batch)
         send_slots(state, batch, start, end)
         content_order(state, batch, None, 3)

@@ -104,6 +104,44 @@ def test_served_send_slots_equal_the_model(state, batch, start, end, quiet):
     assert set(got["level"]) == {"contact", "segment", "population"}
 
 
+@pytest.mark.parametrize("start,end,quiet", WINDOWS)
+def test_a_batch_read_for_its_window_gives_the_same_slots(state, batch, start, end, quiet):
+    """A request reads only the grid hours its window can use (`window_hours`); the slots are the
+    model's. A batch read for another window reads the hours it lacks."""
+    from models.slots import window_hours
+    from serving.predict import ContactBatch, send_slots
+
+    zones = np.array([ZONES[i % len(ZONES)] for i in range(len(batch.contact_ids))], dtype=object)
+    ref = state.models["send_time"].best_slots(batch.merged, zones, start, end, quiet_hours=quiet)
+    for hours in (window_hours(start, end, quiet), window_hours(*WINDOWS[4])):
+        got = ContactBatch.read(state, batch.contact_ids, hours=hours)
+        assert got.hours == frozenset(hours.tolist())
+        got.columns["timezone"] = zones
+        pd.testing.assert_frame_equal(send_slots(state, got, start, end, quiet), ref, check_exact=True)
+
+
+def _pandas_knows(zone: str) -> bool:
+    try:
+        pd.Timestamp(0, tz=zone)
+    except Exception:  # noqa: BLE001 - pytz's UnknownTimeZoneError and friends
+        return False
+    return True
+
+
+def test_window_hours_hold_every_zones_allowed_slots():
+    from zoneinfo import available_timezones
+
+    from models.slots import window_bounds, window_hours, zone_slots
+
+    zones = sorted(z for z in available_timezones() if _pandas_knows(z))  # not "Factory", "localtime"
+    for start, end, quiet in [*WINDOWS, ("2026-12-31T20:00Z", "2027-01-01T20:00Z", (21, 7))]:
+        hours = set(window_hours(start, end, quiet).tolist())
+        bounds = window_bounds(start, end, quiet)
+        for zone in zones:
+            assert set(zone_slots(*bounds, zone).how.tolist()) <= hours, (start, zone)
+    assert len(window_hours("2026-06-01T00:00Z", "2026-06-02T00:00Z", (21, 7))) < 168 / 2
+
+
 @pytest.mark.parametrize("subset", [None, "some"])
 def test_served_content_order_equals_the_model_ranking(state, batch, subset):
     from serving.predict import content_order, content_rankings
