@@ -6,8 +6,10 @@ does the rest in the same order for every model:
 
 1. MLflow run in experiment `inbox/<name>` with tags (git commit, data range,
    feature service, feature source, world seed) and split params;
-2. `spec.prepare` builds the point-in-time training set and its time split,
-   logged as MLflow input datasets;
+2. `spec.prepare` builds the point-in-time training set and its time split
+   from a stable contact sample sized to `ctx.max_rows` (`models.sample`;
+   rate and sizes logged as `sample.*` params), logged as MLflow input
+   datasets;
 3. `spec.fit` returns the *native predictor* (the same class the loader
    returns), `spec.evaluate` measures it, the baselines and the oracle on the
    test rows and returns metrics and figures;

@@ -30,9 +30,10 @@ import pyarrow.parquet as pq
 
 from models.sample import ContactSample
 
-# Arrow scanner options: one batch in flight (the default read-ahead decodes many row groups of a wide
-# table at once, ~1 GB); used by every bounded read in `models`
-SCAN = {"batch_size": 1 << 16, "batch_readahead": 1, "fragment_readahead": 1}
+# Arrow scanner options for every bounded read in `models`: one batch in flight and no pre-buffering (the
+# defaults read ahead many row groups of a file, and pre-buffering a multi-GB file holds GBs at once)
+SCAN = {"batch_size": 1 << 16, "batch_readahead": 1, "fragment_readahead": 1,
+        "fragment_scan_options": pads.ParquetFragmentScanOptions(pre_buffer=False)}
 
 
 def _path(events_dir, table: str) -> Path:
