@@ -37,7 +37,7 @@ import pandas as pd
 
 from models.encoding import FeatureEncoder
 from models.peak_posterior import PeakPrior
-from models.slots import HOURS_PER_WEEK, choose_slot_arrays, window_bounds
+from models.slots import HOURS_PER_WEEK, choose_slot_arrays, validate_timezones, window_bounds, zone_slots
 
 SEGMENT_COLUMNS = ("seniority", "industry")
 SLOT_COLUMNS = ["slot_weekend", "slot_profile_opens", "slot_profile_sends", "slot_post_rate", "slot_post_rate_vs_best",
@@ -286,16 +286,17 @@ class SendTimePlanner:
             contact[is_contact] = self.contact_grid(features_df, hows, rows=is_contact)
         return self.decision_grid(level, seg, contact), LEVELS[level]
 
-    def slot_inputs(self, features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def slot_inputs(self, features, hows=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What a slot choice needs per contact and nothing request-dependent: (fallback level 0/1/2,
-        segment row or -1, (n, 168) contact-level grid: `contact_grid` at every hour of the week for
-        contact-level rows, NaN elsewhere). `inbox publish` stores it; `choose` turns it into slots."""
+        segment row or -1, (n, 168) contact-level grid: `contact_grid` at every hour of the week (or at
+        `hows` only) for contact-level rows, NaN elsewhere). `inbox publish` stores it; `choose` turns
+        it into slots."""
         profile = self.profile(features)
         level, seg = self.level_codes(profile)
         rows = np.flatnonzero(level == 0)
         grid = np.full((len(level), HOURS_PER_WEEK), np.nan)
-        if len(rows):
-            grid[rows] = self.contact_grid(features, rows=rows, profile=profile)
+        if len(rows) and (hows is None or len(hows)):
+            grid[rows] = self.contact_grid(features, hows, rows=rows, profile=profile)
         return level, seg, grid
 
     def decision_grid(self, level: np.ndarray, seg: np.ndarray, contact_grid: np.ndarray) -> np.ndarray:
@@ -325,8 +326,10 @@ class SendTimePlanner:
         tz = np.asarray(timezones, dtype=object)
         if len(tz) != _length(features):
             raise ValueError(f"timezones: {len(tz)} values for {_length(features)} contacts")
-        window_bounds(window_start, window_end, quiet_hours)  # bad windows refused before the model runs
-        level, seg, grid = self.slot_inputs(features)
+        bounds = window_bounds(window_start, window_end, quiet_hours)  # bad input refused before the model runs
+        zones = validate_timezones(pd.unique(tz.astype(str)))
+        hows = np.unique(np.concatenate([zone_slots(*bounds, str(z)).how for z in zones] + [np.empty(0, np.int64)]))
+        level, seg, grid = self.slot_inputs(features, hows)  # only the hours the window allows
         return self.choose(np.asarray(features["contact_id"], dtype=np.int64), level, seg, grid, tz, window_start,
                            window_end, quiet_hours)
 

@@ -253,6 +253,12 @@ def test_slot_choice_equals_a_per_contact_reference(start, end, quiet):
         assert got["how"][i] == slots["how"].iloc[best]
 
 
+def test_a_window_without_allowed_slots_gives_none(state, batch):
+    got = state.models["send_time"].best_slots(batch.merged.iloc[:5], ["UTC"] * 5, "2026-06-01T22:00Z",
+                                               "2026-06-02T05:00Z", (21, 7))
+    assert got["send_at"].isna().all() and got["probability"].isna().all() and len(got) == 5
+
+
 def test_slot_choice_rejects_what_it_should(state, batch):
     planner = state.models["send_time"]
     level, seg, grid = planner.slot_inputs(batch.merged.iloc[:2])
