@@ -186,3 +186,17 @@ def test_feature_frames_read_once_and_answer_like_separate_calls(model_settings)
     for got, entity in zip(together, (late, early)):
         pd.testing.assert_frame_equal(got, feature_frame(entity, ("send_time", "lead_scoring"), model_settings))
     assert together[1].isna().any().any()
+
+
+def test_cli_max_rows_flag():
+    import argparse
+
+    from models import cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["train", "lead_scoring", "--max-rows", "250000"])
+    assert args.max_rows == 250_000
+    assert parser.parse_args(["train", "all"]).max_rows is None  # the default cap applies
+    with pytest.raises(ValueError, match="--max-rows"):
+        cli._train(parser.parse_args(["train", "lead_scoring", "--max-rows", "0"]))
