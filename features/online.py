@@ -51,7 +51,12 @@ class _Plan:
 class OnlineReader:
     """Batched reads of a Feast feature service from the batch SQLite online store."""
 
-    def __init__(self, store):
+    def __init__(self, store, mmap_bytes: int = 1 << 30, cache_bytes: int = 128 << 20):
+        """`mmap_bytes`: how much of the database file reads map (straight from the OS page cache; every
+        page touched counts in the process's RSS); `cache_bytes`: SQLite's own page cache."""
+        for name, value in (("mmap_bytes", mmap_bytes), ("cache_bytes", cache_bytes)):
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
         online = store._get_provider().online_store
         if not isinstance(online, BatchSqliteOnlineStore):
             raise ValueError(
@@ -61,8 +66,8 @@ class OnlineReader:
         self.store = store
         self._conn = sqlite3.connect(f"file:{db_path(store.config)}?mode=ro", uri=True, check_same_thread=False)
         self._conn.execute("PRAGMA query_only=ON")
-        self._conn.execute("PRAGMA mmap_size=1073741824")  # reads straight from the OS page cache
-        self._conn.execute("PRAGMA cache_size=-131072")    # 128 MB of pages per reader
+        self._conn.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
+        self._conn.execute(f"PRAGMA cache_size=-{int(cache_bytes) // 1024}")  # negative: KiB
         self._plans: dict[str, _Plan] = {}
         self._layouts: dict[int, dict[str, int]] = {}
         self._prefixes: dict[str, bytes] = {}

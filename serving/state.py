@@ -19,6 +19,10 @@ import pandas as pd
 
 MODEL_NAMES = ("lead_scoring", "send_time", "content_preference")
 CATALOG_SERVICE = "content_catalog"
+# A worker's memory must not grow with the list: random reads over a large online store would fill a
+# file mapping page by page (each counted in the worker's RSS), so reads go through SQLite's own
+# bounded page cache instead; the OS page cache still holds the file, shared by the workers.
+READER_MEMORY = {"mmap_bytes": 0, "cache_bytes": 64 << 20}
 
 
 @dataclass
@@ -45,7 +49,7 @@ class ServingState:
         models = {name: load_champion(name, tracking_uri=settings.tracking_uri) for name in MODEL_NAMES}
         single_threaded(models)
         store = get_store(settings)
-        reader = OnlineReader(store)
+        reader = OnlineReader(store, **READER_MEMORY)
         catalog = load_catalog(reader, settings)
         if allocator is None:
             allocator = Allocator.open(settings.bandit_dir)
