@@ -129,18 +129,25 @@ class SnapshotEngine:
         self.a_prof = float(profile_prior_strength)
         self.w = weights
         self.schemas = contact_table_schemas(ev.topics)
-        self.open_bins = local_hour_bins(ev.open_c, ev.open_t, ev.tz_codes, ev.zones)
-        self.send_bins = local_hour_bins(ev.send_c, ev.send_t, ev.tz_codes, ev.zones)
+        open_bins = local_hour_bins(ev.open_c, ev.open_t, ev.tz_codes, ev.zones)
+        self._population(open_bins)
+        # facts before the last snapshot, grouped by block of contacts once: a chunk is a slice.
+        # Each family's per-fact arrays in `ev` are released (set to None) once grouped, so the
+        # facts are held once, not twice, whoever else holds `ev`.
+        self.facts = {}
+        send_bins = local_hour_bins(ev.send_c, ev.send_t, ev.tz_codes, ev.zones)
+        self.facts["send"] = self._by_contact(ev.send_c, ev.send_t, ev.send_topic, send_bins)
+        del send_bins
+        ev.send_c = ev.send_t = ev.send_topic = None
         # opens binned by the local hour their send went out (counted on the day of the open)
-        self.open_send_bins = local_hour_bins(ev.open_c, ev.open_send_t, ev.tz_codes, ev.zones)
-        self._population()
-        # facts before the last snapshot, grouped by block of contacts once: a chunk is a slice
-        self.facts = {
-            "send": self._by_contact(ev.send_c, ev.send_t, ev.send_topic, self.send_bins),
-            "open": self._by_contact(ev.open_c, ev.open_t, self.open_bins, self.open_send_bins),
-            "click": self._by_contact(ev.click_c, ev.click_t, ev.click_topic),
-            "other": self._by_contact(ev.other_c, ev.other_t, ev.other_kind, ev.other_value),
-        }
+        open_send_bins = local_hour_bins(ev.open_c, ev.open_send_t, ev.tz_codes, ev.zones)
+        self.facts["open"] = self._by_contact(ev.open_c, ev.open_t, open_bins, open_send_bins)
+        del open_bins, open_send_bins
+        ev.open_c = ev.open_t = ev.open_send_t = None
+        self.facts["click"] = self._by_contact(ev.click_c, ev.click_t, ev.click_topic)
+        ev.click_c = ev.click_t = ev.click_topic = None
+        self.facts["other"] = self._by_contact(ev.other_c, ev.other_t, ev.other_kind, ev.other_value)
+        ev.other_c = ev.other_t = ev.other_kind = ev.other_value = None
 
     def _by_contact(self, c, t, *extra) -> list[np.ndarray]:
         """Facts grouped by block of BLOCK contacts (a stable sort: a contact's facts keep their
@@ -181,7 +188,7 @@ class SnapshotEngine:
         return cum[idx]
 
     # ---- population priors (all contacts, same windows, same snapshot) ---------------
-    def _population(self) -> None:
+    def _population(self, open_bins: np.ndarray) -> None:
         ev, nd = self.ev, self.nd
         def per_day(t, groups=None, n_groups=1, weights=None):
             d, ok = self._day(t)
@@ -198,7 +205,7 @@ class SnapshotEngine:
         nt = len(ev.topics)
         self.pop["sends_t"] = _cum0(per_day(ev.send_t, ev.send_topic, nt))
         self.pop["clicks_t"] = _cum0(per_day(ev.click_t, ev.click_topic, nt))
-        self.pop["bins"] = _cum0(per_day(ev.open_t, self.open_bins, 48))
+        self.pop["bins"] = _cum0(per_day(ev.open_t, open_bins, 48))
 
     def _pop_rate(self, k: str, n: str, window: int) -> np.ndarray:
         kk = self._at(self.pop[k]) - self._at(self.pop[k], window)
