@@ -55,36 +55,27 @@ def run_demo(args: argparse.Namespace) -> int:
     timings: list[tuple[str, float]] = []
     results: dict[str, object] = {}
 
-    def step(name: str, fn):
+    def step(name: str, fn, *fn_args, **fn_kwargs):
         console.rule(f"[bold]{name}")
         t0 = time.perf_counter()
-        out = fn()
+        out = in_child_process(fn, *fn_args, **fn_kwargs)
         timings.append((name, time.perf_counter() - t0))
         results[name] = out
         return out
 
-    from simulation.cli import simulate_to_disk
     from simulation.world import WorldConfig
 
     config = WorldConfig(n_contacts=args.contacts, n_days=args.days, seed=args.seed)
-    step("simulate", lambda: simulate_to_disk(config, settings=settings, progress=True))
-
+    step("simulate", "simulation.cli:simulate_to_disk", config, settings=settings, progress=True)
     if last >= 1:
-        from features.cli import build_apply_materialize
-
-        step("features", lambda: build_apply_materialize(settings=settings, progress=True))
+        step("features", "features.cli:build_apply_materialize", settings=settings, progress=True)
     if last >= 2:
-        from models.cli import train_all
-
-        step("train", lambda: train_all(settings=settings, progress=True))
+        step("train", "models.cli:train_all", settings=settings, progress=True)
     if last >= 3:
-        from serving.publish import publish
-
-        step("publish", lambda: publish(settings=settings, progress=True))
+        step("publish", "serving.publish:publish", settings=settings, progress=True)
     if last >= 4:
-        from serving.demo_loop import run_demo_loop
-
-        step("loop", lambda: run_demo_loop(settings=settings, recipients=args.recipients, progress=True))
+        step("loop", "serving.demo_loop:run_demo_loop", settings=settings, recipients=args.recipients,
+             progress=True)
 
     summary = Table(title="inbox demo", show_lines=False)
     summary.add_column("step")
@@ -95,6 +86,26 @@ def run_demo(args: argparse.Namespace) -> int:
     console.print(summary)
     console.print(f"data: {settings.data_dir}   tracking: {settings.tracking_uri}")
     return 0
+
+
+def _call(target: str, args: tuple, kwargs: dict):
+    import importlib
+
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+
+def in_child_process(target: str, *args, **kwargs):
+    """`module:function(*args, **kwargs)` in a fresh (spawned) process; its result or its exception.
+
+    Each step's memory is its own and is returned to the system when the step ends: a 1M-contact
+    world's simulate, feature build and training would otherwise add their high-water marks (and
+    allocator fragmentation) up in one process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_call, target, args, kwargs).result()
 
 
 def _describe(result: object) -> str:
