@@ -2,7 +2,9 @@
 
 Every decision's random draw is a pure function of its decision id (and of a
 stream number), so replaying a decision with the same policy version and
-context gives the same variant. The generator is SplitMix64 (Steele, Lea &
+context gives the same variant. Generated ids are 128 independent random bits
+each (`new_decision_ids`), so the logged id is the decision's seed and nothing
+about one decision's id or draw follows from another's. The generator is SplitMix64 (Steele, Lea &
 Flood 2014, "Fast splittable pseudorandom number generators"), a counter-based
 mixer evaluated with numpy uint64 arithmetic: a whole batch of decisions gets
 its uniforms in one vectorized pass, no per-decision Generator objects.
@@ -88,25 +90,29 @@ def uniforms(keys: np.ndarray, stream: int = 0) -> np.ndarray:
     return (mixed >> _S11).astype(np.float64) * _UNIT
 
 
-def new_decision_ids(n: int, now_us: int) -> tuple[list[str], np.ndarray]:
-    """n fresh 128-bit hex decision ids and their keys (equal to `decision_keys(ids)`).
+def new_decision_ids(n: int, now_us: int | None = None) -> tuple[list[str], np.ndarray]:
+    """n fresh decision ids, each 128 bits from the OS CSPRNG (32 hex digits), and their keys
+    (equal to `decision_keys(ids)`).
 
-    Layout (hex digits): 13 time (epoch microseconds) | 11 random (OS entropy,
-    per batch) | 8 row counter. Ids of a batch are increasing, so the log's
-    unique index is appended to rather than written at random places.
+    A recipient sees their decision id (it travels in the mail headers and comes back in
+    webhooks and `/reward`), so an id must not lead to anyone else's: every id is drawn
+    independently (one `os.urandom` call per batch, 16 bytes per id), with no time, batch
+    prefix or counter in it; knowing any number of ids tells nothing about another.
+    `now_us` is accepted for existing callers and ignored. Random ids land at random places
+    in the log's unique index (the price of unguessability; time-ordered ids would be
+    derivable). The draws stay replayable: a decision's key is a pure function of its
+    logged id.
     """
-    if n >= 1 << 32:
-        raise ValueError("decision batch too large")
-    rand = int.from_bytes(os.urandom(8), "little") & ((1 << 44) - 1)
-    prefix = f"{now_us & ((1 << 52) - 1):013x}{rand:011x}"
-    ids = [prefix + format(i, "08x") for i in range(n)]
-    hi = ((now_us & ((1 << 52) - 1)) << 12) | (rand >> 32)
-    lo = (rand & 0xFFFFFFFF) << 32
+    if n < 0:
+        raise ValueError("decision batch size must be >= 0")
+    raw = os.urandom(16 * n)
+    text = raw.hex()
+    ids = [text[32 * i : 32 * i + 32] for i in range(n)]
     if n <= smallbatch.LIMIT:
-        return ids, np.array([_pair_key_int(hi, lo | i) for i in range(n)], dtype=np.uint64)
-    his = np.full(n, hi, dtype=np.uint64)
-    los = np.uint64(lo) | np.arange(n, dtype=np.uint64)
-    return ids, _hex_pair_keys(np.stack([his, los], axis=1))
+        return ids, np.array([_pair_key_int(int.from_bytes(raw[16 * i : 16 * i + 8], "big"),
+                                            int.from_bytes(raw[16 * i + 8 : 16 * i + 16], "big"))
+                              for i in range(n)], dtype=np.uint64)
+    return ids, _hex_pair_keys(np.frombuffer(raw, dtype=">u8").reshape(n, 2))
 
 
 def contact_uniforms(campaign_id: str, contact_ids: np.ndarray) -> np.ndarray:

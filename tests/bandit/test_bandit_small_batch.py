@@ -45,7 +45,7 @@ def test_splitmix64_int_equals_numpy():
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 16])
 def test_keys_ids_and_uniforms_equal_vectorized(monkeypatch, n):
-    monkeypatch.setattr(rnd.os, "urandom", lambda k: bytes(range(3, 3 + k)))  # the same ids twice
+    monkeypatch.setattr(rnd.os, "urandom", lambda k: bytes((3 + i) % 256 for i in range(k)))  # the same ids twice
     (ids, keys), (ids_v, keys_v) = both_paths(monkeypatch, lambda: rnd.new_decision_ids(n, 1_780_000_000_123_457))
     assert ids == ids_v
     assert_same_array(keys, keys_v)
@@ -144,7 +144,8 @@ def test_decide_small_batches_equal_vectorized(tmp_path, monkeypatch, variants, 
     if policy == "lin_ts" and mode == "policy":
         for alloc in (small, vectorized):
             _learned(alloc, make_contexts)
-    monkeypatch.setattr(rnd.os, "urandom", lambda k: bytes(range(7, 7 + k)))
+    pinned = {"seed": 0}  # the OS entropy pinned per request: both allocators get the same (random) ids
+    monkeypatch.setattr(rnd.os, "urandom", lambda k: np.random.default_rng(pinned["seed"]).bytes(k))
     requests = []
     for n in (1, 2, 5, 16):
         ctx = make_contexts(n, seed=n)
@@ -153,6 +154,7 @@ def test_decide_small_batches_equal_vectorized(tmp_path, monkeypatch, variants, 
                      (n, arr, [13], None)]
     for i, (n, ctx, exclude, given) in enumerate(requests):
         now = T0 + pd.Timedelta(seconds=i)
+        pinned["seed"] = i
         ids = np.arange(100 * i, 100 * i + n)
         a = small.decide("spring", ids, ctx, now=now, exclude=exclude, decision_ids=given)
         with monkeypatch.context() as m:
