@@ -8,6 +8,8 @@ lives in versioned snapshots (`reload()` picks up the newest live one).
 """
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,14 +20,22 @@ import pandas as pd
 
 from .decision_log import DecisionBatch, DecisionLog, SQLiteDecisionLog, UnknownDecisionError
 from .features import VariantEncoder, context_matrix, joint_features
+from .learner import DEFAULT_REWARD_RANGE, RefusedUpdate, check_posterior, reward_range
 from .linear import LinearPosterior
 from .policies import ArmSet, Scorer, apply_floor, make_policy, sample_actions
 from .randomness import contact_uniforms, decision_keys, new_decision_ids, string_key, uniforms
 from .snapshots import CampaignState, Snapshot, SnapshotStore
-from .timeutil import micros_array, parse_duration, to_micros
+from .timeutil import from_micros, micros_array, parse_duration, to_micros
 
+logger = logging.getLogger("inbox.bandit")
 MODES = ("policy", "holdout", "kill_switch", "apprentice")
+MAX_REWARD_MAGNITUDE = 1e9   # a declared range stays within +-1e9 (the learned model is scored in float32)
+CLOCK_ALLOWANCE_US = 1_000_000  # providers date events in whole seconds: a reward may read up to 1 s early
 REWARD_EVENTS = ("delivered", "open", "click", "conversion", "unsubscribe", "bounce", "complaint")
+
+
+class PolicyStateError(RuntimeError):
+    """The loaded policy cannot give a valid probability vector (a server fault, not an input error)."""
 
 
 @dataclass
@@ -52,6 +62,9 @@ class Allocator:
         self._lock = threading.RLock()
         self._cache: dict[str, _CampaignCache] = {}
         self._snapshot = Snapshot(version=0)
+        self.reload_refused: tuple[int, str | None] = (0, None)  # (version, why) of the last snapshot not loaded
+        self._refused_versions: set[int] = set()
+        self.learn_refusals: dict[str, str] = {}  # campaign -> why, from the last learn()
         self.reload()
 
     @classmethod
@@ -75,12 +88,15 @@ class Allocator:
                           control_variant: int | None = None, *, policy_params: dict | None = None,
                           default_reward: float = 0.0, aggregation: str = "first", ridge: float = 1.0,
                           apprentice: bool = False, apprentice_baseline: str = "control",
-                          reward_value: str = "count") -> None:
+                          reward_value: str = "count", reward_range: tuple[float, float] = DEFAULT_REWARD_RANGE
+                          ) -> None:
         """Create (or re-configure) a campaign. Variants: `content_id` + feature columns.
 
         `reward_event` is the event type that pays (click by default); `reward_value`
         'count' pays 1 per event, 'value' pays the event's `value` (e.g. revenue of a
-        conversion).
+        conversion). `reward_range` (lo, hi) is the declared range of one reward value
+        (default [0, 1]): a reward outside it is refused on arrival; `default_reward`
+        must lie in it.
         """
         if not campaign_id or not isinstance(campaign_id, str):
             raise ValueError("campaign_id: must be a non-empty string")
@@ -105,6 +121,9 @@ class Allocator:
             raise ValueError("apprentice_baseline: expected 'control' or 'uniform'")
         if apprentice and apprentice_baseline == "control" and control_variant is None:
             raise ValueError("control_variant: required for apprentice mode with the control baseline")
+        lo, hi = _check_reward_range(reward_range)
+        if not lo <= float(default_reward) <= hi:
+            raise ValueError(f"default_reward: {default_reward!r} is outside reward_range [{lo:g}, {hi:g}]")
         encoder = VariantEncoder.fit(variants)
         Z = encoder.encode(variants)
         config = {
@@ -116,7 +135,8 @@ class Allocator:
             "floor": float(floor), "holdout_share": float(holdout_share),
             "control_variant": None if control_variant is None else int(control_variant),
             "reward_event": reward_event, "reward_value": reward_value, "wait_window_us": parse_duration(wait_window),
-            "default_reward": float(default_reward), "aggregation": aggregation, "ridge": float(ridge),
+            "default_reward": float(default_reward), "reward_range": [lo, hi], "aggregation": aggregation,
+            "ridge": float(ridge),
             "kill_switch": None, "apprentice": bool(apprentice), "apprentice_baseline": apprentice_baseline,
         }
         self._save(campaign_id, config)
@@ -252,14 +272,29 @@ class Allocator:
         return scorer
 
     def reload(self) -> bool:
-        """Load the newest live snapshot if it is newer than the one in use."""
-        newest = self.snapshots.newest(live_only=True)
-        if newest <= self._snapshot.version:
-            return False
-        snapshot = self.snapshots.read(newest)
-        with self._lock:
-            self._snapshot = snapshot
-        return True
+        """Load the newest live snapshot if it is newer than the one in use.
+
+        A snapshot whose posterior fails `learner.check_posterior` (e.g. written by a
+        learner that did not check) is not loaded (nor read again): the newest good one
+        newer than the one in use is loaded instead, or the one in use keeps serving;
+        `reload_refused` says which version was skipped and why.
+        """
+        current = self._snapshot.version
+        for version, _ in reversed(self.snapshots.versions(live_only=True)):
+            if version <= current:
+                return False
+            if version in self._refused_versions:
+                continue
+            snapshot = self.snapshots.read(version)
+            why = _unusable(snapshot)
+            if why is None:
+                with self._lock:
+                    self._snapshot = snapshot
+                return True
+            self._refused_versions.add(version)
+            self.reload_refused = (version, f"snapshot v{version}, {why}")
+            logger.warning("reload: not loading %s", self.reload_refused[1])
+        return False
 
     # decisions ---------------------------------------------------------------
     def decide(self, campaign_id: str, contact_ids, context: pd.DataFrame | np.ndarray | None = None,
@@ -287,7 +322,15 @@ class Allocator:
         K = len(eligible)
         with self._lock:
             version = self._snapshot.version
-            policy_probs = apply_floor(self._scorer(campaign_id, cache, eligible).probabilities(X), cfg["floor"])
+            try:
+                scorer = self._scorer(campaign_id, cache, eligible)
+            except (ValueError, np.linalg.LinAlgError) as exc:  # the loaded posterior, not the request, is bad
+                raise PolicyStateError(f"campaign {campaign_id!r}: policy v{version} cannot be used ({exc}); "
+                                       "no decision logged") from exc
+            policy_probs = apply_floor(scorer.probabilities(X), cfg["floor"])
+        if not np.isfinite(policy_probs).all():  # never log (or serve) a decision drawn from NaN probabilities
+            raise PolicyStateError(f"campaign {campaign_id!r}: policy v{version} gives non-finite probabilities; "
+                                   "no decision logged")
         probs = policy_probs
         mode = np.full(n, "policy", dtype=object)
         kill = cfg["kill_switch"]
@@ -334,23 +377,52 @@ class Allocator:
 
     # rewards -----------------------------------------------------------------
     def reward(self, decision_id: str, reward: float, occurred_at, event_id) -> str:
-        """'accepted' | 'duplicate' | 'late'; raises UnknownDecisionError (kept for audit)."""
-        status = self.rewards([decision_id], [reward], [occurred_at], [event_id])[0]
+        """'accepted' | 'duplicate' | 'late'; raises UnknownDecisionError for an unknown id and
+        ValueError naming the field (`reward`, `occurred_at`) for a refused reward; both are
+        kept in the audit table."""
+        refusals: list[str] = []
+        status = self.rewards([decision_id], [reward], [occurred_at], [event_id], refusals=refusals)[0]
         if status == "unknown":
             raise UnknownDecisionError(
                 f"decision_id: unknown decision {decision_id!r} (reward rejected, kept in the audit table)")
+        if status == "rejected":
+            raise ValueError(f"{refusals[0]} (reward rejected, kept in the audit table)")
         return status
 
-    def rewards(self, decision_ids, rewards, occurred_at, event_ids, now=None) -> list[str]:
-        """Batch form of `reward`; unknown ids get status 'unknown' (and are audited) instead of raising."""
+    def rewards(self, decision_ids, rewards, occurred_at, event_ids, now=None,
+                refusals: list[str] | None = None) -> list[str]:
+        """Batch form of `reward`: per row 'accepted' | 'duplicate' | 'late' | 'unknown' | 'rejected'.
+
+        Nothing outside the process is trusted: a reward that is not finite, lies outside its
+        campaign's declared `reward_range`, or is dated before its decision (beyond a 1 s
+        allowance for whole-second provider timestamps) is 'rejected'; unknown ids are
+        'unknown'. Both are kept in the `reward_audit` table with the reason (appended to
+        `refusals` when given), never learned from.
+        """
         rewards = np.asarray(rewards, dtype=float)
         if not (len(decision_ids) == len(rewards) == len(occurred_at) == len(event_ids)):
             raise ValueError("rewards: decision_ids, rewards, occurred_at and event_ids must have the same length")
-        if not np.isfinite(rewards).all():
-            raise ValueError("reward: must be finite")
         occurred = micros_array(occurred_at, "occurred_at")
+        ranges: dict[str, tuple[float, float]] = {}
+
+        def validate(campaign_id: str, reward: float, occurred_us: int, decided_us: int) -> str | None:
+            if campaign_id not in ranges:
+                ranges[campaign_id] = reward_range(self._campaign(campaign_id).config)
+            lo, hi = ranges[campaign_id]
+            why = None
+            if not math.isfinite(reward):
+                why = f"reward: must be a finite number, got {reward!r}"
+            elif not lo <= reward <= hi:
+                why = f"reward: {reward!r} is outside the campaign's declared range [{lo:g}, {hi:g}]"
+            elif occurred_us < decided_us - CLOCK_ALLOWANCE_US:
+                why = (f"occurred_at: {from_micros(occurred_us).isoformat()} is before the decision it rewards"
+                       f" ({from_micros(decided_us).isoformat()})")
+            if why is not None and refusals is not None:
+                refusals.append(why)
+            return why
+
         return self.log.add_rewards([str(d) for d in decision_ids], rewards, occurred,
-                                    [str(e) for e in event_ids], to_micros(now, "now"))
+                                    [str(e) for e in event_ids], to_micros(now, "now"), validate=validate)
 
     def ingest_events(self, events: pd.DataFrame, sends: pd.DataFrame, now=None) -> pd.DataFrame:
         """Turn event-log rows (the `events` and `sends` tables) into rewards.
@@ -412,6 +484,7 @@ class Allocator:
         base = self.snapshots.read(newest) if newest else Snapshot(version=0)
         pending = gate and newest > live
         campaigns: dict[str, CampaignState] = {}
+        refused: dict[str, str] = {}
         self.gate_decisions = []
         with threadpool_limits(1):
             for cid in self.log.campaign_ids():
@@ -428,10 +501,18 @@ class Allocator:
                         from .tracking import log_gate
 
                         log_gate(decision, cid)
-                campaigns[cid] = fold_closed_decisions(rows, upto, cache.config, cache.Z, cache.slot_of, state)
+                try:
+                    campaigns[cid] = fold_closed_decisions(rows, upto, cache.config, cache.Z, cache.slot_of, state)
+                except RefusedUpdate as exc:  # keep the last good state (and cutoff): serving never sees it
+                    refused[cid] = f"update refused, last good state kept: {exc}"
+                    logger.warning("learn: campaign %r: %s", cid, refused[cid])
+                    if state is not None:
+                        campaigns[cid] = state
+        self.learn_refusals = refused
         if pending and self.gate_decisions and all(d.promote for _, d in self.gate_decisions):
             self.snapshots.promote(newest)
-        snapshot = Snapshot(version=newest + 1, campaigns=campaigns, live=not gate)
+        snapshot = Snapshot(version=newest + 1, campaigns=campaigns, live=not gate,
+                            meta={"refused": refused} if refused else {})
         self.snapshots.write(snapshot)
         return snapshot.version
 
@@ -455,6 +536,28 @@ def _control_probs(cfg: dict, position: dict[int, int], n: int, K: int) -> np.nd
     if control not in position:
         raise ValueError(f"exclude: the control variant {control} must stay eligible")
     return _one_hot(n, K, position[control])
+
+
+def _unusable(snapshot: Snapshot) -> str | None:
+    """Why a snapshot must not serve (a campaign's posterior fails `check_posterior`), or None."""
+    for cid, state in snapshot.campaigns.items():
+        try:
+            check_posterior(state.posterior)
+        except RefusedUpdate as exc:
+            return f"campaign {cid!r}: {exc}"
+    return None
+
+
+def _check_reward_range(reward_range) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in reward_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"reward_range: expected two numbers (lo, hi), got {reward_range!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or max(abs(lo), abs(hi)) > MAX_REWARD_MAGNITUDE:
+        raise ValueError(f"reward_range: bounds must be finite and within +-{MAX_REWARD_MAGNITUDE:g}")
+    if not lo < hi:
+        raise ValueError(f"reward_range: lo must be below hi, got [{lo:g}, {hi:g}]")
+    return lo, hi
 
 
 def _check_variants(variants: pd.DataFrame) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -122,6 +123,8 @@ def _learn(args: argparse.Namespace) -> int:
     version = alloc.learn(gate=args.gate, track=args.gate)
     for cid, decision in getattr(alloc, "gate_decisions", []):
         print(f"{cid}: {'promoted' if decision.promote else 'kept live'}: {decision.reason}")
+    for cid, why in alloc.learn_refusals.items():
+        print(f"{cid}: {why}", file=sys.stderr)
     print(f"snapshot v{version} written to {alloc.snapshots.directory}")
     alloc.close()
-    return 0
+    return 1 if alloc.learn_refusals else 0

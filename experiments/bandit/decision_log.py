@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,10 @@ class DecisionBatch:
     policy_choice: np.ndarray     # (n,) int64: the learning policy's own choice
 
 
+RewardCheck = Callable[[str, float, int, int], "str | None"]
+"""validate(campaign_id, reward, occurred_at_us, decided_at_us) -> None, or why the reward is refused."""
+
+
 class DecisionLog(Protocol):
     def save_campaign(self, campaign_id: str, config: dict) -> int: ...
     def campaign(self, campaign_id: str) -> tuple[int, dict]: ...
@@ -59,9 +63,9 @@ class DecisionLog(Protocol):
     def campaign_ids(self) -> list[str]: ...
     def log_decisions(self, batch: DecisionBatch, window_us: int = 0) -> None: ...
     def add_rewards(self, decision_ids: list[str], rewards: np.ndarray, occurred_at: np.ndarray,
-                    event_ids: list[str], received_at: int) -> list[str]: ...
+                    event_ids: list[str], received_at: int, validate: RewardCheck | None = None) -> list[str]: ...
     def joined(self, campaign_id: str, after: int, upto: int, aggregation: str,
-               default_reward: float) -> pd.DataFrame: ...
+               default_reward: float, reward_range: tuple[float, float] | None = None) -> pd.DataFrame: ...
     def decisions(self, campaign_id: str | None = None) -> pd.DataFrame: ...
     def close(self) -> None: ...
 
@@ -210,27 +214,34 @@ class SQLiteDecisionLog:
         return df
 
     # rewards -----------------------------------------------------------------
-    def add_rewards(self, decision_ids, rewards, occurred_at, event_ids, received_at: int) -> list[str]:
-        """Store rewards; per row 'accepted' | 'duplicate' | 'late' | 'unknown'.
+    def add_rewards(self, decision_ids, rewards, occurred_at, event_ids, received_at: int,
+                    validate: RewardCheck | None = None) -> list[str]:
+        """Store rewards; per row 'accepted' | 'duplicate' | 'late' | 'unknown' | 'rejected'.
 
-        Unknown decision ids go to `reward_audit`; the same event_id twice is
-        stored once; a reward after its decision's wait window is stored with
-        late=1 and never joined for learning.
+        Unknown decision ids go to `reward_audit`; so does a reward `validate` refuses
+        (status 'rejected', the audit row's reason is validate's message); the same
+        event_id twice is stored once; a reward after its decision's wait window is
+        stored with late=1 and never joined for learning.
         """
         statuses: list[str] = []
+        audit = ("INSERT INTO reward_audit (decision_id, event_id, reward, occurred_at, received_at, reason)"
+                 " VALUES (?, ?, ?, ?, ?, ?)")
         with self._writing():
             self._db.execute("BEGIN")
             try:
                 for did, r, occ, eid in zip(decision_ids, np.asarray(rewards, float).tolist(),
                                             np.asarray(occurred_at, np.int64).tolist(), event_ids):
                     dec = self._db.execute(
-                        "SELECT decided_at, window_us FROM decisions WHERE decision_id=?", (did,)
+                        "SELECT decided_at, window_us, campaign_id FROM decisions WHERE decision_id=?", (did,)
                     ).fetchone()
                     if dec is None:
-                        self._db.execute(
-                            "INSERT INTO reward_audit (decision_id, event_id, reward, occurred_at, received_at, reason)"
-                            " VALUES (?, ?, ?, ?, ?, 'unknown decision id')", (did, eid, r, occ, received_at))
+                        self._db.execute(audit, (did, eid, r, occ, received_at, "unknown decision id"))
                         statuses.append("unknown")
+                        continue
+                    refused = validate(dec[2], r, occ, dec[0]) if validate is not None else None
+                    if refused:
+                        self._db.execute(audit, (did, eid, r, occ, received_at, refused))
+                        statuses.append("rejected")
                         continue
                     late = int(occ > dec[0] + dec[1])
                     cur = self._db.execute(
@@ -251,24 +262,27 @@ class SQLiteDecisionLog:
         return pd.read_sql_query("SELECT * FROM rewards", self._db)
 
     def joined(self, campaign_id: str, after: int, upto: int, aggregation: str = "first",
-               default_reward: float = 0.0) -> pd.DataFrame:
+               default_reward: float = 0.0, reward_range: tuple[float, float] | None = None) -> pd.DataFrame:
         """Decisions with after < decided_at <= upto joined with their in-window rewards.
 
         aggregation 'first' takes the earliest in-window reward, 'sum' adds them;
-        decisions without a reward get `default_reward`.
+        decisions without a reward get `default_reward`. With `reward_range` (lo, hi) a
+        stored reward outside [lo, hi] is not joined, as if it had been refused on
+        arrival (only a log written before rewards were validated can hold one).
         """
+        bounded = "" if reward_range is None else " AND r.reward >= ? AND r.reward <= ?"
+        bounds = () if reward_range is None else (float(reward_range[0]), float(reward_range[1]))
         if aggregation == "first":
-            agg = ("(SELECT r.reward FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0"
+            agg = (f"(SELECT r.reward FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0{bounded}"
                    " ORDER BY r.occurred_at, r.event_id LIMIT 1)")
         elif aggregation == "sum":
-            agg = "(SELECT SUM(r.reward) FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0)"
+            agg = f"(SELECT SUM(r.reward) FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0{bounded})"
         else:
             raise ValueError(f"aggregation: expected 'first' or 'sum', got {aggregation!r}")
         sql = (f"SELECT d.decision_id, d.decided_at, d.context, d.eligible, d.variant, d.propensity, d.policy_version,"
                f" d.mode, COALESCE({agg}, ?) AS reward FROM decisions d"
                " WHERE d.campaign_id = ? AND d.decided_at > ? AND d.decided_at <= ? ORDER BY d.seq")
-        df = pd.read_sql_query(sql, self._db, params=(default_reward, campaign_id, int(after), int(upto)))
+        df = pd.read_sql_query(sql, self._db, params=(*bounds, default_reward, campaign_id, int(after), int(upto)))
         df["context"] = [np.frombuffer(b, dtype="<f8") for b in df["context"]]
         df["eligible"] = [np.frombuffer(b, dtype="<i8") for b in df["eligible"]]
         return df
-

@@ -61,7 +61,8 @@ def test_reward_ingestion_idempotent_late_and_unknown(allocator, make_contexts):
 def test_aggregation_first_and_sum(tmp_path, variants):
     alloc = Allocator.open(tmp_path / "agg")
     for name, agg in (("first", "first"), ("sum", "sum")):
-        alloc.register_campaign(name, variants, ["x1"], wait_window="1h", aggregation=agg, default_reward=-1.0)
+        alloc.register_campaign(name, variants, ["x1"], wait_window="1h", aggregation=agg, default_reward=-1.0,
+                                reward_range=(-1.0, 3.0))
         out = alloc.choose(name, [1, 2], None, now=T0)
         did = out["decision_id"][0]
         alloc.rewards([did, did], [2.0, 3.0], [T0 + pd.Timedelta("20m"), T0 + pd.Timedelta("10m")],
