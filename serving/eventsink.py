@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulation.eventlog import read_table, table_path, validate, write_table
+from simulation.eventlog import append_new_rows, table_path, validate
 
 JOURNAL = "webhook_journal.db"
 LOCK = ".eventlog.lock"
@@ -102,18 +102,8 @@ def _journal_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _append_table(events_dir: Path, table: str, rows: pd.DataFrame, key: str) -> int:
-    """Read, concatenate, drop rows whose `key` already exists, write atomically. Lock held by caller."""
-    path = table_path(events_dir, table)
-    existing = read_table(table, path) if path.exists() else None
-    new = rows
-    if existing is not None and len(existing):
-        new = rows[~rows[key].isin(existing[key])]
-        combined = pd.concat([existing, new], ignore_index=True) if len(new) else existing
-    else:
-        combined = rows
-    if len(new) or not path.exists():
-        write_table(table, combined, path)
-    return len(new)
+    """Append rows whose `key` is new, atomically and streaming (`append_new_rows`). Lock held by caller."""
+    return append_new_rows(table, rows, table_path(events_dir, table), key)
 
 
 def flush(events_dir: str | Path) -> int:

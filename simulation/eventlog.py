@@ -164,6 +164,42 @@ def _write_temp(at: pa.Table, path: Path) -> str:
     return tmp
 
 
+def append_new_rows(table: str, rows: pd.DataFrame | pa.Table, path: str | os.PathLike, key: str,
+                    batch_rows: int = 1_000_000) -> int:
+    """Append the rows of `rows` whose `key` is not in the table yet; atomically; returns rows added.
+
+    Streams: the existing file is copied batch by batch into a temp file and the new rows written
+    after it, so memory is one batch, not the table (a 1M-contact log holds ~50M events). Existing
+    keys are looked up only among the new ones (row groups whose key statistics exclude them are
+    skipped). Existing rows were validated when written; the new ones are validated here.
+    """
+    path = Path(path)
+    new = validate(table, rows)
+    if not path.exists():
+        _write_validated(new, path)
+        return new.num_rows
+    schema = _schema(table).arrow
+    if new.num_rows:
+        seen = pq.read_table(path, columns=[key], filters=[(key, "in", new.column(key).to_pylist())])
+        new = new.filter(pc.invert(pc.is_in(new.column(key), value_set=seen.column(key).combine_chunks())))
+    if new.num_rows == 0:
+        return 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+                writer.write_batch(pa.RecordBatch.from_arrays(
+                    [batch.column(f.name).cast(f.type) for f in schema], schema=schema))
+            writer.write_table(new)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return new.num_rows
+
+
 def read_table(table: str, path: str | os.PathLike, *, as_arrow: bool = False) -> pd.DataFrame | pa.Table:
     """Read and validate one table; `SchemaError` names the problem."""
     path = Path(path)

@@ -276,3 +276,32 @@ def test_unique_check_on_large_shuffled_ids():
     events.loc[99, "event_id"] = ids[7]
     with pytest.raises(SchemaError, match=rf"duplicate id {ids[7]} \(2 duplicate\(s\)\)"):
         validate("events", events)
+
+
+def test_append_new_rows_streams_existing_rows_and_adds_only_new_keys(tmp_path):
+    from simulation.eventlog import append_new_rows
+
+    events = good_tables()["events"]
+    path = table_path(tmp_path, "events")
+    assert append_new_rows("events", events.iloc[:2], path, "event_id") == 2  # no file yet: written whole
+    # a one-row batch size makes the copy of the existing file run over several batches
+    assert append_new_rows("events", events, path, "event_id", batch_rows=1) == len(events) - 2
+    assert append_new_rows("events", events, path, "event_id") == 0  # every key known: file untouched
+    got = read_table("events", path)
+    pd.testing.assert_frame_equal(got, read_table("events", path))
+    assert got["event_id"].tolist() == events["event_id"].tolist()
+    assert got["type"].tolist() == events["type"].tolist()
+
+
+def test_append_new_rows_failure_keeps_the_file_whole(tmp_path):
+    from simulation.eventlog import append_new_rows
+
+    events = good_tables()["events"]
+    path = table_path(tmp_path, "events")
+    write_table("events", events.iloc[:1], path)
+    before = path.read_bytes()
+    bad = events.iloc[1:].assign(type="not-a-type")
+    with pytest.raises(SchemaError):
+        append_new_rows("events", bad, path, "event_id")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
