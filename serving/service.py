@@ -204,7 +204,10 @@ class InboxService:
                      reward: float = Field(allow_inf_nan=False),
                      occurred_at: UtcDatetime | None = None,
                      event_id: str = Field(min_length=1, max_length=200)) -> RewardResponse:
-        """A reward for a decision id: accepted, duplicate (same event_id) or late (after the wait window)."""
+        """A reward for a decision id: accepted, duplicate (same event_id) or late (after the wait window).
+
+        400 naming the field for a reward outside the campaign's declared range (default [0, 1])
+        or dated before its decision; 404 for an unknown decision id (both audited, never learned)."""
         from experiments.bandit import UnknownDecisionError
 
         state = self.state
@@ -216,7 +219,7 @@ class InboxService:
         except UnknownDecisionError as exc:
             return error(404, "decision_id", str(exc).split(": ", 1)[-1])
         except ValueError as exc:
-            return error(400, _field_of(exc), str(exc))
+            return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
         return RewardResponse(decision_id=decision_id, status=status)
 
     @bentoml.api
