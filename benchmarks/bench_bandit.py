@@ -56,7 +56,7 @@ def speed(world, n_batch: int, n_single: int, n_vw: int) -> pd.DataFrame:
     warm = rng.integers(0, n_batch, 5000)
     warm_actions = rng.integers(0, len(stream.Z), 5000)
     rewards = (rng.random(5000) < 0.05).astype(float)
-    _, keys = new_decision_ids(n_batch, 1_780_000_000_000_000)
+    _, keys = new_decision_ids(n_batch)
     u = uniforms(keys)
     systems = []   # (system, policy, batch decisions/s, single-decision callable)
     for policy in (LinearThompsonSampling(), LinUCB(), EpsilonGreedy()):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from features.definitions import is_prediction_column
 from serving.publish import Predictions, contact_predictions, no_feature_columns
 
 if TYPE_CHECKING:  # annotations only: serving.state imports nothing from here
@@ -167,12 +168,6 @@ class ContactBatch:
         return np.where(pd.isna(zones), "UTC", zones).astype(object)
 
 
-def _published_column(name: str) -> bool:
-    from features.definitions import is_prediction_column
-
-    return is_prediction_column(name)
-
-
 @dataclass
 class LeadScores:
     """Lead scores of a batch as arrays."""
@@ -261,7 +256,7 @@ def bandit_context(config: dict, batch: ContactBatch, scores: LeadScores | None)
     n = len(batch.contact_ids)
     out = np.zeros((n, len(wanted)))
     for j, name in enumerate(wanted):
-        if name in batch.columns and not _published_column(name):
+        if name in batch.columns and not is_prediction_column(name):
             values = batch.columns[name]
             out[:, j] = values if values.dtype.kind in "fiub" else pd.to_numeric(
                 pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)

@@ -314,7 +314,7 @@ class Allocator:
         X = context_matrix(context, cfg["context_features"], n)
         now_us = to_micros(now, "now")
         if decision_ids is None:
-            decision_ids, keys = new_decision_ids(n, now_us)
+            decision_ids, keys = new_decision_ids(n)
         else:
             if len(decision_ids) != n:
                 raise ValueError("decision_ids: one per contact")

@@ -90,7 +90,7 @@ def uniforms(keys: np.ndarray, stream: int = 0) -> np.ndarray:
     return (mixed >> _S11).astype(np.float64) * _UNIT
 
 
-def new_decision_ids(n: int, now_us: int | None = None) -> tuple[list[str], np.ndarray]:
+def new_decision_ids(n: int) -> tuple[list[str], np.ndarray]:
     """n fresh decision ids, each 128 bits from the OS CSPRNG (32 hex digits), and their keys
     (equal to `decision_keys(ids)`).
 
@@ -98,7 +98,7 @@ def new_decision_ids(n: int, now_us: int | None = None) -> tuple[list[str], np.n
     webhooks and `/reward`), so an id must not lead to anyone else's: every id is drawn
     independently (one `os.urandom` call per batch, 16 bytes per id), with no time, batch
     prefix or counter in it; knowing any number of ids tells nothing about another.
-    `now_us` is accepted for existing callers and ignored. Random ids land at random places
+    Random ids land at random places
     in the log's unique index (the price of unguessability; time-ordered ids would be
     derivable). The draws stay replayable: a decision's key is a pure function of its
     logged id.

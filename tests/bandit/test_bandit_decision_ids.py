@@ -22,7 +22,7 @@ def test_ids_are_128_bits_of_os_entropy_by_construction(monkeypatch):
 
     monkeypatch.setattr(rnd.os, "urandom", recording)
     for n in (1, 16, 17, 500):
-        ids, keys = rnd.new_decision_ids(n, 1_780_000_000_000_000)
+        ids, keys = rnd.new_decision_ids(n)
         assert len(drawn[-1]) == 16 * n
         assert "".join(ids) == drawn[-1].hex()  # the ids are exactly the random bytes
         assert all(len(i) == 32 for i in ids)

@@ -60,13 +60,13 @@ def test_thompson_batch_equals_rowwise():
 
 def test_sample_actions_follow_probabilities():
     probs = np.tile([0.1, 0.6, 0.3], (200_000, 1))
-    _, keys = new_decision_ids(len(probs), 1_780_000_000_000_000)
+    _, keys = new_decision_ids(len(probs))
     counts = np.bincount(sample_actions(probs, uniforms(keys)), minlength=3) / len(probs)
     np.testing.assert_allclose(counts, [0.1, 0.6, 0.3], atol=0.005)
 
 
 def test_draws_reproducible_per_decision_id():
-    ids, keys = new_decision_ids(1000, 1_780_000_000_000_000)
+    ids, keys = new_decision_ids(1000)
     assert np.array_equal(decision_keys(ids), keys)
     assert np.array_equal(uniforms(decision_keys(ids)), uniforms(keys))
     other = decision_keys(["order-1", "order-2", "order-1"])
