@@ -116,9 +116,9 @@ class TrainingContext:
 
     def world_for(self, contact_ids: np.ndarray):
         """The simulator's ground truth for `contact_ids` only (oracle only; never a feature)."""
-        from models.oracle_world import load_world
+        from simulation.world import World
 
-        return load_world(self.settings.world_dir, contact_ids)
+        return World.load(self.settings.world_dir, contact_ids=contact_ids)
 
     def world_seed(self) -> str:
         from pathlib import Path

@@ -164,24 +164,51 @@ class World:
         return d
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "World":
+    def load(cls, directory: str | os.PathLike, contact_ids=None) -> "World":
+        """The saved world; with `contact_ids`, only those contacts (ordered by id) and their traits, so an
+        oracle over a sample of a large list does not read every contact (the content catalog is whole)."""
         d = Path(directory)
         cfg_path = d / "config.json"
         if not cfg_path.exists():
             raise FileNotFoundError(f"no saved world in {d} (missing config.json)")
         config = WorldConfig.from_json(cfg_path.read_text())
-        contacts = read_table("contacts", d / "contacts.parquet")
         content = read_table("content", d / "content.parquet")
+        if contact_ids is None:
+            contacts, rows = read_table("contacts", d / "contacts.parquet"), slice(None)
+        else:
+            contacts, rows = _some_contacts(d / "contacts.parquet", contact_ids)
         with np.load(d / "traits.npz", allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
-        traits = Traits(
-            **{f.name: a[f.name] for f in fields(Traits) if f.name != "topics"},
-            topics=tuple(str(t) for t in a["topics"]),
-        )
+            traits = Traits(
+                **{f.name: z[f.name][rows] for f in fields(Traits) if f.name != "topics"},
+                topics=tuple(str(t) for t in z["topics"]),
+            )
+            ct = ContentTraits(open_appeal=z["content_open_appeal"], click_appeal=z["content_click_appeal"])
         if len(traits) != len(contacts):
             raise ValueError(f"{d}: traits cover {len(traits)} contacts, contacts.parquet has {len(contacts)}")
-        ct = ContentTraits(open_appeal=a["content_open_appeal"], click_appeal=a["content_click_appeal"])
         return cls(config, contacts, content, traits, ct)
+
+
+def _some_contacts(path: Path, contact_ids) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of `contact_ids` (sorted, unique) in a saved contacts file, and their row numbers there
+    (traits are stored by row). Unknown ids are an error naming the first."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    wanted = np.unique(np.asarray(contact_ids, dtype=np.int64))
+    every = pq.read_table(path, columns=["contact_id"]).column(0).to_numpy()
+    order = np.argsort(every, kind="stable")
+    at = np.minimum(np.searchsorted(every, wanted, sorter=order), max(len(every) - 1, 0))
+    rows = order[at] if len(every) else np.zeros(0, dtype=np.int64)
+    unknown = every[rows] != wanted if len(every) else np.ones(len(wanted), dtype=bool)
+    if unknown.any():
+        raise ValueError(f"contact_ids: {int(unknown.sum())} contact(s) not in the world {path.parent} "
+                         f"(first: {wanted[unknown][0]})")
+    table = pads.dataset(str(path), format="parquet").to_table(
+        filter=pc.field("contact_id").isin(pa.array(wanted, pa.int64())))
+    contacts = validate("contacts", table).to_pandas().sort_values("contact_id", kind="stable")
+    return contacts.reset_index(drop=True), rows
 
 
 def _atomic_write(path: Path, write) -> None:

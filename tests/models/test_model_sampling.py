@@ -153,12 +153,11 @@ def test_run_logs_the_sample(model_settings):
 
 
 def test_oracle_world_of_some_contacts_answers_like_the_whole_world(model_settings):
-    from models.oracle_world import load_world
     from simulation.world import World
 
     whole = World.load(model_settings.world_dir)
     ids = np.sort(np.random.default_rng(5).choice(whole.contacts["contact_id"].to_numpy(), 300, replace=False))
-    part = load_world(model_settings.world_dir, ids[::-1])
+    part = World.load(model_settings.world_dir, contact_ids=ids[::-1])
     assert np.array_equal(part.contacts["contact_id"].to_numpy(), ids)
     n = 2000
     rng = np.random.default_rng(6)
@@ -170,7 +169,7 @@ def test_oracle_world_of_some_contacts_answers_like_the_whole_world(model_settin
     for name in a:
         assert np.array_equal(a[name], b[name]), name
     with pytest.raises(ValueError, match="not in the world"):
-        load_world(model_settings.world_dir, [10**9])
+        World.load(model_settings.world_dir, contact_ids=[10**9])
 
 
 def test_feature_frames_read_once_and_answer_like_separate_calls(model_settings):
