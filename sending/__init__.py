@@ -1,0 +1,1 @@
+"""The send pipeline: audience, render, outbox, delivery, unsubscribe and preferences."""
