@@ -292,7 +292,7 @@ def build_world(root: Path, contacts: int, days: int) -> object:
 
 def register(settings, campaign: str) -> None:
     from experiments.bandit import Allocator
-    from serving.send import VARIANT_FEATURES
+    from sending.campaign import VARIANT_FEATURES
     from simulation.eventlog import read_table, table_path
 
     content = read_table("content", table_path(settings.events_dir, "content"))

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "experiments.bandit.cli",
     "experiments.abtest.cli",
     "serving.cli",
+    "sending.cli",
     "inbox.demo",
 ]
 

@@ -1,4 +1,4 @@
-"""`inbox publish`, `inbox serve` and `inbox send` (stdlib imports only at module level)."""
+"""`inbox publish` and `inbox serve` (stdlib imports only at module level; `inbox send` is in sending/cli.py)."""
 from __future__ import annotations
 
 import argparse
@@ -18,16 +18,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=3000, help="TCP port (default 3000)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, loopback only)")
     p.set_defaults(func=serve)
-
-    s = subparsers.add_parser("send", help="send a campaign: audience -> decide -> render -> SMTP",
-                              description="Send CAMPAIGN.yaml (see serving/campaign.py for the fields).")
-    s.add_argument("campaign", help="campaign YAML file")
-    s.add_argument("--url", help="URL of a running service (default: start one for this run)")
-    s.add_argument("--demo", action="store_true",
-                   help="simulated recipients respond through the webhooks (needs the simulated world)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the simulated responses (demo mode)")
-    s.add_argument("--mbox", help="also store the messages the local SMTP sink receives in this mbox file")
-    s.set_defaults(func=send)
 
 
 def publish(args: argparse.Namespace) -> int:
@@ -62,47 +52,3 @@ def serve(args: argparse.Namespace) -> int:
     env = {**os.environ, **settings_env(load_settings())}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     return subprocess.call(serve_command(host=args.host, port=args.port), cwd=PROJECT_ROOT, env=env)
-
-
-def send(args: argparse.Namespace) -> int:
-    import contextlib
-    from pathlib import Path
-
-    from rich.console import Console
-
-    from inbox.settings import load_settings
-    from serving.campaign import load_campaign
-    from serving.runner import start_service
-    from serving.send import run_campaign
-
-    config = load_campaign(args.campaign)
-    settings = load_settings()
-    with contextlib.ExitStack() as stack:
-        url = args.url
-        if url is None:
-            url = stack.enter_context(start_service(settings)).url
-        result = run_campaign(config, url.rstrip("/"), settings, demo=args.demo, progress=True, seed=args.seed,
-                              mbox_path=Path(args.mbox) if args.mbox else None)
-    Console().print(result_table(result))
-    return 0
-
-
-def result_table(result):
-    from rich.table import Table
-
-    table = Table(title=f"campaign {result.campaign_id}")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    rows = [("audience (consent, not suppressed)", result.audience), ("skipped: suppressed", result.suppressed),
-            ("skipped: no consent", result.no_consent), ("sent", result.sent),
-            ("no features (fallback)", result.fallback),
-            ("predictions computed live (no current published row)", result.live)]
-    rows += [(f"variant {v}", n) for v, n in result.variants.items()]
-    if result.oracle_reward is not None:
-        rows += [("events posted to webhooks", result.events_posted), ("webhook calls", result.webhook_calls),
-                 ("rewards", ", ".join(f"{k}={v}" for k, v in sorted(result.rewards.items())) or "0"),
-                 ("expected reward of the chosen variants (oracle)", f"{result.oracle_reward:.4f}"),
-                 ("expected reward of a uniform choice (oracle)", f"{result.oracle_uniform:.4f}")]
-    for name, value in rows:
-        table.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
-    return table

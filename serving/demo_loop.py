@@ -9,7 +9,7 @@ import numpy as np
 
 def demo_campaign(settings, recipients: int, seed: int, n_variants: int = 4):
     """A campaign over `n_variants` content items of different topics (deterministic)."""
-    from serving.campaign import parse_campaign
+    from sending.campaign import parse_campaign
     from simulation.eventlog import read_table, table_path
 
     content = read_table("content", table_path(settings.events_dir, "content"))
@@ -24,7 +24,7 @@ def run_demo_loop(settings, recipients: int = 2000, progress: bool = True) -> di
 
     from experiments.bandit import Allocator
     from serving.runner import start_service
-    from serving.send import run_campaign
+    from sending.pipeline import run_campaign
 
     with start_service(settings) as svc:
         first = run_campaign(demo_campaign(settings, recipients, seed=1), svc.url, settings, demo=True,

@@ -39,7 +39,7 @@ def serving_world(tmp_path_factory):
 
 def register_campaign(settings, campaign_id: str = CAMPAIGN, n_variants: int = 3):
     from experiments.bandit import Allocator
-    from serving.send import VARIANT_FEATURES
+    from sending.campaign import VARIANT_FEATURES
     from simulation.eventlog import read_table, table_path
 
     content = read_table("content", table_path(settings.events_dir, "content"))

@@ -30,11 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.campaign import CampaignConfig
+from sending.campaign import VARIANT_FEATURES, CampaignConfig
 from serving.webhooks import header_name
 
 SUPPRESSING_EVENTS = ("unsubscribe", "bounce", "complaint")
-VARIANT_FEATURES = ["topic", "format", "subject_length", "has_personalization", "has_urgency", "has_emoji"]
 
 
 @dataclass
@@ -132,7 +131,7 @@ def next_send_id(events_dir: Path) -> int:
 
 @contextlib.contextmanager
 def smtp_target(config: CampaignConfig, mbox_path: Path | None):
-    from serving.smtp import SmtpSender, smtp_sink
+    from sending.smtp import SmtpSender, smtp_sink
 
     if config.smtp is not None:
         s = config.smtp
@@ -166,7 +165,7 @@ def run_campaign(config: CampaignConfig, base_url: str, settings, demo: bool = F
     import httpx
 
     from serving.eventsink import append_sends, flush
-    from serving.render import render_email
+    from sending.render import render_email
     from simulation.eventlog import read_table, table_path
 
     events_dir = settings.events_dir

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.campaign import parse_campaign
-from serving.render import first_name, personalize, render_email
+from sending.campaign import parse_campaign
+from sending.render import first_name, personalize, render_email
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -49,7 +49,7 @@ def _suppressed_and_no_consent(settings):
 
 
 def test_send_honors_consent_and_suppression_and_records_sends(service, serving_world, tmp_path):
-    from serving.send import run_campaign
+    from sending.pipeline import run_campaign
     from simulation.eventlog import read_table, table_path
 
     contacts, no_consent, suppressed, eligible = _suppressed_and_no_consent(serving_world)
@@ -76,7 +76,7 @@ def test_send_honors_consent_and_suppression_and_records_sends(service, serving_
 
 def test_demo_round_posts_provider_events_and_suppresses_next_time(service, serving_world):
     from serving.eventsink import flush
-    from serving.send import run_campaign
+    from sending.pipeline import run_campaign
     from simulation.eventlog import read_table, table_path
 
     config = parse_campaign({"campaign_id": "demo-test", "variants": [0, 1, 2], "audience": {"limit": 150,

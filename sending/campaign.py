@@ -20,6 +20,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+# content traits the allocator sees as variant features
+VARIANT_FEATURES = ["topic", "format", "subject_length", "has_personalization", "has_urgency", "has_emoji"]
+
 
 class Audience(BaseModel):
     model_config = ConfigDict(extra="forbid")
