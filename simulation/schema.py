@@ -16,7 +16,9 @@ import pyarrow as pa
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
-EVENT_TYPES = ("delivered", "open", "click", "conversion", "unsubscribe", "bounce", "complaint")
+# `bounce` is a hard (permanent) bounce and suppresses the contact; `soft_bounce` (blocked, deferred,
+# transient) does not (serving.webhooks maps each provider). Appended last: existing type codes are unchanged.
+EVENT_TYPES = ("delivered", "open", "click", "conversion", "unsubscribe", "bounce", "complaint", "soft_bounce")
 
 
 @dataclass(frozen=True)
