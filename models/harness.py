@@ -62,11 +62,19 @@ class TrainingContext:
         return contact_list(self.settings.events_dir)
 
     @cached_property
-    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """(first send day, end of the last day with events) in UTC, from the files' statistics."""
-        from models.sampled_log import data_range
+    def data_range_report(self):
+        """The history to train on (`models.sampled_log.data_range_report`): range and what was left out."""
+        from models.sampled_log import data_range_report
 
-        return data_range(self.settings.events_dir)
+        report = data_range_report(self.settings.events_dir)
+        if report.ignored_from is not None:
+            self.progress(f"data range {report.first.date()}..{report.end.date()}: {report.describe()}")
+        return report
+
+    @property
+    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """(first send day, end of the last day with events) in UTC of the history to train on."""
+        return self.data_range_report.first, self.data_range_report.end
 
     def sample(self, rows_per_contact: np.ndarray) -> "ContactSample":
         """The largest stable contact sample whose rows fit `max_rows` (`rows_per_contact` aligned with
@@ -218,6 +226,7 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
                 "model": spec.name,
                 "feature_service": spec.feature_service,
                 "data_range": f"{first.isoformat()}/{last.isoformat()}",
+                "data_range_note": ctx.data_range_report.describe(),
                 "world_seed": ctx.world_seed(),
             }
         )

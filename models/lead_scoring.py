@@ -111,6 +111,7 @@ class LeadScoringSpec:
         frame[LABEL] = any_event_in_window(frame, log.events, "conversion", split.horizon).astype(np.int8)
         frame["block"] = split.assign(frame["event_timestamp"])
         frame = frame[frame["block"] != ""].reset_index(drop=True)
+        check_both_classes(frame, split)
         return Prepared(frame, split, frame.attrs.get("feature_source", "unknown"), LABEL,
                         extra={"dataset_name": "lead_scoring"}, sampling=sample.params())
 
@@ -275,6 +276,16 @@ class LeadScoringSpec:
                 pip_requirements=list(pinned("lightgbm", "numpy", "pandas", "scikit-learn")),
                 extra_files=[str(meta)],
             )
+
+
+def check_both_classes(frame: pd.DataFrame, split: TimeSplit) -> None:
+    """Raise, naming the block and the split, when a block has no conversion (or only conversions)."""
+    rates = frame.groupby("block")[LABEL].agg(["size", "sum"])
+    for block in ("train", "valid", "test"):
+        n, pos = (int(rates.loc[block, "size"]), int(rates.loc[block, "sum"])) if block in rates.index else (0, 0)
+        if pos == 0 or pos == n:
+            raise ValueError(f"lead scoring: the {block} block has {n:,} rows and {pos:,} conversions, no conversion "
+                             f"or no non-conversion to learn or test from (split {split.describe()})")
 
 
 def validation_folds(contact_ids: np.ndarray, k: int, seed: int) -> np.ndarray:

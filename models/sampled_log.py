@@ -7,6 +7,8 @@ applied batch by batch), so memory follows what is kept, not the file:
 
 * `data_range`: first send day and end of the last day with events, from the
   files' row-group statistics (a streamed min/max when statistics are absent);
+  a short stretch of sends after a long gap (live sends months after a
+  simulated history) is left out of it and reported (`data_range_report`);
 * `contact_list`: every contact's id, creation time and consent (the sampling
   universe; three narrow columns);
 * `sends_per_contact`: rows a send-based training set would take from each
@@ -113,11 +115,84 @@ def _column_range(events_dir, table: str, column: str) -> tuple[pd.Timestamp, pd
     return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
 
 
-def data_range(events_dir) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """(first send day, end of the last day with sends or events), UTC."""
+# A stretch of the log ends where no send went out for more than MAX_GAP; a later stretch shorter than
+# MIN_SPAN (e.g. a live demo's few days of sends months after a simulated history) is not a history to
+# train on, and stretching the range over the gap would leave a model's test window empty.
+MAX_GAP = pd.Timedelta(days=14)
+MIN_SPAN = pd.Timedelta(days=28)
+DAY_US = 86_400_000_000
+
+
+@dataclass(frozen=True)
+class DataRange:
+    """The history training uses: `[first, end)` and what lies after it, left out."""
+
+    first: pd.Timestamp  # first send day (UTC midnight)
+    end: pd.Timestamp  # end of the last day with sends or events of the chosen stretch
+    ignored_from: pd.Timestamp | None = None  # first send day of the later stretch(es) left out
+    ignored_sends: int = 0
+
+    def describe(self) -> str:
+        if self.ignored_from is None:
+            return "whole log"
+        return (f"{self.ignored_sends:,} send(s) from {self.ignored_from.date()} on left out: they follow a gap "
+                f"of more than {MAX_GAP.days} days without sends and span less than {MIN_SPAN.days} days")
+
+
+def send_days(events_dir) -> tuple[np.ndarray, np.ndarray]:
+    """(UTC day numbers with at least one send, sends per day), streamed over `sends.sent_at`."""
+    data = _dataset(events_dir, "sends", ["sent_at"])
+    counts: dict[int, int] = {}
+    for batch in data.scanner(columns=["sent_at"], **SCAN).to_batches():
+        us = batch.column(0).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        days, n = np.unique(us // DAY_US, return_counts=True)
+        for d, k in zip(days.tolist(), n.tolist()):
+            counts[d] = counts.get(d, 0) + k
+    if not counts:
+        raise ValueError(f"sends: no rows in {_path(events_dir, 'sends')}")
+    days = np.array(sorted(counts), dtype=np.int64)
+    return days, np.array([counts[d] for d in days.tolist()], dtype=np.int64)
+
+
+def history_end(days: np.ndarray) -> int:
+    """Index into sorted send `days` of the last day of the history to train on: the end of the latest
+    stretch (no gap over MAX_GAP) spanning at least MIN_SPAN, else of the longest stretch."""
+    cuts = np.flatnonzero(np.diff(days) > MAX_GAP.days) + 1
+    starts, ends = np.r_[0, cuts], np.r_[cuts, len(days)] - 1
+    spans = days[ends] - days[starts] + 1
+    long_enough = np.flatnonzero(spans >= MIN_SPAN.days)
+    return int(ends[long_enough[-1] if len(long_enough) else int(np.argmax(spans))])
+
+
+def _day(day_number) -> pd.Timestamp:
+    return pd.Timestamp(int(day_number) * DAY_US, unit="us", tz="UTC")
+
+
+def data_range_report(events_dir) -> DataRange:
+    """From the first send day to the end of the history (`history_end`) and its events; a short stretch of
+    sends after a long gap is left out and reported."""
+    days, per_day = send_days(events_dir)
+    hi = history_end(days)
     first_send, last_send = _column_range(events_dir, "sends", "sent_at")
-    _, last_event = _column_range(events_dir, "events", "occurred_at")
-    return first_send.floor("D"), max(last_send, last_event).ceil("D")
+    if hi == len(days) - 1:
+        _, last_event = _column_range(events_dir, "events", "occurred_at")
+        return DataRange(first_send.floor("D"), max(last_send, last_event).ceil("D"))
+    after = _day(days[hi + 1])
+    window = pc.field("occurred_at") < pa.scalar(after, pa.timestamp("us", tz="UTC"))
+    last = _day(days[hi] + 1)  # end of the history's last send day
+    for batch in _dataset(events_dir, "events", ["occurred_at"]).scanner(
+            columns=["occurred_at"], filter=window, **SCAN).to_batches():
+        top = pc.max(batch.column(0))
+        if top.is_valid:
+            last = max(last, pd.Timestamp(top.as_py()).tz_convert("UTC"))
+    return DataRange(first_send.floor("D"), last.ceil("D"), after, int(per_day[hi + 1:].sum()))
+
+
+def data_range(events_dir) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(first send day, end of the last day with sends or events), UTC, of the chosen stretch of the log
+    (`data_range_report`)."""
+    r = data_range_report(events_dir)
+    return r.first, r.end
 
 
 def contact_list(events_dir) -> pd.DataFrame:
