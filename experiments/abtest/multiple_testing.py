@@ -1,39 +1,36 @@
-"""Adjusted p-values across a family of comparisons (variants x metrics).
+"""Adjusted p-values across a family of comparisons (variants x metrics), by statsmodels.
 
 Holm (1979), "A Simple Sequentially Rejective Multiple Test Procedure",
 Scandinavian Journal of Statistics (family-wise error); Benjamini and Hochberg
 (1995), "Controlling the False Discovery Rate", JRSS B (false discovery rate).
+The arithmetic is `statsmodels.stats.multitest.multipletests`; this module only
+maps the project's correction names onto it.
 """
 from __future__ import annotations
 
 import numpy as np
 
-
-def _step(p_values, scale, accumulate, reverse: bool) -> np.ndarray:
-    """Sort, scale the i-th smallest p by scale(i, m), make monotone, cap at 1, unsort."""
-    p = np.asarray(p_values, dtype=float)
-    m = p.size
-    order = np.argsort(p, kind="mergesort")
-    scaled = scale(np.arange(m), m) * p[order]
-    monotone = accumulate(scaled[::-1])[::-1] if reverse else accumulate(scaled)
-    out = np.empty(m)
-    out[order] = np.minimum(1.0, monotone)
-    return out
-
-
-def holm(p_values) -> np.ndarray:
-    return _step(p_values, lambda i, m: m - i, np.maximum.accumulate, reverse=False)
-
-
-def benjamini_hochberg(p_values) -> np.ndarray:
-    return _step(p_values, lambda i, m: m / (i + 1.0), np.minimum.accumulate, reverse=True)
+# the project's names -> statsmodels' `method`
+METHODS = {"holm": "holm", "bh": "fdr_bh"}
 
 
 def adjust(p_values, method: str) -> np.ndarray:
-    if method == "holm":
-        return holm(p_values)
-    if method == "bh":
-        return benjamini_hochberg(p_values)
+    """Adjusted p-values of one family; `method` is holm, bh or none."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p_values, dtype=float)
     if method == "none":
-        return np.asarray(p_values, dtype=float).copy()
-    raise ValueError(f"correction must be holm, bh or none, got {method!r}")
+        return p.copy()
+    if method not in METHODS:
+        raise ValueError(f"correction must be holm, bh or none, got {method!r}")
+    if p.size == 0:
+        return p.copy()
+    return multipletests(p, method=METHODS[method])[1]
+
+
+def holm(p_values) -> np.ndarray:
+    return adjust(p_values, "holm")
+
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    return adjust(p_values, "bh")

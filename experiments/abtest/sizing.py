@@ -1,22 +1,21 @@
 """Sample size and minimum detectable effect of a test with k treatments vs one control.
 
 Normal approximation with unpooled variances (e.g. Chow, Shao and Wang 2008,
-"Sample Size Calculations in Clinical Research", ch. 4):
-
-    n per variant = (c + z_power)^2 (sigma_c^2 + sigma_t^2) / delta^2,
-
-sigma^2 = p(1 - p) for a binary metric at rate p. With several treatments the
-critical value c guards the family of k comparisons against the control, either by
-Bonferroni (alpha / k) or by Dunnett's (1955) many-to-one critical value, the
-equicorrelated (rho = 1/2 for equal allocation) multivariate-normal quantile,
-which is less conservative than Bonferroni.
+"Sample Size Calculations in Clinical Research", ch. 4): the standardized effect
+is delta / sqrt((sigma_c^2 + sigma_t^2) / 2), sigma^2 = p(1 - p) for a binary
+metric at rate p, and the power arithmetic is statsmodels' `NormalIndPower`.
+With several treatments the per-comparison alpha guards the family of k
+comparisons against the control, either by Bonferroni (alpha / k) or by
+Dunnett's (1955) many-to-one critical value, the equicorrelated (rho = 1/2 for
+equal allocation) multivariate-normal quantile, which is less conservative than
+Bonferroni. Dunnett's critical value is computed here: statsmodels and scipy
+offer Dunnett's test, not its quantile for planning.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 from scipy import integrate, optimize, stats
 
 CORRECTIONS = ("bonferroni", "dunnett", "none")
@@ -112,6 +111,20 @@ def _note(variants: int, correction: str) -> str:
     return f"{k} comparisons vs control without correction: the family-wise error exceeds alpha"
 
 
+def _alternative(alternative: str) -> str:
+    return "two-sided" if alternative == "two-sided" else "larger"
+
+
+def _effect_size(delta: float, sd_c: float, sd_t: float) -> float:
+    return abs(delta) / math.sqrt((sd_c**2 + sd_t**2) / 2.0)
+
+
+def _power(es: float, n: float, per: float, alternative: str) -> float:
+    from statsmodels.stats.power import NormalIndPower
+
+    return float(NormalIndPower().power(es, n, per, ratio=1.0, alternative=_alternative(alternative)))
+
+
 def sample_size(
     kind: str, mde: float, *, baseline: float, sd: float | None = None, relative: bool = False,
     alpha: float = 0.05, power: float = 0.8, alternative: str = "two-sided", variants: int = 2,
@@ -123,9 +136,12 @@ def sample_size(
     if delta == 0 or not math.isfinite(delta):
         raise ValueError(f"mde must be a non-zero number, got {mde}")
     sd_c, sd_t = _sds(kind, baseline, sd, delta)
+    from statsmodels.stats.power import NormalIndPower
+
     crit, per = _critical(alpha, alternative, variants - 1, correction)
-    n = (crit + stats.norm.ppf(power)) ** 2 * (sd_c**2 + sd_t**2) / delta**2
-    n = int(math.ceil(n - 1e-9))
+    n = NormalIndPower().solve_power(_effect_size(delta, sd_c, sd_t), alpha=per, power=power, ratio=1.0,
+                                     alternative=_alternative(alternative))
+    n = int(math.ceil(float(n) - 1e-6))
     return SampleSizePlan(
         kind, baseline, sd_c, delta,
         delta / baseline if baseline else None, alpha, power, alternative, variants, correction,
@@ -142,21 +158,16 @@ def minimum_detectable_effect(
     if n_per_variant < 2:
         raise ValueError(f"n_per_variant must be >= 2, got {n_per_variant}")
     crit, per = _critical(alpha, alternative, variants - 1, correction)
-    z = crit + stats.norm.ppf(power)
-    if kind == "continuous":
-        sd_c, _ = _sds(kind, baseline, sd, 1.0)
-        delta = z * sd_c * math.sqrt(2.0 / n_per_variant)
-    else:
-        sd_c, _ = _sds(kind, baseline, sd, 0.0)
+    sd_c, _ = _sds(kind, baseline, sd, 1.0 if kind == "continuous" else 0.0)
 
-        def gap(d):
-            sd_t = math.sqrt((baseline + d) * (1 - baseline - d))
-            return z * math.sqrt((sd_c**2 + sd_t**2) / n_per_variant) - d
+    def gap(d):  # power at lift d minus the target: increasing in d
+        _, sd_t = _sds(kind, baseline, sd, d)
+        return _power(_effect_size(d, sd_c, sd_t), n_per_variant, per, alternative) - power
 
-        upper = 1.0 - baseline - 1e-12
-        if gap(upper) > 0:
-            raise ValueError(f"n_per_variant = {n_per_variant} is too small to detect any lift from {baseline}")
-        delta = float(optimize.brentq(gap, 1e-15, upper, xtol=1e-14))
+    upper = 1.0 - baseline - 1e-12 if kind == "binary" else 40.0 * sd_c
+    if gap(upper) < 0:
+        raise ValueError(f"n_per_variant = {n_per_variant} is too small to detect any lift from {baseline}")
+    delta = float(optimize.brentq(gap, 1e-15, upper, xtol=1e-14))
     return SampleSizePlan(
         kind, baseline, sd_c, delta, delta / baseline if baseline else None, alpha, power, alternative,
         variants, correction, per, crit, int(n_per_variant), int(n_per_variant) * variants,
@@ -166,7 +177,7 @@ def minimum_detectable_effect(
 
 def power_at(kind, n_per_variant, mde, *, baseline, sd=None, alpha=0.05, alternative="two-sided",
              variants=2, correction="bonferroni") -> float:
-    """Power of one treatment-vs-control comparison (normal approximation, nearer tail only)."""
+    """Power of one treatment-vs-control comparison (normal approximation, statsmodels' NormalIndPower)."""
     sd_c, sd_t = _sds(kind, baseline, sd, mde)
-    crit, _ = _critical(alpha, alternative, variants - 1, correction)
-    return float(stats.norm.cdf(abs(mde) / np.sqrt((sd_c**2 + sd_t**2) / n_per_variant) - crit))
+    _, per = _critical(alpha, alternative, variants - 1, correction)
+    return _power(_effect_size(mde, sd_c, sd_t), n_per_variant, per, alternative)

@@ -24,6 +24,13 @@ def test_binary_sample_size_matches_statsmodels(baseline, mde, alternative):
     assert plan.total == 2 * plan.n_per_variant
 
 
+@pytest.mark.parametrize("d,n", [(0.2, 393), (0.5, 63)])
+def test_sample_size_for_cohens_standardized_effects(d, n):
+    # (z_0.975 + z_0.8)^2 = 7.849; n = 2 * 7.849 / d^2 per group. Cohen (1988, table 2.4.1) lists
+    # 393 for d = 0.2 (the t test's small-sample correction adds one at d = 0.5: 64).
+    assert sample_size("continuous", d, baseline=0.0, sd=1.0).n_per_variant == n
+
+
 def test_continuous_sample_size_bonferroni_and_mde_round_trip():
     plan = sample_size("continuous", 0.5, baseline=20.0, sd=12.0, variants=4, power=0.9)
     expected = NormalIndPower().solve_power(effect_size=0.5 / 12.0, alpha=0.05 / 3, power=0.9, ratio=1.0)
