@@ -141,12 +141,15 @@ class DecideResponse(BaseModel):
 
 
 class WebhookResponse(BaseModel):
+    """What one signed webhook call did with its events."""
+
     provider: str
-    received: int
-    recorded: int
-    duplicates: int
-    ignored: int
-    rewards: dict[str, int]
+    received: int = Field(description="events in the call")
+    recorded: int = Field(description="new events journaled (they matched a known send of their contact)")
+    duplicates: int = Field(description="events already journaled (a provider retry)")
+    ignored: int = Field(description="provider events we do not record (e.g. SendGrid processed)")
+    rejected: int = Field(default=0, description="events matching no known send of their contact: not recorded")
+    rewards: dict[str, int] = Field(description="reward statuses of the events that rewarded a decision")
 
 
 class ReloadResponse(BaseModel):
