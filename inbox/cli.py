@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "experiments.abtest.cli",
     "serving.cli",
     "sending.cli",
+    "privacy.cli",
     "inbox.demo",
 ]
 
