@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,7 @@ class DecisionLog(Protocol):
     def joined(self, campaign_id: str, after: int, upto: int, aggregation: str,
                default_reward: float, reward_range: tuple[float, float] | None = None) -> pd.DataFrame: ...
     def decisions(self, campaign_id: str | None = None) -> pd.DataFrame: ...
+    def erase_contact(self, contact_ids: Sequence[int]) -> dict[str, int]: ...
     def close(self) -> None: ...
 
 
@@ -254,6 +255,30 @@ class SQLiteDecisionLog:
                 raise
             self._wrote(len(statuses))
         return statuses
+
+    def erase_contact(self, contact_ids: Sequence[int]) -> dict[str, int]:
+        """Delete these contacts' decisions, their rewards and their audited rewards (a privacy erasure);
+        rows removed per table. Idempotent. The file is then compacted (`VACUUM`, WAL truncated) so no
+        copy of a deleted row stays in free pages, interior b-tree pages or the write-ahead log."""
+        ids = json.dumps([int(c) for c in contact_ids])
+        mine = "SELECT decision_id FROM decisions WHERE contact_id IN (SELECT value FROM json_each(?))"
+        counts = {}
+        with self._writing():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("rewards", "reward_audit"):
+                    counts[table] = self._db.execute(
+                        f"DELETE FROM {table} WHERE decision_id IN ({mine})", (ids,)).rowcount
+                counts["decisions"] = self._db.execute(
+                    "DELETE FROM decisions WHERE contact_id IN (SELECT value FROM json_each(?))", (ids,)).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            from privacy.files import compact_sqlite
+
+            compact_sqlite(self._db)
+        return counts
 
     def audit(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM reward_audit ORDER BY id", self._db)

@@ -1,0 +1,307 @@
+"""The stores this repository keeps per-contact data in, each an erase + export pair (`privacy.erase`).
+
+| store | where | what is removed |
+|---|---|---|
+| event log sends / events | `data/events/{sends,events}.parquet` | the contact's rows (file rewritten) |
+| webhook journal | `data/events/webhook_journal.db` | the contact's journaled events |
+| simulator world | `data/world/contacts.parquet`, `traits.npz` | the contact's row and latent traits |
+| feature tables | `data/features/*.parquet` with a `contact_id` column | every snapshot row |
+| online store | `data/feast/online.db`, every table | the contact's entity rows: features and the published `contact_predictions` |
+| decision log | `DecisionLog.erase_contact` (SQLite or PostgreSQL) | decisions, their rewards and audited rewards |
+| MLflow artifacts | logged models' `input_example.json` / `serving_input_example.json` | see `privacy.mlflow_artifacts` |
+| event log contacts | `data/events/contacts.parquet` | the contact's row (erased next to last) |
+| consent ledger | `data/privacy/consent.db` | events, state, address mapping; the address digest stays suppressed |
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from privacy.erase import Store, Subject
+from privacy.files import ids_json, parquet_rows, parquet_without, sqlite_delete
+
+
+def _records(table: pa.Table) -> list[dict]:
+    """JSON-able rows (timestamps as ISO 8601 text, bytes as hex)."""
+    rows = table.to_pylist()
+    for row in rows:
+        for k, v in row.items():
+            if hasattr(v, "isoformat"):
+                row[k] = v.isoformat()
+            elif isinstance(v, bytes):
+                row[k] = v.hex()
+            elif isinstance(v, float) and not np.isfinite(v):
+                row[k] = None
+    return rows
+
+
+# --- event log ---------------------------------------------------------------------------------------
+def _event_table(table: str) -> Store:
+    def path(settings) -> Path:
+        from simulation.eventlog import table_path
+
+        return table_path(settings.events_dir, table)
+
+    def erase(settings, subject: Subject) -> int:
+        from serving.eventsink import eventlog_lock
+
+        with eventlog_lock(settings.events_dir):  # every writer of an event-log table holds it
+            return parquet_without(path(settings), subject.ids)
+
+    def export(settings, subject: Subject) -> list[dict]:
+        return _records(parquet_rows(path(settings), subject.ids))
+
+    return Store(f"event log {table}", erase, export)
+
+
+def _journal(settings) -> Path:
+    from serving.eventsink import JOURNAL
+
+    return Path(settings.events_dir) / JOURNAL
+
+
+def _erase_journal(settings, subject: Subject) -> int:
+    counts = sqlite_delete(_journal(settings), [
+        ("DELETE FROM events WHERE contact_id IN (SELECT value FROM json_each(?))", (ids_json(subject.ids),))])
+    return sum(counts.values())
+
+
+def _export_journal(settings, subject: Subject) -> list[dict]:
+    return _sqlite_rows(_journal(settings), "SELECT * FROM events WHERE contact_id IN (SELECT value FROM json_each(?))",
+                        (ids_json(subject.ids),))
+
+
+def _sqlite_rows(path: Path, sql: str, params: tuple) -> list[dict]:
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        cur = db.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [{n: (v.hex() if isinstance(v, bytes) else v) for n, v in zip(names, row)} for row in cur]
+    finally:
+        db.close()
+
+
+# --- simulator world -----------------------------------------------------------------------------------
+def _trait_names() -> list[str]:
+    """The per-contact arrays of traits.npz (`simulation.world.Traits`), stored by contacts-file row."""
+    from dataclasses import fields
+
+    from simulation.world import Traits
+
+    return [f.name for f in fields(Traits) if f.name != "topics"]
+
+
+def _erase_world(settings, subject: Subject) -> int:
+    """Traits are stored by contacts-file row: traits.npz is rewritten first, then contacts.parquet; a
+    re-run after a crash between the two sees traits one row short and rewrites only the contacts."""
+    import pyarrow.parquet as pq
+
+    from privacy.files import atomic_write_bytes
+
+    world = Path(settings.world_dir)
+    contacts, traits = world / "contacts.parquet", world / "traits.npz"
+    if not contacts.exists():
+        return 0
+    ids = pq.read_table(contacts, columns=["contact_id"]).column(0).to_numpy()
+    gone = np.isin(ids, subject.ids)
+    if not gone.any():
+        return 0
+    if traits.exists():
+        with np.load(traits, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        per_contact = [k for k in _trait_names() if k in arrays and len(arrays[k]) == len(ids)]
+        if per_contact:  # not yet rewritten
+            for k in per_contact:
+                arrays[k] = arrays[k][~gone]
+            atomic_write_bytes(traits, lambda fh: np.savez_compressed(fh, **arrays))
+    return parquet_without(contacts, subject.ids)
+
+
+def _export_world(settings, subject: Subject) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    world = Path(settings.world_dir)
+    contacts, traits = world / "contacts.parquet", world / "traits.npz"
+    if not contacts.exists():
+        return []
+    rows = _records(parquet_rows(contacts, subject.ids))
+    if traits.exists() and rows:
+        ids = pq.read_table(contacts, columns=["contact_id"]).column(0).to_numpy()
+        with np.load(traits, allow_pickle=False) as z:
+            per_contact = {k: z[k] for k in _trait_names() if k in z.files and len(z[k]) == len(ids)}
+        for row in rows:
+            at = int(np.flatnonzero(ids == row["contact_id"])[0])
+            row["traits"] = {k: a[at].tolist() for k, a in per_contact.items()}
+    return rows
+
+
+# --- features ------------------------------------------------------------------------------------------
+def _feature_files(settings) -> list[Path]:
+    import pyarrow.parquet as pq
+
+    folder = Path(settings.features_dir)
+    if not folder.exists():
+        return []
+    return [p for p in sorted(folder.glob("*.parquet")) if "contact_id" in pq.read_schema(p).names]
+
+
+def _erase_features(settings, subject: Subject) -> int:
+    return sum(parquet_without(p, subject.ids) for p in _feature_files(settings))
+
+
+def _export_features(settings, subject: Subject) -> list[dict]:
+    return [{"table": p.stem, **row} for p in _feature_files(settings) for row in _records(parquet_rows(p, subject.ids))]
+
+
+# --- Feast online store --------------------------------------------------------------------------------
+def _online(settings, subject: Subject) -> tuple[Path, list[str], list[bytes]]:
+    """(online store file, its entity tables, the subject's serialized entity keys)."""
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from features.online_store import db_path
+    from features.store import get_store
+
+    if not (Path(settings.feast_dir) / "registry.db").exists():
+        return Path(settings.feast_dir) / "missing", [], []
+    store = get_store(settings)
+    path = Path(db_path(store.config))
+    version = store.config.entity_key_serialization_version
+    keys = [serialize_entity_key(EntityKey(join_keys=["contact_id"], entity_values=[Value(int64_val=int(c))]),
+                                 entity_key_serialization_version=version) for c in subject.contact_ids]
+    tables = []
+    if path.exists():
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            tables = [n for n in names if "entity_key" in {r[1] for r in db.execute(f'PRAGMA table_info("{n}")')}]
+        finally:
+            db.close()
+    return path, tables, keys
+
+
+def _erase_online(settings, subject: Subject) -> int:
+    path, tables, keys = _online(settings, subject)
+    if not tables or not keys:
+        return 0
+    marks = ",".join("?" * len(keys))
+    counts = sqlite_delete(path, [(f'DELETE FROM "{t}" WHERE entity_key IN ({marks})', tuple(keys)) for t in tables])
+    return sum(counts.values())
+
+
+def _export_online(settings, subject: Subject) -> list[dict]:
+    """The contact's online rows decoded through the Feast API (features and published predictions)."""
+    path, tables, keys = _online(settings, subject)
+    if not tables or not keys:
+        return []
+    from features.store import get_store
+
+    store = get_store(settings)
+    out = []
+    for fv in store.list_feature_views():
+        if [e.name for e in fv.entity_columns] != ["contact_id"]:
+            continue
+        names = [f"{fv.name}:{f.name}" for f in fv.features]
+        got = store.get_online_features(features=names, entity_rows=[{"contact_id": int(c)} for c in subject.contact_ids])
+        for row in got.to_df().to_dict("records"):
+            values = {k: v for k, v in row.items() if k != "contact_id"}
+            if any(v is not None and v == v for v in values.values()):
+                out.append({"view": fv.name, "contact_id": int(row["contact_id"]),
+                            **json.loads(json.dumps(values, default=str))})
+    return out
+
+
+# --- decision log --------------------------------------------------------------------------------------
+def _decision_log(settings):
+    try:
+        from experiments.bandit.backends import open_log_and_snapshots
+    except ImportError:
+        from experiments.bandit.decision_log import SQLiteDecisionLog
+
+        path = Path(settings.bandit_dir) / "decisions.db"
+        return SQLiteDecisionLog(path) if path.exists() else None
+    if not (Path(settings.bandit_dir) / "decisions.db").exists():
+        from experiments.bandit.backends import decision_log_url
+
+        if decision_log_url() is None:
+            return None
+    log, snapshots = open_log_and_snapshots(settings.bandit_dir)
+    return log
+
+
+def _erase_decisions(settings, subject: Subject) -> int:
+    log = _decision_log(settings)
+    if log is None:
+        return 0
+    try:
+        return sum(log.erase_contact(subject.contact_ids).values())
+    finally:
+        log.close()
+
+
+def _export_decisions(settings, subject: Subject) -> list[dict]:
+    path = Path(settings.bandit_dir) / "decisions.db"
+    ids = ids_json(subject.ids)
+    mine = "SELECT decision_id FROM decisions WHERE contact_id IN (SELECT value FROM json_each(?))"
+    rows = [{"table": "decisions", **r} for r in _sqlite_rows(
+        path, "SELECT decision_id, campaign_id, decided_at, contact_id, variant, propensity, policy_version, mode"
+        " FROM decisions WHERE contact_id IN (SELECT value FROM json_each(?))", (ids,))]
+    for table in ("rewards", "reward_audit"):
+        rows += [{"table": table, **r} for r in _sqlite_rows(
+            path, f"SELECT * FROM {table} WHERE decision_id IN ({mine})", (ids,))]
+    return rows
+
+
+# --- consent ledger ------------------------------------------------------------------------------------
+def _erase_ledger(settings, subject: Subject) -> int:
+    """Events, state and the address mapping go; the address digests are added to the suppression list."""
+    from privacy.consent import ConsentLedger
+    from privacy.files import compact_sqlite
+    from privacy.suppression import add_digests
+
+    ids = ids_json(subject.ids)
+    with ConsentLedger.open(settings) as ledger:
+        with ledger.transaction():
+            add_digests(ledger, subject.email_digests, "erased")
+            removed = sum(ledger.db.execute(f"DELETE FROM {t} WHERE contact_id IN (SELECT value FROM json_each(?))",
+                                            (ids,)).rowcount for t in ("events", "state", "contacts"))
+        compact_sqlite(ledger.db)
+    return removed
+
+
+def _export_ledger(settings, subject: Subject) -> list[dict]:
+    from privacy.consent import ConsentLedger, ledger_path
+
+    if not ledger_path(settings).exists():
+        return []
+    with ConsentLedger.open(settings, read_only=True) as ledger:
+        df = ledger.history(subject.ids)
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+            for r in df.drop(columns=["seq"]).to_dict("records")]
+
+
+def _mlflow_store() -> Store:
+    from privacy.mlflow_artifacts import erase_input_examples, export_input_examples
+
+    return Store("MLflow artifacts", erase_input_examples, export_input_examples)
+
+
+STORES = [
+    _event_table("sends"),
+    _event_table("events"),
+    Store("webhook journal", _erase_journal, _export_journal),
+    Store("simulator world", _erase_world, _export_world),
+    Store("feature tables", _erase_features, _export_features),
+    Store("online store", _erase_online, _export_online),
+    Store("decision log", _erase_decisions, _export_decisions),
+    _mlflow_store(),
+    _event_table("contacts"),
+    Store("consent ledger", _erase_ledger, _export_ledger),
+]
