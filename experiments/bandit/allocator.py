@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .decision_log import DecisionBatch, DecisionLog, SQLiteDecisionLog, UnknownDecisionError
+from .decision_log import DecisionBatch, DecisionLog, UnknownDecisionError
 from .features import VariantEncoder, context_matrix, joint_features
 from .learner import DEFAULT_REWARD_RANGE, RefusedUpdate, check_posterior, reward_range
 from .linear import LinearPosterior
@@ -69,10 +69,11 @@ class Allocator:
 
     @classmethod
     def open(cls, bandit_dir: str | Path, config_ttl: float = 0.5) -> "Allocator":
-        """SQLite decision log `decisions.db` and snapshots under `bandit_dir`."""
-        bandit_dir = Path(bandit_dir)
-        return cls(SQLiteDecisionLog(bandit_dir / "decisions.db"), SnapshotStore(bandit_dir / "snapshots"),
-                   config_ttl=config_ttl)
+        """SQLite decision log `decisions.db` and snapshots under `bandit_dir`, or both in the PostgreSQL
+        database `INBOX_DECISION_LOG` names (`backends.open_log_and_snapshots`)."""
+        from .backends import open_log_and_snapshots
+
+        return cls(*open_log_and_snapshots(bandit_dir), config_ttl=config_ttl)
 
     def close(self) -> None:
         self.log.close()

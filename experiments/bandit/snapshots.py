@@ -58,19 +58,11 @@ class SnapshotStore:
         return self.directory / f"v{version:06d}{'' if live else '.candidate'}.npz"
 
     def write(self, snapshot: Snapshot) -> Path:
-        arrays: dict[str, np.ndarray] = {}
-        meta = {"version": snapshot.version, "live": snapshot.live, "campaigns": {}, **snapshot.meta}
-        for i, (cid, state) in enumerate(snapshot.campaigns.items()):
-            arrays[f"A{i}"] = state.posterior.A
-            arrays[f"b{i}"] = state.posterior.b
-            meta["campaigns"][cid] = {"index": i, "n": state.posterior.n, "ridge": state.posterior.ridge,
-                                      "cutoff_us": state.cutoff_us}
-        arrays["meta"] = np.array(json.dumps(meta))
         target = self.path(snapshot.version, snapshot.live)
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
+                write_npz(snapshot, fh)
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
@@ -86,12 +78,29 @@ class SnapshotStore:
 
     def read(self, version: int) -> Snapshot:
         live_path, cand_path = self.path(version, True), self.path(version, False)
-        path = live_path if live_path.exists() else cand_path
-        with np.load(path) as data:
-            meta = json.loads(str(data["meta"]))
-            campaigns = {}
-            for cid, info in meta.pop("campaigns").items():
-                i = info["index"]
-                post = LinearPosterior(A=data[f"A{i}"].copy(), b=data[f"b{i}"].copy(), n=info["n"], ridge=info["ridge"])
-                campaigns[cid] = CampaignState(post, info["cutoff_us"])
-        return Snapshot(version=meta.pop("version"), campaigns=campaigns, live=meta.pop("live"), meta=meta)
+        return read_npz(live_path if live_path.exists() else cand_path)
+
+
+def write_npz(snapshot: Snapshot, fh) -> None:
+    """Every campaign's posterior (A, b) as arrays, the rest as JSON `meta`, into the binary file `fh`."""
+    arrays: dict[str, np.ndarray] = {}
+    meta = {"version": snapshot.version, "live": snapshot.live, "campaigns": {}, **snapshot.meta}
+    for i, (cid, state) in enumerate(snapshot.campaigns.items()):
+        arrays[f"A{i}"] = state.posterior.A
+        arrays[f"b{i}"] = state.posterior.b
+        meta["campaigns"][cid] = {"index": i, "n": state.posterior.n, "ridge": state.posterior.ridge,
+                                  "cutoff_us": state.cutoff_us}
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(fh, **arrays)
+
+
+def read_npz(source) -> Snapshot:
+    """The snapshot `write_npz` wrote (a path or a binary file object); `live` as stored in it."""
+    with np.load(source) as data:
+        meta = json.loads(str(data["meta"]))
+        campaigns = {}
+        for cid, info in meta.pop("campaigns").items():
+            i = info["index"]
+            post = LinearPosterior(A=data[f"A{i}"].copy(), b=data[f"b{i}"].copy(), n=info["n"], ridge=info["ridge"])
+            campaigns[cid] = CampaignState(post, info["cutoff_us"])
+    return Snapshot(version=meta.pop("version"), campaigns=campaigns, live=meta.pop("live"), meta=meta)
