@@ -23,6 +23,9 @@ def build(settings=None, config=None, progress: bool = True) -> dict:
     from inbox.settings import load_settings
 
     settings = settings or load_settings()
+    from privacy.seed import seed_consent
+
+    seed_consent(settings)  # consent ledger up to date with the event log before anything is served
     with _progress(progress, "building features") as say:
         return build_features(settings.events_dir, settings.features_dir, config=config, progress=say)
 

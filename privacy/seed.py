@@ -33,8 +33,11 @@ def _fingerprint(*paths: Path) -> str:
     return json.dumps([[p.name, p.stat().st_size, p.stat().st_mtime_ns] if p.exists() else [p.name] for p in paths])
 
 
-def seed_consent(settings, force: bool = False) -> dict:
-    """Record what the event log says about consent; {"imports": n, "opt_outs": n, "contacts": n}."""
+def seed_consent(settings, force: bool = False, new_world: bool = False) -> dict:
+    """Record what the event log says about consent; {"imports": n, "opt_outs": n, "contacts": n}.
+
+    `new_world`: the event log was replaced by another list (`inbox simulate`): the consent history of
+    the previous list is dropped first (its contact ids name other people now); the suppression list stays."""
     from privacy.suppression import email_digests
     from simulation.eventlog import table_path
 
@@ -45,7 +48,11 @@ def seed_consent(settings, force: bool = False) -> dict:
         return out
     fingerprint = _fingerprint(contacts_path, events_path)
     with ConsentLedger.open(settings) as ledger:
-        if not force and ledger.meta("seeded_from") == fingerprint:
+        if new_world:
+            with ledger.transaction():
+                for table in ("events", "state", "contacts", "meta"):
+                    ledger.db.execute(f"DELETE FROM {table}")
+        elif not force and ledger.meta("seeded_from") == fingerprint:
             return out
         contacts = pq.read_table(contacts_path, columns=["contact_id", "email", "consent", "created_at"])
         ids = contacts.column("contact_id").to_numpy()

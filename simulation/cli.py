@@ -58,6 +58,9 @@ def simulate_to_disk(config=None, settings=None, progress: bool = True) -> dict:
     seconds_simulate = time.perf_counter() - t0
     write_event_log(settings.events_dir, tables)
     world.save(settings.world_dir)
+    from privacy.seed import seed_consent
+
+    seed_consent(settings, new_world=True)  # a new world: a new consent ledger (privacy.seed)
     summary = summarize(tables)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     summary["seconds_simulate"] = round(seconds_simulate, 2)
