@@ -109,9 +109,17 @@ class Choice(BaseModel):
     mode: str
 
 
+class Refusal(BaseModel):
+    """A contact the server plans no mail for (no decision made or logged): `privacy.consent` reasons."""
+
+    contact_id: int
+    reason: Literal["no_consent", "opted_out", "topic_opt_out", "suppressed"]
+
+
 class ChooseResponse(BaseModel):
     campaign_id: str
     choices: list[Choice]
+    refused: list[Refusal] = Field(default_factory=list, description="contacts without the right to be mailed")
 
 
 class RewardResponse(BaseModel):
@@ -138,6 +146,7 @@ class DecideResponse(BaseModel):
     policy_version: int
     model_versions: dict[str, str]
     decisions: list[Decision]
+    refused: list[Refusal] = Field(default_factory=list, description="contacts without the right to be mailed")
 
 
 class WebhookResponse(BaseModel):
