@@ -1,4 +1,4 @@
-"""`inbox features build | apply | materialize | all` (stdlib-only imports at module level)."""
+"""`inbox features build | apply | materialize | all | schema` (stdlib-only imports at module level)."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,9 @@ def register(subparsers) -> None:
     m.set_defaults(func=_materialize)
     al = sub.add_parser("all", help="build, apply and materialize")
     al.set_defaults(func=_all)
+    sc = sub.add_parser("schema", help="the data dictionary: every feature view's fields, types and descriptions")
+    sc.add_argument("--view", help="only this feature view")
+    sc.set_defaults(func=_schema)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -62,6 +65,32 @@ def _all(args) -> int:
     from features.workflow import build_apply_materialize, print_summary
 
     print_summary(build_apply_materialize(progress=True, config=_config(args)))
+    return 0
+
+
+def _schema(args) -> int:
+    import pyarrow.parquet as pq
+    from rich.console import Console
+    from rich.table import Table
+
+    from features.definitions import TOPIC_PREFIX, VIEW_DESCRIPTIONS, declared_fields
+    from features.pipeline import TABLE_FILES
+    from inbox.settings import load_settings
+
+    views = list(VIEW_DESCRIPTIONS)
+    if args.view is not None and args.view not in views:
+        raise ValueError(f"--view: unknown feature view {args.view!r}; one of {', '.join(views)}")
+    topics_file = load_settings().features_dir / TABLE_FILES["contact_topics"]
+    topics = ([c[len(TOPIC_PREFIX):] for c in pq.read_schema(topics_file).names if c.startswith(TOPIC_PREFIX)]
+              if topics_file.exists() else ["<topic>"])
+    console = Console()
+    for view in [args.view] if args.view else views:
+        table = Table(title=f"{view}: {VIEW_DESCRIPTIONS[view]}", title_justify="left")
+        for column in ("feature", "type", "description"):
+            table.add_column(column, no_wrap=column != "description")
+        for field in declared_fields(view, topics):
+            table.add_row(field.name, str(field.dtype), field.description)
+        console.print(table)
     return 0
 
 

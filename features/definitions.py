@@ -1,26 +1,16 @@
 """The Feast repo's objects: entities, sources, feature views, on-demand view, services.
 
-Built from the feature tables in `features_dir` (so the topic-affinity view
-has one feature per topic present in the content table). Feature names are
-unique across views, so services can be read without view prefixes.
+The feature views declare their schema here, `schema=[Field(name, dtype,
+description)]`, as Feast's template repo does: the schema is the contract
+between the feature pipeline and every reader, and these descriptions are the
+project's data dictionary (`inbox features schema` prints it). Building the
+views checks each Parquet table the pipeline wrote against the declaration and
+fails naming the column that differs. The one data-dependent part is the topic
+view: one `click_affinity_<topic>` feature per topic in the content table.
 
-Feature views (source file = `<features_dir>/<view>.parquet`):
-- `contact_engagement` (contact, daily): see `features.ENGAGEMENT_FEATURES`
-- `contact_send_time` (contact, daily): open_share_{wd,we}_hHH, opens_weekday/weekend, best_hour_weekday/weekend
-- `contact_send_hours` (contact, SPARSE, never expires): sent_{wd,we}_hHH and sent_opened_{wd,we}_hHH
-  (cumulative sends by local send hour and how many of them were opened), sends_weekday/weekend;
-  a row only where the counts change (`features.send_hours`), so the TTL must be 0 (no limit)
-- `contact_topics` (contact, daily): click_affinity_<topic>
-- `contact_profile` (contact, valid from created_at): attributes + email quality
-- `content_features` (content, daily): content traits and smoothed rates
-- on-demand `request_context`: local_hour, local_weekday, local_is_weekend from the
-  contact's `timezone` and the request's `request_time`
-- `contact_predictions` (contact, never expires; registered and written by `inbox publish`,
-  not materialized): the champions' per-contact outputs with their model versions
-
-Feature services: `lead_scoring`, `send_time` (includes `request_context`, so reads
-need a `request_time`), `content_preference` (entities contact + content),
-`content_catalog` (content only), `contact_predictions` (after `inbox publish`).
+Feature names are unique across views, so services can be read without view
+prefixes. `contact_predictions` (registered and written by `inbox publish`, not
+materialized) holds the champions' per-contact outputs with their versions.
 """
 from __future__ import annotations
 
@@ -48,29 +38,140 @@ VIEW_ENTITY = {
     "contact_profile": contact,
     "content_features": content,
 }
+VIEW_DESCRIPTIONS = {
+    "contact_engagement": "Daily snapshot (00:00 UTC) of a contact's engagement, from events strictly before it.",
+    "contact_send_time": "Daily snapshot of when a contact opens, by LOCAL hour, shrunk to the population profile "
+                         "with 5 pseudo-opens (each 24-hour vector sums to 1).",
+    "contact_send_hours": "Cumulative sends and opened sends by LOCAL send hour; SPARSE: a row only on snapshots "
+                          "where a count changes, so it never expires. Sufficient statistics: the send-time model "
+                          "does the smoothing (features.send_hours).",
+    "contact_topics": "Daily snapshot of a contact's 90-day clicks per send of each content topic, shrunk to the "
+                      "population's topic click rate.",
+    "contact_profile": "Contact attributes and email-address quality, valid from the contact's creation (no expiry).",
+    "content_features": "Daily snapshot of a content item's traits and smoothed historical rates.",
+}
 # daily snapshots are refreshed every day; a snapshot older than this is not served
 SNAPSHOT_TTL = timedelta(days=3)
 # 0 = never expires: attributes valid from created_at; cumulative counts written only when they change
 TTL = {"contact_profile": timedelta(0), "contact_send_hours": timedelta(0)}
 
-_ARROW_TO_FEAST = {"int64": Int64, "int32": Int64, "double": Float64, "float": Float32, "bool": Bool,
-                   "string": String, "large_string": String}
-
 SEND_TIME_ENGAGEMENT = ["open_rate_30d", "open_rate_90d", "sends_7d", "sends_since_last_open",
                         "days_since_last_open", "engagement_score"]
 
+_WINDOW_COUNT = {"sends": "emails sent to the contact", "opens": "distinct sends first opened",
+                 "clicks": "distinct sends first clicked", "conversions": "conversions attributed to a send"}
+_SHRUNK = "per send, shrunk to the population rate of the same window: (k + 10 p) / (n + 10)"
+_DAY = {"wd": "weekday", "we": "weekend day"}
 
-def _schema(path: Path, join_key: str) -> list[Field]:
+
+def _engagement_fields() -> list[Field]:
+    f = [Field(name=f"{m}_{w}d", dtype=Int64, description=f"{what} in the {w} days before the snapshot")
+         for w in (7, 30, 90) for m, what in _WINDOW_COUNT.items()]
+    f += [Field(name="revenue_90d", dtype=Float64, description="conversion revenue in the 90 days before the snapshot")]
+    f += [Field(name=f"{m}_rate_{w}d", dtype=Float64, description=f"{m} rate over {w} days, {_SHRUNK}")
+          for m, w in (("open", 30), ("click", 30), ("open", 90), ("click", 90), ("conversion", 90))]
+    f += [Field(name=f"days_since_last_{e}", dtype=Float64, description=f"days since the contact's last {e} (NaN if never)")
+          for e in ("open", "click", "send")]
+    f += [Field(name="engagement_score", dtype=Float64,
+                description="sum of w * 2^(-age / 14 days) over events; open w = 1, click 3, conversion 10"),
+          Field(name="sends_since_last_open", dtype=Int64, description="sends since the last open (fatigue streak)")]
+    f += [Field(name=f"{m}_total", dtype=Int64, description=f"{what}, all history before the snapshot")
+          for m, what in _WINDOW_COUNT.items()]
+    f += [Field(name=flag, dtype=Bool, description=f"the contact {flag} (ever, before the snapshot)")
+          for flag in ("unsubscribed", "bounced", "complained")]
+    f += [Field(name="tenure_days", dtype=Float64, description="days from the contact's creation to the snapshot")]
+    return f
+
+
+def _send_time_fields() -> list[Field]:
+    f = []
+    for kind, day in (("wd", "weekday"), ("we", "weekend")):
+        f.append(Field(name=f"opens_{day}", dtype=Int64, description=f"first opens on a {_DAY[kind]}, all history"))
+        f += [Field(name=f"open_share_{kind}_h{h:02d}", dtype=Float32,
+                    description=f"share of the contact's {_DAY[kind]} first opens at local hour {h:02d} (smoothed)")
+              for h in range(24)]
+    f += [Field(name=f"best_hour_{day}", dtype=Int64, description=f"local hour with the largest {day} open share")
+          for day in ("weekday", "weekend")]
+    return f
+
+
+def _send_hours_fields() -> list[Field]:
+    what = {"sent": "sends whose local send hour was", "sent_opened": "opened sends whose local send hour was"}
+    f = [Field(name=f"{m}_{kind}_h{h:02d}", dtype=Int64,
+               description=f"{what[m]} {h:02d} on a {_DAY[kind]}, all history (an open counts from its day)")
+         for m in ("sent", "sent_opened") for kind in ("wd", "we") for h in range(24)]
+    f += [Field(name=f"sends_{day}", dtype=Int64, description=f"sends on a {day} (row sum of the sent_ counts)")
+          for day in ("weekday", "weekend")]
+    return f
+
+
+def _topic_fields(topics: list[str]) -> list[Field]:
+    return [Field(name=f"click_affinity_{t}", dtype=Float64,
+                  description=f"90-day clicks per send of topic '{t}', shrunk to the population's topic click rate")
+            for t in topics]
+
+
+_PROFILE = [
+    ("industry", String, "the contact's industry"), ("company_size", String, "employee band of the company"),
+    ("seniority", String, "job seniority"), ("country", String, "ISO country code"),
+    ("timezone", String, "IANA time zone of the contact"), ("signup_source", String, "where the contact signed up"),
+    ("consent", Bool, "marketing consent at signup"), ("email_valid", Bool, "the address passes the syntax check"),
+    ("email_disposable", Bool, "the domain is a known disposable-mail provider"),
+    ("email_role_account", Bool, "role address such as info@ or sales@"),
+    ("email_free_mail", Bool, "free-mail domain (gmail.com, ...)"),
+    ("email_typo_suspected", Bool, "the domain looks like a typo of a common domain"),
+    ("email_suggested_domain", String, "the likely intended domain when a typo is suspected"),
+]
+_CONTENT = [
+    ("content_topic", String, "topic of the content item"), ("content_format", String, "format (newsletter, ...)"),
+    ("subject_length", Int64, "characters in the subject line"),
+    ("has_personalization", Bool, "the subject is personalized"), ("has_urgency", Bool, "the subject urges action"),
+    ("has_emoji", Bool, "the subject carries an emoji"), ("content_age_days", Float64, "days since first sent"),
+    ("content_sends_total", Int64, "sends of the item before the snapshot"),
+    ("content_open_rate", Float64, "open rate of the item, smoothed toward the population rate"),
+    ("content_click_rate", Float64, "click rate of the item, smoothed toward the population rate"),
+]
+
+
+def declared_fields(name: str, topics: list[str] | None = None) -> list[Field]:
+    """The declared feature fields of view `name` (keys and timestamp excluded)."""
+    if name == "contact_topics":
+        if topics is None:
+            raise ValueError("topics: contact_topics needs the list of content topics")
+        return _topic_fields(topics)
+    if name == "contact_profile":
+        return [Field(name=n, dtype=t, description=d) for n, t, d in _PROFILE]
+    if name == "content_features":
+        return [Field(name=n, dtype=t, description=d) for n, t, d in _CONTENT]
+    builders = {"contact_engagement": _engagement_fields, "contact_send_time": _send_time_fields,
+                "contact_send_hours": _send_hours_fields}
+    if name not in builders:
+        raise ValueError(f"view: unknown feature view {name!r}")
+    return builders[name]()
+
+
+# the Arrow types each Feast type may be stored as in the pipeline's Parquet files
+_STORED_AS = {Int64: {"int64", "int32"}, Float64: {"double"}, Float32: {"float"}, Bool: {"bool"},
+              String: {"string", "large_string"}}
+TOPIC_PREFIX = "click_affinity_"
+
+
+def checked_schema(name: str, path: Path, join_key: str) -> list[Field]:
+    """The declared fields of view `name`, after checking the pipeline's Parquet file holds exactly them."""
     if not path.exists():
         raise FileNotFoundError(f"{path.name}: feature table missing in {path.parent}; run `inbox features build` first")
-    fields = []
-    for f in pq.read_schema(path):
-        if f.name in (join_key, "event_timestamp"):
-            continue
-        t = _ARROW_TO_FEAST.get(str(f.type))
-        if t is None:
-            raise ValueError(f"{path.name}: column {f.name} has unsupported type {f.type}")
-        fields.append(Field(name=f.name, dtype=t))
+    stored = {f.name: str(f.type) for f in pq.read_schema(path) if f.name not in (join_key, "event_timestamp")}
+    topics = [c[len(TOPIC_PREFIX):] for c in stored if c.startswith(TOPIC_PREFIX)] if name == "contact_topics" else None
+    fields = declared_fields(name, topics)
+    declared = [f.name for f in fields]
+    if list(stored) != declared:
+        missing = [c for c in declared if c not in stored]
+        extra = [c for c in stored if c not in declared]
+        raise ValueError(f"{path.name}: columns differ from the declared {name} schema "
+                         f"(missing {missing}, undeclared {extra}, or out of order)")
+    for f in fields:
+        if stored[f.name] not in _STORED_AS[f.dtype]:
+            raise ValueError(f"{path.name}: column {f.name} is {stored[f.name]}, declared {f.dtype}")
     return fields
 
 
@@ -85,9 +186,10 @@ def feature_views(features_dir) -> dict[str, FeatureView]:
             name=name,
             entities=[entity],
             ttl=TTL.get(name, SNAPSHOT_TTL),
-            schema=_schema(path, join_key),
+            schema=checked_schema(name, path, join_key),
             source=source,
             online=True,
+            description=VIEW_DESCRIPTIONS[name],
         )
     return views
 
