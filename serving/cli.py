@@ -1,4 +1,4 @@
-"""`inbox publish` and `inbox serve` (stdlib imports only at module level; `inbox send` is in sending/cli.py)."""
+"""`inbox publish`, `inbox serve` and `inbox keys` (stdlib imports only at module level; `inbox send` is in sending/cli.py)."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=3000, help="TCP port (default 3000)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, loopback only)")
     p.set_defaults(func=serve)
+
+    k = subparsers.add_parser("keys", help="API keys of the service: create, list, revoke",
+                              description="API keys are bearer tokens with scopes: send (decide, score, send_time, "
+                                          "rank_content, choose_variant), reward (reward), admin (reload and the "
+                                          "other operations). Only their SHA-256 is stored, under the data dir.")
+    ks = k.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    kc = ks.add_parser("create", help="create a key and print its token once")
+    kc.add_argument("--scope", action="append", required=True, metavar="SCOPE",
+                    help="send, reward or admin (repeat or comma-separate for several)")
+    kc.add_argument("--name", default="", help="a label for the key (who or what uses it)")
+    kc.set_defaults(func=keys_create)
+    ks.add_parser("list", help="list keys (ids, names, scopes, revocation; never tokens)").set_defaults(func=keys_list)
+    kr = ks.add_parser("revoke", help="revoke a key by its id (effective on the next request)")
+    kr.add_argument("id", help="the key id (16 hex digits, the part after 'inbox_' in the token)")
+    kr.set_defaults(func=keys_revoke)
 
 
 def publish(args: argparse.Namespace) -> int:
@@ -41,14 +56,45 @@ def publish(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import os
-    import subprocess
-
     from inbox.settings import load_settings
-    from serving.runner import PROJECT_ROOT, serve_command, settings_env
+    from serving.runner import serve_foreground
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port: expected 1-65535, got {args.port}")
-    env = {**os.environ, **settings_env(load_settings())}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    return subprocess.call(serve_command(host=args.host, port=args.port), cwd=PROJECT_ROOT, env=env)
+    return serve_foreground(load_settings(), host=args.host, port=args.port)
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    from inbox.settings import load_settings
+    from serving.api_keys import ENV_VAR, KeyStore
+
+    key, token = KeyStore(load_settings().data_dir).create(args.scope, name=args.name)
+    print(f"created key {key.id} ({', '.join(key.scopes)}); its token, shown only now:")
+    print(token)
+    print(f"clients send it as 'Authorization: Bearer <token>' (the inbox clients read {ENV_VAR})")
+    return 0
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from inbox.settings import load_settings
+    from serving.api_keys import KeyStore
+
+    table = Table(title="API keys")
+    for column in ("id", "name", "scopes", "created", "revoked"):
+        table.add_column(column)
+    for key in KeyStore(load_settings().data_dir).read():
+        table.add_row(key.id, key.name, ",".join(key.scopes), key.created_at, key.revoked_at or "")
+    Console().print(table)
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    from inbox.settings import load_settings
+    from serving.api_keys import KeyStore
+
+    key = KeyStore(load_settings().data_dir).revoke(args.id)
+    print(f"revoked key {key.id} at {key.revoked_at}")
+    return 0

@@ -5,17 +5,23 @@
         httpx.post(f"{svc.url}/decide", json=...)
 
 The child gets the settings as environment variables (INBOX_DATA_DIR,
-MLFLOW_TRACKING_URI, INBOX_ARTIFACT_ROOT), runs in its own process group and
-is stopped with SIGTERM (then SIGKILL) of that group only.
+MLFLOW_TRACKING_URI, INBOX_ARTIFACT_ROOT) and a private BENTOML_HOME (so its
+Prometheus multiprocess directory, which `bentoml serve` empties at start, is
+its own: two servers on one machine keep their metrics). It runs in its own
+process group and is stopped with SIGTERM (then SIGKILL) of that group only,
+waiting until no process of the group (server, arbiter, workers) is left.
+`serve_foreground` (`inbox serve`) forwards SIGTERM/SIGINT to that group.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,17 +90,86 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float, log_path: Pa
                        + log_path.read_text(errors="replace")[-3000:])
 
 
-def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+def group_alive(pgid: int) -> bool:
     try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM to the server's process group; SIGKILL to whatever of it is left after `grace` seconds."""
+    pgid = process.pid
+    if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    deadline = time.monotonic() + (grace if process.poll() is None else 2.0)
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(5)
+
+
+@contextlib.contextmanager
+def server_home():
+    """A BENTOML_HOME of one server's own (removed when it stops): `bentoml serve` clears
+    `<BENTOML_HOME>/prometheus_multiproc_dir` at start, which a shared home would clear for every server."""
+    home = tempfile.mkdtemp(prefix="inbox-bentoml-")
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def child_env(settings, home: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    out = {**os.environ, **settings_env(settings), **(env or {}), "BENTOML_HOME": home}
+    out["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), out.get("PYTHONPATH")]))
+    out.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    return out
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, _frame):
+    raise _Stop(signum)
+
+
+def serve_foreground(settings, host: str = "127.0.0.1", port: int = 3000, grace: float = 10.0) -> int:
+    """`bentoml serve` in its own process group until it exits or this process gets SIGTERM/SIGINT,
+    which stops the whole group (server and workers) before returning."""
+    forwarded = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, _raise_stop) for s in forwarded}
+    process = None
+    try:
+        with server_home() as home:
+            try:
+                process = subprocess.Popen(serve_command(host=host, port=port), cwd=PROJECT_ROOT,
+                                           env=child_env(settings, home), start_new_session=True)
+                return process.wait()
+            except _Stop as exc:
+                for s in forwarded:
+                    signal.signal(s, signal.SIG_IGN)
+                if process is not None:
+                    stop(process, grace)
+                return 128 + exc.args[0]
+            finally:
+                if process is not None:
+                    stop(process, grace)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @contextlib.contextmanager
@@ -108,20 +183,19 @@ def start_service(settings, port: int | None = None, *, target: str = SERVICE, t
     port = port or free_port()
     log_path = Path(log_path or Path(settings.data_dir) / "logs" / f"serve-{port}.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    child_env = {**os.environ, **settings_env(settings), **(env or {})}
-    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), child_env.get("PYTHONPATH")]))
-    child_env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     url = f"http://127.0.0.1:{port}"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(serve_command(target, port=port), cwd=PROJECT_ROOT, env=child_env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        if require_ready:
-            started = time.monotonic()
-            wait_ready(url, process, timeout, log_path)
-            if target == SERVICE:  # other targets (benchmarks) do not publish worker statuses
-                wait_for_workers(settings.data_dir, process.pid, serve_workers(child_env),
-                                 timeout - (time.monotonic() - started), alive=lambda: process.poll() is None)
-        yield ServiceHandle(url, port, process, log_path)
-    finally:
-        stop(process)
+    with server_home() as home:
+        environ = child_env(settings, home, env)
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(serve_command(target, port=port), cwd=PROJECT_ROOT, env=environ,
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            if require_ready:
+                started = time.monotonic()
+                wait_ready(url, process, timeout, log_path)
+                if target == SERVICE:  # other targets (benchmarks) do not publish worker statuses
+                    wait_for_workers(settings.data_dir, process.pid, serve_workers(environ),
+                                     timeout - (time.monotonic() - started), alive=lambda: process.poll() is None)
+            yield ServiceHandle(url, port, process, log_path)
+        finally:
+            stop(process)

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from serving.auth import BearerAuthMiddleware
 from serving.config import REQUEST_TIMEOUT_S, SERVICE_CONFIG, tune_process
 from serving.schemas import (
     MAX_CANDIDATES, CampaignId, ChooseResponse, Choice, ContactId, ContactIds, DecideResponse,
@@ -355,6 +356,10 @@ class InboxService:
         finally:
             self.journal.close()
             self.sync.close()
+
+
+# every request outside the public paths needs an API key with the route's scope (serving.auth)
+InboxService.add_asgi_middleware(BearerAuthMiddleware)
 
 
 def _window(window: SendWindow | None):

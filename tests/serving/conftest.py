@@ -59,8 +59,26 @@ def service(serving_world):
         yield handle
 
 
+@pytest.fixture(scope="session")
+def api_key(serving_world):
+    """A key with every scope (send, reward, admin) for the serving world."""
+    from serving.api_keys import KeyStore
+
+    return KeyStore(serving_world.data_dir).create(["send", "reward", "admin"], name="tests")[1]
+
+
 @pytest.fixture()
-def client(service):
+def client(service, api_key):
+    """An HTTP client of the service that sends a key with every scope."""
+    import httpx
+
+    with httpx.Client(base_url=service.url, timeout=60, headers={"Authorization": f"Bearer {api_key}"}) as c:
+        yield c
+
+
+@pytest.fixture()
+def anonymous_client(service):
+    """An HTTP client of the service that sends no key."""
     import httpx
 
     with httpx.Client(base_url=service.url, timeout=60) as c:

@@ -184,7 +184,7 @@ def test_rewards_change_the_next_snapshot_and_reload_serves_it(client, serving_w
     assert choice["choices"][0]["policy_version"] == version
 
 
-def test_reload_under_load_fails_no_request(client, service, serving_world):
+def test_reload_under_load_fails_no_request(client, service, serving_world, api_key):
     import httpx
 
     ids = known_contacts(serving_world, 5)
@@ -192,7 +192,7 @@ def test_reload_under_load_fails_no_request(client, service, serving_world):
     stop = threading.Event()
 
     def hammer():
-        with httpx.Client(base_url=service.url, timeout=60) as c:
+        with httpx.Client(base_url=service.url, timeout=60, headers={"Authorization": f"Bearer {api_key}"}) as c:
             while not stop.is_set():
                 statuses.append(c.post("/score", json={"contact_ids": ids, "reasons": False}).status_code)
 

@@ -28,6 +28,11 @@ def two_workers(request, serving_world):
         yield handle
 
 
+@pytest.fixture()
+def auth(api_key) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
 def statuses(settings, handle) -> list[dict]:
     from serving.worker_sync import server_dir, worker_statuses
 
@@ -67,8 +72,8 @@ class Hammer:
     """Threads posting /score on a NEW connection per request (so requests spread over both workers),
     recording (sent at, status, lead-scoring version) for each."""
 
-    def __init__(self, url: str, ids: list[int], threads: int = 3):
-        self.url, self.ids, self.records = url, ids, []
+    def __init__(self, url: str, ids: list[int], headers: dict[str, str], threads: int = 3):
+        self.url, self.ids, self.headers, self.records = url, ids, headers, []
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._run) for _ in range(threads)]
 
@@ -78,7 +83,8 @@ class Hammer:
         while not self.stop.is_set():
             sent = time.monotonic()
             try:
-                r = httpx.post(f"{self.url}/score", json={"contact_ids": self.ids, "reasons": False}, timeout=30)
+                r = httpx.post(f"{self.url}/score", json={"contact_ids": self.ids, "reasons": False},
+                               headers=self.headers, timeout=30)
                 self.records.append((sent, r.status_code, r.json().get("model_version") if r.is_success else r.text))
             except httpx.HTTPError as exc:
                 self.records.append((sent, type(exc).__name__, None))
@@ -103,18 +109,19 @@ def test_every_worker_starts_loaded_and_reports_itself(two_workers, serving_worl
     assert len({json.dumps(w["model_versions"], sort_keys=True) for w in workers}) == 1
 
 
-def test_reload_reaches_every_worker_without_failing_a_request(two_workers, serving_world):
+def test_reload_reaches_every_worker_without_failing_a_request(two_workers, serving_world, auth):
     import httpx
 
     ids = known_contacts(serving_world, 5)
-    old = httpx.post(f"{two_workers.url}/score", json={"contact_ids": ids}, timeout=30).json()["model_version"]
+    old = httpx.post(f"{two_workers.url}/score", json={"contact_ids": ids}, headers=auth,
+                     timeout=30).json()["model_version"]
     new = new_champion_version(serving_world)
     assert new != old
 
     pids = [w["pid"] for w in statuses(serving_world, two_workers)]
-    with Hammer(two_workers.url, ids) as hammer:
+    with Hammer(two_workers.url, ids, auth) as hammer:
         time.sleep(1.0)
-        r = httpx.post(f"{two_workers.url}/reload", json={}, timeout=60)
+        r = httpx.post(f"{two_workers.url}/reload", json={}, headers=auth, timeout=60)
         reloaded_at = time.monotonic()
         cpu = [cpu_seconds(p) for p in pids]
         time.sleep(3.0)
@@ -135,7 +142,8 @@ def test_reload_reaches_every_worker_without_failing_a_request(two_workers, serv
     assert set(after) == {new}, after  # /reload answered once every worker serves the new champion
 
 
-def test_a_reload_signalled_by_another_worker_is_followed_by_every_worker(two_workers, serving_world, allocator):
+def test_a_reload_signalled_by_another_worker_is_followed_by_every_worker(two_workers, serving_world, allocator,
+                                                                        auth):
     """What a worker does after serving /reload (bump the shared generation) reloads every worker, by itself."""
     from datetime import datetime, timedelta, timezone
 
@@ -144,7 +152,8 @@ def test_a_reload_signalled_by_another_worker_is_followed_by_every_worker(two_wo
     from serving.worker_sync import GenerationFile, server_dir
 
     contacts = known_contacts(serving_world, 4)
-    r = httpx.post(f"{two_workers.url}/decide", json={"campaign_id": CAMPAIGN, "contact_ids": contacts}, timeout=30)
+    r = httpx.post(f"{two_workers.url}/decide", json={"campaign_id": CAMPAIGN, "contact_ids": contacts},
+                   headers=auth, timeout=30)
     assert r.status_code == 200, r.text
     version = allocator.learn(now=datetime.now(timezone.utc) + timedelta(hours=49))  # a new live snapshot
     assert all(w["policy_version"] < version for w in statuses(serving_world, two_workers))
@@ -157,7 +166,7 @@ def test_a_reload_signalled_by_another_worker_is_followed_by_every_worker(two_wo
             break
         time.sleep(0.1)
     assert [(w["generation"], w["policy_version"], w["error"]) for w in workers] == [(generation, version, None)] * 2
-    with httpx.Client(base_url=two_workers.url, timeout=30) as client:
+    with httpx.Client(base_url=two_workers.url, timeout=30, headers=auth) as client:
         choices = [client.post("/choose_variant", json={"campaign_id": CAMPAIGN, "contact_id": c},
                                headers={"Connection": "close"}).json()["choices"][0] for c in contacts * 3]
     assert {c["policy_version"] for c in choices} == {version}
