@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from sending.unsubscribe import app as unsubscribe_app
 from serving.auth import BearerAuthMiddleware
 from serving.config import REQUEST_TIMEOUT_S, SERVICE_CONFIG, tune_process
 from serving.schemas import (
@@ -71,6 +72,7 @@ def _field_of(exc: Exception) -> str:
     return text.split(":", 1)[0] if ":" in text else "body"
 
 
+@bentoml.asgi_app(unsubscribe_app, path="/u")  # one-click unsubscribe + preference centre (signed tokens)
 @bentoml.service(**SERVICE_CONFIG)
 class InboxService:
     def __init__(self) -> None:
