@@ -20,12 +20,16 @@ def demo_campaign(settings, recipients: int, seed: int, n_variants: int = 4):
 
 
 def run_demo_loop(settings, recipients: int = 2000, progress: bool = True) -> dict:
+    import os
+
     import httpx
 
     from experiments.bandit import Allocator
+    from serving.api_keys import ENV_VAR, client_headers, local_api_key
     from serving.runner import start_service
     from sending.pipeline import run_campaign
 
+    os.environ[ENV_VAR] = local_api_key(settings)  # this process's clients (the send pipeline) use the demo's key
     with start_service(settings) as svc:
         first = run_campaign(demo_campaign(settings, recipients, seed=1), svc.url, settings, demo=True,
                              progress=progress, seed=1)
@@ -34,7 +38,7 @@ def run_demo_loop(settings, recipients: int = 2000, progress: bool = True) -> di
             version = alloc.learn(now=first.decided_at + timedelta(hours=49))
         finally:
             alloc.close()
-        r = httpx.post(f"{svc.url}/reload", json={}, timeout=300)
+        r = httpx.post(f"{svc.url}/reload", json={}, headers=client_headers(), timeout=300)
         r.raise_for_status()
         if not r.json().get("all_workers_reloaded", True):  # round 2 must meet the learned policy everywhere
             _wait_for_generation(settings, svc, int(r.json()["generation"]))
