@@ -16,11 +16,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import numpy as np
+import pandas as pd
 
 from models.slots import window_hours
 from serving.predict import ContactBatch, bandit_context, content_order, lead_score_arrays, slot_choice
 from serving.schemas import DecideResponse, Decision, Refusal
 from serving.state import ServingState
+
+
+CHOICE_COLUMNS = ("decision_id", "contact_id", "variant", "propensity", "policy_version", "mode")
 
 
 def _unique_ids(contact_ids) -> np.ndarray:
@@ -56,17 +60,20 @@ def mailable(state: ServingState, ids: np.ndarray, config: dict) -> tuple[np.nda
     return ids[keep], [Refusal.model_construct(contact_id=int(ids[i]), reason=reasons[i]) for i in refused]
 
 
-def choose(state: ServingState, campaign_id: str, contact_ids, exclude=None):
-    """(allocator choices for the contacts that may be mailed, refusals), context features read from the
-    online store; None instead of choices when nobody may be mailed."""
+def choose(state: ServingState, campaign_id: str, contact_ids, exclude=None) -> pd.DataFrame:
+    """Allocator choices (one row per contact that may be mailed) with the campaign's context features read
+    from the online store; the refusals of the others in `.attrs["refused"]` (a list of `Refusal`)."""
     config = state.campaign_config(campaign_id)
     ids, refused = mailable(state, _unique_ids(contact_ids), config)
     if not len(ids):
-        return None, refused
-    batch = ContactBatch.read(state, ids, features=config["context_features"], hours=()) \
-        if config["context_features"] else None
-    context = bandit_context(config, batch, lead_score_arrays(batch)) if batch is not None else None
-    return state.allocator.choose(campaign_id, ids, context, exclude=exclude), refused
+        df = pd.DataFrame({c: [] for c in CHOICE_COLUMNS})
+    else:
+        batch = ContactBatch.read(state, ids, features=config["context_features"], hours=()) \
+            if config["context_features"] else None
+        context = bandit_context(config, batch, lead_score_arrays(batch)) if batch is not None else None
+        df = state.allocator.choose(campaign_id, ids, context, exclude=exclude)
+    df.attrs["refused"] = refused
+    return df
 
 
 def decide(state: ServingState, campaign_id: str, contact_ids, start: datetime, end: datetime,
