@@ -14,7 +14,8 @@ from typing_extensions import Annotated
 MAX_BATCH = 1000
 MAX_CANDIDATES = 200
 
-ContactId = Annotated[int, Field(ge=0, description="contact_id (int64, >= 0)")]
+INT64_MAX = 2**63 - 1
+ContactId = Annotated[int, Field(ge=0, le=INT64_MAX, description="contact_id (int64, >= 0)")]
 ContactIds = Annotated[
     list[ContactId],
     Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} contact ids"),
@@ -22,9 +23,15 @@ ContactIds = Annotated[
 CampaignId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)  # within numpy/pandas' nanosecond range (until 2262)
+
+
 def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp must be timezone-aware (e.g. 2026-05-01T09:00:00Z)")
+    if not EARLIEST <= value < LATEST:  # year 1 or 9999 would overflow the nanosecond arithmetic downstream
+        raise ValueError(f"timestamp must be in [{EARLIEST.date()}, {LATEST.date()})")
     return value.astimezone(timezone.utc)
 
 
