@@ -139,7 +139,7 @@ def published_view(store, models: Mapping, features_dir):
 def publish(settings=None, chunk: int = CHUNK, progress: bool = True, models: Mapping | None = None) -> dict:
     """Compute and write every stored contact's predictions with the champions (or `models`); a summary."""
     from features.online import OnlineReader
-    from features.store import get_store
+    from features.store import get_store, write_arrow
     from inbox.settings import load_settings
     from models.loading import load_champion
 
@@ -152,7 +152,6 @@ def publish(settings=None, chunk: int = CHUNK, progress: bool = True, models: Ma
     versions = {name: str(models[name].version) for name in MODEL_NAMES}
     store = get_store(settings)
     view = published_view(store, models, settings.features_dir)
-    online = store._get_provider().online_store
     reader = OnlineReader(store)
     levels = np.zeros(3, dtype=np.int64)
     written = 0
@@ -167,7 +166,7 @@ def publish(settings=None, chunk: int = CHUNK, progress: bool = True, models: Ma
                 columns = reader.read_columns(services, part, request_time=when)
                 pred = contact_predictions(models, pd.DataFrame(columns))
                 rows = arrow_rows(pred, no_feature_columns(columns, empty, len(part)), versions, when)
-                written += online.write_arrow(store.config, view, rows, "contact_id", "event_timestamp")
+                written += write_arrow(store, view, rows, "contact_id", "event_timestamp")
                 levels += np.bincount(pred.send_level, minlength=3)[:3]
                 advance(len(part))
     finally:
