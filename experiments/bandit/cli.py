@@ -43,7 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_evaluate)
 
     learn = sub.add_parser("learn", help="fold closed decisions of the decision log into a new snapshot")
-    learn.add_argument("--gate", action="store_true", help="new snapshots go live only through the DR promotion gate")
+    learn.add_argument("--gate", action="store_true", help="new snapshots go live only through the DR promotion gate; "
+                       "says whether the pending candidate went live and logs an MLflow run")
+    learn.add_argument("--now", help="learn as of this time (ISO 8601, UTC if no zone; default: the clock), e.g. to "
+                       "replay a log")
     learn.set_defaults(func=_learn)
 
 
@@ -115,16 +118,48 @@ def _learn(args: argparse.Namespace) -> int:
 
     from . import Allocator
 
-    alloc = Allocator.open(load_settings().bandit_dir)
-    if not alloc.log.campaign_ids():
-        print(f"no campaigns registered in {alloc.log.path}; nothing to learn")
+    now = None
+    if args.now:
+        import pandas as pd
+
+        try:
+            now = pd.Timestamp(args.now)
+        except ValueError:
+            raise ValueError(f"--now: not an ISO 8601 time: {args.now!r}") from None
+        now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+    settings = load_settings()
+    alloc = Allocator.open(settings.bandit_dir)
+    try:
+        if not alloc.log.campaign_ids():
+            print(f"no campaigns registered in {alloc.log.path}; nothing to learn")
+            return 0
+        live_before, newest_before = alloc.snapshots.newest(live_only=True), alloc.snapshots.newest()
+        candidate = newest_before if args.gate and newest_before > live_before else None
+        version = alloc.learn(now=now, gate=args.gate, track=False)
+        live_after = alloc.snapshots.newest(live_only=True)
+        for cid, decision in alloc.gate_decisions:
+            print(f"{cid}: {'promote' if decision.promote else 'keep live'}: {decision.reason}")
+        for cid, why in alloc.learn_refusals.items():
+            print(f"{cid}: {why}", file=sys.stderr)
+        if not args.gate:
+            print(f"snapshot v{version} written and live")
+            return 1 if alloc.learn_refusals else 0
+        note = None
+        if candidate is None:
+            outcome = f"no candidate was pending; v{live_after} is live"
+        elif live_after != live_before:
+            outcome = f"candidate v{candidate} went live (was v{live_before})"
+        elif not alloc.gate_decisions:
+            outcome = f"candidate v{candidate} did not go live; v{live_before} stays live"
+            note = "Not evaluated: too few served decisions have closed since the candidate's cutoff."
+        else:
+            outcome = f"candidate v{candidate} did not go live; v{live_before} stays live"
+        print(outcome + (f" ({note[0].lower()}{note[1:-1]})" if note else ""))
+        print(f"snapshot v{version} written as a candidate (it serves only after a later learn --gate promotes it)")
+        from .tracking import log_learn
+
+        run_id = log_learn(alloc.gate_decisions, version, live_before, live_after, candidate, settings, note)
+        print(f"MLflow run {run_id} (experiment inbox/bandit-promotion)")
+        return 1 if alloc.learn_refusals else 0
+    finally:
         alloc.close()
-        return 0
-    version = alloc.learn(gate=args.gate, track=args.gate)
-    for cid, decision in getattr(alloc, "gate_decisions", []):
-        print(f"{cid}: {'promoted' if decision.promote else 'kept live'}: {decision.reason}")
-    for cid, why in alloc.learn_refusals.items():
-        print(f"{cid}: {why}", file=sys.stderr)
-    print(f"snapshot v{version} written to {alloc.snapshots.directory}")
-    alloc.close()
-    return 1 if alloc.learn_refusals else 0

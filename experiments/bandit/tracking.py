@@ -1,8 +1,14 @@
-"""MLflow logging for the bandit (the only bandit module that imports mlflow, lazily):
-simulation runs and promotion-gate comparisons, in experiments
-`inbox/bandit-simulation` and `inbox/bandit-promotion`.
+"""MLflow logging for the bandit (the only bandit module that imports mlflow, lazily).
+
+Two experiments: `inbox/bandit-simulation` (policies raced on a simulated
+campaign; cumulative regret and reward logged as step metrics so the UI draws
+one curve per policy over the decisions) and `inbox/bandit-promotion` (each
+`learn --gate`: which candidate was evaluated, its doubly-robust interval
+against the live policy, and whether it went live).
 """
 from __future__ import annotations
+
+CURVE_POINTS = 100  # points per logged curve: enough for the UI's line chart, few rows in the store
 
 
 def _configure(settings, experiment: str) -> None:
@@ -12,45 +18,97 @@ def _configure(settings, experiment: str) -> None:
     configure(settings, experiment)
 
 
+def curve_metrics(result, points: int = CURVE_POINTS) -> list:
+    """`cumulative_regret/<policy>` and `cumulative_reward/<policy>` at ~`points` decision counts each,
+    as MLflow Metric entities (step = decisions made)."""
+    import time
+
+    import numpy as np
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    out = []
+    for r in result.results:
+        T = len(r.cum_regret)
+        steps = np.unique(np.linspace(1, T, min(points, T)).round().astype(int)) if T else np.zeros(0, int)
+        for key, curve in (("cumulative_regret", r.cum_regret), ("cumulative_reward", r.cum_reward)):
+            out += [Metric(f"{key}/{r.name}", float(curve[s - 1]), now, int(s)) for s in steps]
+    return out
+
+
 def log_simulation(result, settings=None) -> str:
-    """One run: config as params, per-policy regret/reward/throughput as metrics, the plot."""
+    """One run: config as params, regret and reward curves as step metrics, the table and the plot."""
     import mlflow
 
     from inbox.settings import load_settings
+    from inbox.tracking import describe_run
 
     from .plots import simulation_figure
     from .simulate import config_params
 
     settings = settings or load_settings()
     _configure(settings, "bandit-simulation")
+    table = result.table()
+    best = table.sort_values("regret").iloc[0]
     with mlflow.start_run(run_name=f"simulate-T{result.config.decisions}-seed{result.config.seed}") as run:
+        mlflow.set_tag("inbox.kind", "bandit_simulation")
+        describe_run(
+            f"{len(result.results)} policies on one simulated campaign of {result.config.n_variants} variants, "
+            f"{result.config.decisions:,} decisions, rewards delayed (wait window "
+            f"{result.config.wait_window_hours:g} h). Lowest regret: **{best['policy']}** "
+            f"({best['regret']:,.1f} expected clicks below the per-contact oracle's "
+            f"{result.oracle_reward:,.1f}). Curves: metrics `cumulative_regret/<policy>` and "
+            f"`cumulative_reward/<policy>` (x = decisions); table: `results.json`.")
         mlflow.log_params(config_params(result.config))
-        mlflow.log_metric("oracle_expected_clicks", result.oracle_reward)
-        for row in result.table().to_dict("records"):
-            name = row.pop("policy")
-            for key, value in row.items():
-                mlflow.log_metric(f"{name}.{key}", float(value))
-        fig = simulation_figure(result)
-        mlflow.log_figure(fig, "cumulative_regret_reward.png")
-        mlflow.log_table(result.table(), "results.json")
+        client = mlflow.MlflowClient()
+        metrics = curve_metrics(result)
+        for lo in range(0, len(metrics), 1000):  # MLflow's batch limit
+            client.log_batch(run.info.run_id, metrics=metrics[lo : lo + 1000])
+        mlflow.log_metrics({"oracle_expected_clicks": result.oracle_reward, "best_regret": float(best["regret"])})
+        mlflow.set_tag("best_policy", best["policy"])
+        mlflow.log_figure(simulation_figure(result), "plots/cumulative_regret_reward.png")
+        mlflow.log_table(table, "results.json")
         return run.info.run_id
 
 
 def log_gate(decision, campaign_id: str, settings=None) -> str:
     """One run per gate decision: candidate DR interval vs the live policy's estimate."""
+    return log_learn([(campaign_id, decision)], version=None, live_before=decision.live_version,
+                     live_after=decision.candidate_version if decision.promote else decision.live_version,
+                     candidate=decision.candidate_version, settings=settings)
+
+
+def log_learn(decisions: list, version: int | None, live_before: int, live_after: int, candidate: int | None,
+              settings=None, note: str | None = None) -> str:
+    """One run for a gated `learn`: the candidate evaluated (if any), each campaign's gate decision, the outcome."""
     import mlflow
 
     from inbox.settings import load_settings
+    from inbox.tracking import describe_run
 
     settings = settings or load_settings()
     _configure(settings, "bandit-promotion")
-    with mlflow.start_run(run_name=f"gate-{campaign_id}-v{decision.candidate_version}") as run:
-        mlflow.log_params({"campaign_id": campaign_id, "candidate_version": decision.candidate_version,
-                           "live_version": decision.live_version, "promoted": decision.promote})
-        mlflow.log_metrics({
-            "candidate_dr": decision.candidate.value, "candidate_dr_ci_low": decision.candidate.ci_low,
-            "candidate_dr_ci_high": decision.candidate.ci_high, "live_estimate": decision.live.value,
-            "n": float(decision.candidate.n),
-        })
-        mlflow.set_tag("reason", decision.reason)
+    went_live = live_after != live_before
+    outcome = (f"candidate v{candidate} went live" if went_live else
+               f"candidate v{candidate} did not go live; v{live_before} stays live" if candidate else
+               "no candidate was pending")
+    with mlflow.start_run(run_name=f"gate-v{candidate}" if candidate else "learn") as run:
+        mlflow.set_tag("inbox.kind", "bandit_gate")
+        mlflow.set_tags({"outcome": outcome, "went_live": str(went_live).lower()})
+        lines = [f"**{outcome}.**"] + ([note] if note else [])
+        for cid, d in decisions:
+            lines.append(f"- {cid}: {'promote' if d.promote else 'keep live'}: {d.reason}")
+        if version is not None:
+            lines.append(f"New snapshot v{version} written as a candidate.")
+        describe_run("\n".join(lines))
+        mlflow.log_params({"candidate_version": candidate or "none", "live_before": live_before,
+                           "live_after": live_after, "new_snapshot": version if version is not None else "none"})
+        mlflow.log_metric("went_live", float(went_live))
+        for cid, d in decisions:
+            prefix = "" if len(decisions) == 1 else f"{cid}/"
+            mlflow.log_metrics({
+                f"{prefix}candidate_dr": d.candidate.value, f"{prefix}candidate_dr_ci_low": d.candidate.ci_low,
+                f"{prefix}candidate_dr_ci_high": d.candidate.ci_high, f"{prefix}live_estimate": d.live.value,
+                f"{prefix}n": float(d.candidate.n),
+            })
         return run.info.run_id
