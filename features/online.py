@@ -11,7 +11,9 @@ and decodes the stored `RepeatedValue` protobufs directly.
 
 Columns come in the service's declared order (entity keys first); Feast's own
 order is not stable across processes, so compare by column name.
-It requires the batch online store (`features.online_store.BatchSqliteOnlineStore`).
+It reads the batch SQLite store (`features.online_store.BatchSqliteOnlineStore`, the embedded
+default) or Feast's Redis store (`type: redis`, the scale profile: `features.online_redis.RedisSource`,
+one pipelined round trip per read); everything after the fetch is the same code.
 """
 from __future__ import annotations
 
@@ -58,22 +60,23 @@ class OnlineReader:
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
         online = store._get_provider().online_store
-        if not isinstance(online, BatchSqliteOnlineStore):
+        if isinstance(online, BatchSqliteOnlineStore):
+            self._source = SqliteSource(store, mmap_bytes, cache_bytes)
+        elif getattr(store.config.online_store, "type", None) == "redis":
+            from features.online_redis import RedisSource
+
+            self._source = RedisSource(store)
+        else:
             raise ValueError(
-                f"OnlineReader needs online_store type features.online_store.BatchSqliteOnlineStore, "
+                f"OnlineReader needs online_store type features.online_store.BatchSqliteOnlineStore or redis, "
                 f"got {type(online).__name__}"
             )
         self.store = store
-        self._conn = sqlite3.connect(f"file:{db_path(store.config)}?mode=ro", uri=True, check_same_thread=False)
-        self._conn.execute("PRAGMA query_only=ON")
-        self._conn.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
-        self._conn.execute(f"PRAGMA cache_size=-{int(cache_bytes) // 1024}")  # negative: KiB
         self._plans: dict[str, _Plan] = {}
-        self._layouts: dict[int, dict[str, int]] = {}
         self._prefixes: dict[str, bytes] = {}
 
     def close(self) -> None:
-        self._conn.close()
+        self._source.close()
 
     # ---- planning (once per service) -----------------------------------------------
     def _plan(self, service_name: str) -> _Plan:
@@ -126,14 +129,6 @@ class OnlineReader:
             )
             self._prefixes[join_key] = key[:-8]
         return self._prefixes[join_key]
-
-    def _layout(self, layout_id: int) -> dict[str, int]:
-        if layout_id not in self._layouts:
-            import json
-
-            (names,) = self._conn.execute(f"SELECT names FROM {LAYOUT_TABLE} WHERE layout_id=?", (layout_id,)).fetchone()
-            self._layouts[layout_id] = {n: i for i, n in enumerate(json.loads(names))}
-        return self._layouts[layout_id]
 
     # ---- reading ----------------------------------------------------------------------
     def read(self, service_name: str, contact_ids=None, *, content_ids=None, request_time=None) -> pd.DataFrame:
@@ -195,25 +190,15 @@ class OnlineReader:
         """Sorted ids of every contact with a row in any contact-keyed view of `services`: the
         contacts `read_columns` returns stored values for (every other id reads as all-null)."""
         plan = self.contact_plan(services)
-        prefix = self._prefix("contact_id")
-        found = [np.empty(0, dtype=np.int64)]
-        for r in plan.reads:
-            keys = [k for (k,) in self._conn.execute(f'SELECT entity_key FROM "{r.table}"')
-                    if len(k) == len(prefix) + 8 and k.startswith(prefix)]
-            found.append(np.frombuffer(b"".join(k[-8:] for k in keys), dtype="<i8").astype(np.int64))
-        return np.unique(np.concatenate(found))
+        return np.unique(self._source.contact_ids(plan.reads, self._prefix("contact_id")))
 
     def some_contact_ids(self, services: str | Sequence[str], limit: int) -> np.ndarray:
-        """Up to `limit` ids of contacts with a row in the first contact-keyed view of `services` (in key
-        order; a cheap sample, e.g. for a warm-up, that does not scan the store)."""
+        """Up to `limit` ids of contacts with a row in the first contact-keyed view of `services` (a cheap
+        sample, e.g. for a warm-up, that does not scan the store)."""
         plan = self.contact_plan(services)
-        prefix = self._prefix("contact_id")
         if not plan.reads:
             return np.empty(0, dtype=np.int64)
-        rows = self._conn.execute(f'SELECT entity_key FROM "{plan.reads[0].table}" WHERE length(entity_key) = ? '
-                                  f'LIMIT ?', (len(prefix) + 8, int(limit))).fetchall()
-        keys = [k for (k,) in rows if k.startswith(prefix)]
-        return np.frombuffer(b"".join(k[-8:] for k in keys), dtype="<i8").astype(np.int64)
+        return self._source.contact_ids(plan.reads[:1], self._prefix("contact_id"), limit=int(limit))
 
     def read_stored(self, services: str | Sequence[str], contact_ids) -> dict[str, np.ndarray]:
         """`read_columns` without the on-demand outputs: `contact_id`, then every stored column the
@@ -245,11 +230,7 @@ class OnlineReader:
         """(entity keys + stored features, on-demand inputs) of one read."""
         n = len(next(iter(ids.values())))
         keys = {jk: self._keys(jk, v) for jk, v in ids.items()}
-        params = [k for r in plan.reads for k in keys[r.join_key]]
-        rows = self._conn.execute(plan.sql.format(marks=",".join("?" * n)), params).fetchall() if n else []
-        found: list[dict[bytes, tuple]] = [dict() for _ in plan.reads]
-        for v, key, lid, payload in rows:
-            found[v][key] = (lid, payload)
+        found = self._source.fetch(plan, keys) if n else [dict() for _ in plan.reads]
         out: dict[str, np.ndarray] = dict(ids)
         inputs: dict[str, np.ndarray] = {}
         for r, hits in zip(plan.reads, found):
@@ -273,7 +254,7 @@ class OnlineReader:
         lid = next(iter(layout_ids)) if layout_ids else None
         decoder = r.decoders.get(lid)
         if decoder is None:
-            layout = self._layout_names(lid) if lid is not None else list(r.needed)
+            layout = self._source.layout_names(lid) if lid is not None else list(r.needed)
             decoder = r.decoders[lid] = ColumnDecoder(layout, {n: r.types[n] for n in r.needed if n in layout})
         empty = b"\x0a\x00" * len(decoder.layout)  # an entity without a row decodes as all-null (Feast's nulls)
         cols = decoder.decode([hits[k][1] if k in hits else empty for k in keys] if len(hits) < len(keys)
@@ -283,10 +264,6 @@ class OnlineReader:
                 cols[n] = np.full(len(keys), None, dtype=object)
         return cols
 
-    def _layout_names(self, layout_id: int) -> list[str]:
-        pos = self._layout(layout_id)
-        return sorted(pos, key=pos.get)
-
     def _decode_slow(self, r: _ViewRead, keys: list[bytes], hits: dict) -> dict[str, np.ndarray]:
         cols: dict[str, list] = {name: [None] * len(keys) for name in r.needed}
         for i, key in enumerate(keys):
@@ -295,7 +272,7 @@ class OnlineReader:
                 continue
             lid, payload = hit
             vals = RepeatedValue.FromString(payload).val
-            pos = self._layout(lid)
+            pos = {name: j for j, name in enumerate(self._source.layout_names(lid))}
             for name in r.needed:
                 j = pos.get(name)
                 if j is not None:
@@ -319,6 +296,49 @@ class OnlineReader:
                     df[f.name] = pd.to_datetime(pd.Series([when] * n if scalar else list(when)), utc=True)
             result = odfv.feature_transformation.transform(df)
         return {name: np.asarray(result[name]) for name in names}
+
+
+class SqliteSource:
+    """Reads of `OnlineReader` plans from the batch SQLite store: every view in ONE statement."""
+
+    def __init__(self, store, mmap_bytes: int, cache_bytes: int):
+        self._conn = sqlite3.connect(f"file:{db_path(store.config)}?mode=ro", uri=True, check_same_thread=False)
+        self._conn.execute("PRAGMA query_only=ON")
+        self._conn.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
+        self._conn.execute(f"PRAGMA cache_size=-{int(cache_bytes) // 1024}")  # negative: KiB
+        self._layouts: dict[int, list[str]] = {}
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def layout_names(self, layout_id: int) -> list[str]:
+        if layout_id not in self._layouts:
+            import json
+
+            (names,) = self._conn.execute(f"SELECT names FROM {LAYOUT_TABLE} WHERE layout_id=?", (layout_id,)).fetchone()
+            self._layouts[layout_id] = json.loads(names)
+        return self._layouts[layout_id]
+
+    def fetch(self, plan: _Plan, keys: dict[str, list[bytes]]) -> list[dict[bytes, tuple]]:
+        """Per view of the plan, {entity key: (layout id, RepeatedValue payload)} of the entities with a row."""
+        n = len(next(iter(keys.values())))
+        params = [k for r in plan.reads for k in keys[r.join_key]]
+        rows = self._conn.execute(plan.sql.format(marks=",".join("?" * n)), params).fetchall()
+        found: list[dict[bytes, tuple]] = [dict() for _ in plan.reads]
+        for v, key, lid, payload in rows:
+            found[v][key] = (lid, payload)
+        return found
+
+    def contact_ids(self, reads, prefix: bytes, limit: int | None = None) -> np.ndarray:
+        """Ids of the entities with a row in any of `reads` (at most `limit`, taken in key order)."""
+        found = [np.empty(0, dtype=np.int64)]
+        for r in reads:
+            sql = f'SELECT entity_key FROM "{r.table}" WHERE length(entity_key) = ?'
+            rows = self._conn.execute(sql + (" LIMIT ?" if limit is not None else ""),
+                                      (len(prefix) + 8,) + ((int(limit),) if limit is not None else ())).fetchall()
+            keys = [k for (k,) in rows if k.startswith(prefix)]
+            found.append(np.frombuffer(b"".join(k[-8:] for k in keys), dtype="<i8").astype(np.int64))
+        return np.concatenate(found)
 
 
 def _union_sql(reads) -> str:

@@ -20,15 +20,33 @@ from pathlib import Path
 
 BATCH_STORE_TYPE = "features.online_store.BatchSqliteOnlineStore"
 STOCK_STORE_TYPE = "sqlite"
+REDIS_STORE_TYPE = "redis"
+ONLINE_STORE_ENV = "INBOX_ONLINE_STORE"
 TEMPLATE = Path(__file__).with_name("feature_store.yaml")
 
 
-def render_config(feast_dir, online_store_type: str = BATCH_STORE_TYPE) -> Path:
-    """Write <feast_dir>/feature_store.yaml from the template (atomically)."""
+def online_store_url(url: str | None = None) -> str | None:
+    """The configured Redis URL (`INBOX_ONLINE_STORE`), or None for the embedded SQLite store."""
+    return url if url is not None else (os.environ.get(ONLINE_STORE_ENV) or None)
+
+
+def _online_store_block(feast_dir: Path, online_store_type: str, url: str | None) -> str:
+    if url is not None:
+        from features.online_redis import connection_string
+
+        return (f"  type: {REDIS_STORE_TYPE}\n  connection_string: \"{connection_string(url)}\"\n"
+                "  skip_dedup: true")
+    return f"  type: {online_store_type}\n  path: {feast_dir}/online.db"
+
+
+def render_config(feast_dir, online_store_type: str = BATCH_STORE_TYPE, online_store: str | None = None) -> Path:
+    """Write <feast_dir>/feature_store.yaml from the template (atomically); `online_store` a redis:// URL
+    (default: `INBOX_ONLINE_STORE`; unset: the SQLite store `online_store_type`)."""
     feast_dir = Path(feast_dir).resolve()
     feast_dir.mkdir(parents=True, exist_ok=True)
+    url = online_store_url(online_store) if online_store_type == BATCH_STORE_TYPE else None
     text = string.Template(TEMPLATE.read_text()).substitute(
-        FEAST_DIR=str(feast_dir), ONLINE_STORE_TYPE=online_store_type
+        FEAST_DIR=str(feast_dir), ONLINE_STORE=_online_store_block(feast_dir, online_store_type, url)
     )
     path = feast_dir / "feature_store.yaml"
     fd, tmp = tempfile.mkstemp(dir=feast_dir, prefix=".feature_store.", suffix=".yaml")
@@ -38,15 +56,16 @@ def render_config(feast_dir, online_store_type: str = BATCH_STORE_TYPE) -> Path:
     return path
 
 
-def get_store(settings=None, feast_dir=None, online_store_type: str = BATCH_STORE_TYPE):
-    """A FeatureStore over `settings.feast_dir` (or `feast_dir`)."""
+def get_store(settings=None, feast_dir=None, online_store_type: str = BATCH_STORE_TYPE, online_store: str | None = None):
+    """A FeatureStore over `settings.feast_dir` (or `feast_dir`); its online store on Redis when
+    `online_store` (default `INBOX_ONLINE_STORE`) is a redis:// URL."""
     from feast import FeatureStore
 
     if feast_dir is None:
         from inbox.settings import load_settings
 
         feast_dir = (settings or load_settings()).feast_dir
-    render_config(feast_dir, online_store_type)
+    render_config(feast_dir, online_store_type, online_store)
     return FeatureStore(repo_path=str(Path(feast_dir).resolve()))
 
 
@@ -121,7 +140,8 @@ def materialize(store=None, settings=None, end: datetime | None = None, start: d
     """Load the newest snapshot per entity (up to `end`) into the online store; {view: rows}.
 
     With the batch store this is the fast path (vectorized encoding, one transaction per
-    view); with any other online store it falls back to Feast's own `materialize`.
+    view); on Redis the same stream goes through Feast's own `RedisOnlineStore.online_write_batch`
+    (`write_arrow`); any other online store falls back to Feast's own `materialize`.
     """
     store = store or get_store(settings)
     end = end or datetime.now(timezone.utc)
@@ -137,16 +157,50 @@ def materialize(store=None, settings=None, end: datetime | None = None, start: d
     out = {}
     for fv in fvs:
         t0 = time.perf_counter()
-        if not hasattr(online, "write_arrow"):
+        if not hasattr(online, "write_arrow") and not _is_redis(store):
             store.materialize(start_date=start or datetime(1970, 1, 1, tzinfo=timezone.utc), end_date=end,
                               feature_views=[fv.name])
             out[fv.name] = None
             continue
         key = fv.entity_columns[0].name
         batches = _latest_batches(fv.batch_source.path, key, start, end, batch_rows)
-        out[fv.name] = online.write_arrow(store.config, fv, batches, key, "event_timestamp")
+        out[fv.name] = write_arrow(store, fv, batches, key, "event_timestamp")
         store.registry.apply_materialization(fv, store.project, start or datetime(1970, 1, 1, tzinfo=timezone.utc),
                                              end, commit=True)
         if progress:
             progress(fv.name, out[fv.name], time.perf_counter() - t0)
     return out
+
+
+def _is_redis(store) -> bool:
+    return getattr(store.config.online_store, "type", None) == REDIS_STORE_TYPE
+
+
+def write_arrow(store, view, batches, join_key: str, timestamp_field: str) -> int:
+    """Write Arrow data (a Table, a RecordBatch, or a stream of them) of `view` into the online store;
+    rows written. The batch SQLite store encodes it vectorized in one transaction; Redis gets it
+    through Feast's own `online_write_batch`, one pipeline per batch."""
+    import pyarrow as pa
+
+    online = store._get_provider().online_store
+    if hasattr(online, "write_arrow"):
+        return online.write_arrow(store.config, view, batches, join_key, timestamp_field)
+    if not _is_redis(store):
+        raise ValueError(f"write_arrow: unsupported online store {type(online).__name__}")
+    from features.online_redis import write_arrow_feast
+
+    if isinstance(batches, pa.Table):
+        batches = batches.to_batches(max_chunksize=REDIS_WRITE_ROWS)
+    elif isinstance(batches, pa.RecordBatch):
+        batches = [batches]
+    return write_arrow_feast(online, store.config, view, _rechunk(batches, REDIS_WRITE_ROWS), join_key,
+                             timestamp_field)
+
+
+REDIS_WRITE_ROWS = 5_000  # Value messages held at once: rows x features
+
+
+def _rechunk(batches, rows: int):
+    for batch in batches:
+        for lo in range(0, batch.num_rows, rows):
+            yield batch.slice(lo, rows)
