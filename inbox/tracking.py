@@ -3,7 +3,8 @@
 Every run goes to experiment `inbox/<name>` in the installation's tracking store
 (`settings.tracking_uri`, SQLite by default), with artifacts under
 `settings.artifact_root` (MLflow would otherwise put them under `./mlruns`
-relative to the working directory). Each experiment and run carries a
+relative to the working directory); with a tracking server (`MLFLOW_TRACKING_URI=http://...`,
+the scale profile) the server stores and serves them (`--artifacts-destination`). Each experiment and run carries a
 description (MLflow's `mlflow.note.content` tag, shown in the UI's description
 box) so a reviewer knows what it holds without reading code. Lives in `inbox/`
 so that `experiments` does not import `models` (DESIGN's dependency direction).
@@ -49,7 +50,9 @@ def configure(settings: "Settings", experiment: str, description: str | None = N
     name = f"{EXPERIMENT_PREFIX}/{experiment}"
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(name)
-    if found is None:
+    if found is None and settings.tracking_uri.startswith(("http://", "https://")):
+        exp_id = client.create_experiment(name)  # a tracking server: its served artifacts (mlflow-artifacts:/)
+    elif found is None:
         location = Path(settings.artifact_root) / "artifacts"
         location.mkdir(parents=True, exist_ok=True)
         exp_id = client.create_experiment(name, artifact_location=location.resolve().as_uri())
