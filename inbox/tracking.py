@@ -52,6 +52,7 @@ def configure(settings: "Settings", experiment: str, description: str | None = N
     found = client.get_experiment_by_name(name)
     if found is None and settings.tracking_uri.startswith(("http://", "https://")):
         exp_id = client.create_experiment(name)  # a tracking server: its served artifacts (mlflow-artifacts:/)
+        tags = {}
     elif found is None:
         location = Path(settings.artifact_root) / "artifacts"
         location.mkdir(parents=True, exist_ok=True)
