@@ -5,7 +5,7 @@ names the field (e.g. `["contact_ids"]`, "List should have at most 1000 items").
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -13,6 +13,7 @@ from typing_extensions import Annotated
 
 MAX_BATCH = 1000
 MAX_CANDIDATES = 200
+MAX_WINDOW_HOURS = 24 * 14
 
 INT64_MAX = 2**63 - 1
 ContactId = Annotated[int, Field(ge=0, le=INT64_MAX, description="contact_id (int64, >= 0)")]
@@ -53,6 +54,8 @@ class SendWindow(Strict):
     def _ordered(self):
         if self.end <= self.start:
             raise ValueError("window.end must be after window.start")
+        if self.end - self.start > timedelta(hours=MAX_WINDOW_HOURS):  # the hours scored grow with the window
+            raise ValueError(f"window: at most {MAX_WINDOW_HOURS} hours (a campaign's longest send window)")
         return self
 
 
