@@ -16,7 +16,9 @@ a bare Starlette app doing the same predict (README, "Serving performance"):
   set `tracing` in a deployment's BentoML config to trace again.
 - `logging.access.enabled`: one formatted log line a request through the
   logging machinery; we log decisions ourselves.
-- `metrics` stay on (Prometheus `/metrics` is part of the contract).
+- `metrics.enabled: False`: BentoML's traffic metrics label each series with
+  the raw path (one series per scanned path, forever); `serving.http_metrics`
+  counts by route template instead and serves Prometheus `/metrics` itself.
 - `workers`: one per core, at most `DEFAULT_MAX_WORKERS` (each loads the models,
   nothing per contact); `INBOX_SERVE_WORKERS` overrides. `/reload` reaches every worker
   (`serving.worker_sync`).
@@ -44,6 +46,7 @@ SERVICE_CONFIG: dict = {
     "workers": serve_workers(),
     "traffic": {"timeout": REQUEST_TIMEOUT_S},
     "logging": {"access": {"enabled": False}},
+    "metrics": {"enabled": False},
     "tracing": {"excluded_urls": [".*"]},
 }
 

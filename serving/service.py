@@ -32,6 +32,9 @@ from starlette.responses import JSONResponse
 from sending.unsubscribe import app as unsubscribe_app
 from serving.auth import BearerAuthMiddleware
 from serving.config import REQUEST_TIMEOUT_S, SERVICE_CONFIG, tune_process
+from serving.faults import STORAGE_ERRORS, FaultGate
+from serving.http_metrics import RouteMetricsMiddleware
+from serving.limits import BodyLimitMiddleware
 from serving.schemas import (
     MAX_CANDIDATES, CampaignId, ChooseResponse, Choice, ContactId, ContactIds, DecideResponse,
     Decision, LeadScore, RankedContent, RankResponse, ReloadResponse, RewardResponse, ScoreResponse,
@@ -80,7 +83,11 @@ class InboxService:
         from serving.eventsink import EventJournal
         from serving.worker_sync import WorkerSync
 
+        from serving import log_hygiene
+
+        log_hygiene.install()
         self.settings = load_settings()
+        self.faults = FaultGate(self.settings.bandit_dir)  # 503 + readiness failing on a storage fault
         self.state = None
         self.load_error: str | None = None
         self.journal = EventJournal(self.settings.events_dir)
@@ -107,7 +114,7 @@ class InboxService:
         return state
 
     async def __is_ready__(self) -> bool:
-        return self.state is not None
+        return self.state is not None and self.faults.ready()
 
     def _not_ready(self) -> JSONResponse:
         return error(503, "service", f"not ready ({self.load_error or 'loading'})")
@@ -122,8 +129,11 @@ class InboxService:
         if state is None:
             return self._not_ready()
         model = state.models["lead_scoring"]
-        batch = ContactBatch.read(state, contact_ids, hours=())
-        df = lead_scores(state, batch, reasons=reasons)
+        try:
+            batch = ContactBatch.read(state, contact_ids, hours=())
+            df = lead_scores(state, batch, reasons=reasons)
+        except STORAGE_ERRORS as exc:
+            return self.faults.trip("score", exc)
         pos = df["reasons_positive"] if reasons else [[]] * len(df)
         neg = df["reasons_negative"] if reasons else [[]] * len(df)
         return ScoreResponse(model_version=str(model.version), scores=[
@@ -150,6 +160,8 @@ class InboxService:
             df = send_slots(state, batch, start, end, quiet)
         except ValueError as exc:
             return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
+        except STORAGE_ERRORS as exc:
+            return self.faults.trip("send_time", exc)
         return SendTimeResponse(model_version=str(model.version), slots=[
             SendSlot(contact_id=c, send_at=_ts(s), local_time=None if lt is None else str(lt),
                      probability=None if p is None or np.isnan(p) else p, level=lv, fallback=f, source=src)
@@ -170,11 +182,13 @@ class InboxService:
         if state is None:
             return self._not_ready()
         model = state.models["content_preference"]
-        batch = ContactBatch.read(state, [contact_id], hours=())
         try:
+            batch = ContactBatch.read(state, [contact_id], hours=())
             df = content_rankings(state, batch, content_ids, k).sort_values("rank")
         except ValueError as exc:
             return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
+        except STORAGE_ERRORS as exc:
+            return self.faults.trip("rank_content", exc)
         return RankResponse(model_version=str(model.version), contact_id=contact_id,
                             fallback=bool(batch.fallback[0]), source=batch.source[0], ranking=[
                                 RankedContent(content_id=c, score=s, rank=r)
@@ -184,7 +198,7 @@ class InboxService:
     # --- allocation ---------------------------------------------------------
     @bentoml.api
     async def choose_variant(self, campaign_id: CampaignId, contact_id: ContactId,
-                             exclude: list[int] = Field(default_factory=list, max_length=MAX_CANDIDATES)
+                             exclude: list[ContactId] = Field(default_factory=list, max_length=MAX_CANDIDATES)
                              ) -> ChooseResponse:
         """The allocator's choice for one contact: decision id, variant, propensity, policy version."""
         from serving.decide import choose
@@ -196,6 +210,8 @@ class InboxService:
             df = choose(state, campaign_id, [contact_id], exclude or None)
         except ValueError as exc:
             return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
+        except STORAGE_ERRORS as exc:
+            return self.faults.trip("choose_variant", exc)
         return ChooseResponse(campaign_id=campaign_id, choices=[
             Choice(decision_id=d, contact_id=c, variant=v, propensity=p, policy_version=pv, mode=m)
             for d, c, v, p, pv, m in zip(df["decision_id"], df["contact_id"].tolist(), df["variant"].tolist(),
@@ -223,6 +239,8 @@ class InboxService:
             return error(404, "decision_id", str(exc).split(": ", 1)[-1])
         except ValueError as exc:
             return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
+        except STORAGE_ERRORS as exc:
+            return self.faults.trip("reward", exc)
         return RewardResponse(decision_id=decision_id, status=status)
 
     @bentoml.api
@@ -241,6 +259,8 @@ class InboxService:
             out = decide(state, campaign_id, contact_ids, start, end, quiet, content_ids, k)
         except ValueError as exc:
             return error(400, _field_of(exc), str(exc).split(": ", 1)[-1])
+        except STORAGE_ERRORS as exc:
+            return self.faults.trip("decide", exc)
         return out
 
     # --- operations ---------------------------------------------------------
@@ -360,8 +380,10 @@ class InboxService:
             self.sync.close()
 
 
-# every request outside the public paths needs an API key with the route's scope (serving.auth)
+# outermost first: metrics by route template (and /metrics), API keys, then the body size limit
+InboxService.add_asgi_middleware(RouteMetricsMiddleware, routes=[api.route for api in InboxService.apis.values()])
 InboxService.add_asgi_middleware(BearerAuthMiddleware)
+InboxService.add_asgi_middleware(BodyLimitMiddleware)
 
 
 def _window(window: SendWindow | None):

@@ -1,0 +1,88 @@
+"""Storage faults degrade to 503 + Retry-After with readiness failing, never to a 500 loop.
+
+When an endpoint cannot read or write a store it needs (the decision log on a
+full or read-only disk, a locked or vanished SQLite file, a PostgreSQL that is
+down), the request answers 503 with `Retry-After` and the worker's `/readyz`
+fails, so a load balancer stops sending it traffic. While the fault lasts,
+readiness probes the stores' directory (a small write, fsync and delete, at
+most once a second) and becomes ready again as soon as that succeeds; a
+request that fails again trips the fault again. Only errors of the storage
+layer count: a bug still surfaces as a 500.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from starlette.responses import JSONResponse
+
+logger = logging.getLogger("inbox.serving")
+RETRY_AFTER_S = 5
+PROBE_INTERVAL_S = 1.0
+PROBE_BYTES = 64 * 1024
+
+
+def storage_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError, sqlite3.OperationalError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.OperationalError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+STORAGE_ERRORS = storage_errors()
+
+
+def probe(directory: Path) -> str | None:
+    """None if `directory` takes a small durable write, else why not."""
+    path = Path(directory) / f".ready-probe-{os.getpid()}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"\0" * PROBE_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    return None
+
+
+class FaultGate:
+    """One worker's storage-fault state: `trip` on a failure, `ready` probes until the fault clears."""
+
+    def __init__(self, directory: Path, retry_after: int = RETRY_AFTER_S):
+        self.directory = Path(directory)
+        self.retry_after = retry_after
+        self.fault: str | None = None
+        self._probed_at = 0.0
+
+    def trip(self, what: str, exc: BaseException) -> JSONResponse:
+        reason = f"{type(exc).__name__}: {exc}"
+        if self.fault is None:
+            logger.warning("%s failed on a storage fault (503 until it clears): %s", what, reason)
+        self.fault, self._probed_at = reason, time.monotonic()
+        return JSONResponse({"error": f"service: temporarily unavailable ({what} could not reach its store)",
+                             "field": "service"}, status_code=503,
+                            headers={"Retry-After": str(self.retry_after)})
+
+    def ready(self) -> bool:
+        if self.fault is None:
+            return True
+        now = time.monotonic()
+        if now - self._probed_at < PROBE_INTERVAL_S:
+            return False
+        self._probed_at = now
+        failure = probe(self.directory)
+        if failure is None:
+            logger.info("storage fault cleared (%s); ready again", self.fault)
+            self.fault = None
+            return True
+        return False
