@@ -84,7 +84,12 @@ def test_choose_reward_duplicate_and_unknown(client, serving_world):
 
 
 def test_decide_returns_everything_in_one_round_trip(client, serving_world, allocator):
+    from privacy.consent import ConsentLedger
+
     ids = known_contacts(serving_world, 3)
+    with ConsentLedger.open(serving_world) as ledger:  # a consenting contact the feature store does not know yet
+        ledger.record([{"contact_id": 10_000_001, "kind": "opt_in", "source": "test",
+                        "occurred_at": datetime.now(timezone.utc)}])
     before = decision_count(allocator)
     r = client.post("/decide", json={"campaign_id": CAMPAIGN, "contact_ids": [*ids, 10_000_001], "k": 2})
     assert r.status_code == 200, r.text
