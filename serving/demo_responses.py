@@ -2,20 +2,18 @@
 
 The world's `ResponseModel` draws each recipient's events on their true
 probabilities and delays (sent at the recommended time); each event is posted
-to the service as one ESP would post it: SendGrid in batched JSON arrays,
-Mailgun (signed when INBOX_MAILGUN_SIGNING_KEY is set) and SES-through-SNS one
-notification per event. Conversions are not ESP events (they come from the
-web site), so they are appended to the event log directly.
-The oracle's expected reward of the chosen variants and of a uniform choice
-is recorded for the summary (ground truth, not an estimate).
+to the service as one ESP would post it, signed as that ESP signs it with the
+keys the demo configures (`serving.demo_webhook_keys`): SendGrid in batched
+JSON arrays (ECDSA headers), Mailgun (HMAC, one fresh token per call) and
+SES-through-SNS (a signed SNS message) one event per call. A bounce is a hard
+one (the simulated bounces are invalid addresses). Conversions are not ESP
+events (they come from the web site), so they are appended to the event log
+directly. The oracle's expected reward of the chosen variants and of a uniform
+choice is recorded for the summary (ground truth, not an estimate).
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
-import secrets
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -43,16 +41,14 @@ def sendgrid_event(send, kind: str, when: pd.Timestamp, event_id: str) -> dict:
             **_ids(send)}
 
 
-def mailgun_payload(send, kind: str, when: pd.Timestamp, event_id: str, key: str | None) -> dict:
-    token = secrets.token_hex(25)
-    ts = str(int(when.timestamp()))
-    sig = hmac.new((key or "unsigned").encode(), (ts + token).encode(), hashlib.sha256).hexdigest()
+def mailgun_payload(send, kind: str, when: pd.Timestamp, event_id: str) -> dict:
+    """The event data; its `signature` is added when posted (a fresh token per call)."""
     data = {"event": MAILGUN[kind], "timestamp": when.timestamp(), "id": event_id,
             "recipient": f"contact{send.contact_id}@example.com", "user-variables": _ids(send),
             "message": {"headers": {"message-id": f"{send.send_id}@inbox.example"}}}
     if kind == "bounce":
         data["severity"] = "permanent"
-    return {"signature": {"timestamp": ts, "token": token, "signature": sig}, "event-data": data}
+    return {"event-data": data}
 
 
 def ses_payload(send, kind: str, when: pd.Timestamp, event_id: str) -> dict:
@@ -64,14 +60,14 @@ def ses_payload(send, kind: str, when: pd.Timestamp, event_id: str) -> dict:
                event_type[0].lower() + event_type[1:]: {"timestamp": iso}}
     if kind == "bounce":
         message["bounce"]["bounceType"] = "Permanent"
-    return {"Type": "Notification", "MessageId": event_id, "TopicArn": "arn:aws:sns:demo:ses-events",
-            "Message": json.dumps(message), "Timestamp": iso}
+    return {"Type": "Notification", "MessageId": event_id, "Message": json.dumps(message), "Timestamp": iso}
 
 
 def respond(result, sends: pd.DataFrame, config, base_url: str, settings, seed: int = 0,
             progress: bool = False) -> None:
     import httpx
 
+    from serving.demo_webhook_keys import demo_signers
     from serving.eventsink import append_events
     from serving.webhooks import stable_event_id
     from simulation.world import World
@@ -87,7 +83,7 @@ def respond(result, sends: pd.DataFrame, config, base_url: str, settings, seed: 
 
     rng = np.random.default_rng(seed)
     drawn = world.response.sample(ids, chosen, sent_at, rng)
-    key = os.environ.get("INBOX_MAILGUN_SIGNING_KEY") or None
+    signers = demo_signers(settings)
     batches: dict[str, list] = {p: [] for p in PROVIDERS}
     conversions = []
     for j, (row, kind, when, value) in enumerate(drawn[["row", "type", "occurred_at", "value"]].itertuples(
@@ -101,7 +97,7 @@ def respond(result, sends: pd.DataFrame, config, base_url: str, settings, seed: 
         if provider == "sendgrid":
             batches[provider].append(sendgrid_event(send, kind, when, event_id))
         elif provider == "mailgun":
-            batches[provider].append(mailgun_payload(send, kind, when, event_id, key))
+            batches[provider].append(mailgun_payload(send, kind, when, event_id))
         else:
             batches[provider].append(ses_payload(send, kind, when, event_id))
     calls = [("sendgrid", batches["sendgrid"][i: i + SENDGRID_BATCH])
@@ -110,8 +106,16 @@ def respond(result, sends: pd.DataFrame, config, base_url: str, settings, seed: 
     statuses: Counter = Counter()
     with httpx.Client(timeout=60) as client:
         def post(call):
-            provider, body = call
-            r = client.post(f"{base_url}/webhooks/{provider}", json=body)
+            provider, payload = call
+            headers = {"Content-Type": "application/json"}
+            if provider == "mailgun":  # signed when posted: the timestamp must be fresh
+                payload = {**payload, "signature": signers.mailgun_signature()}
+            elif provider == "ses":
+                payload = signers.sns(payload)
+            body = json.dumps(payload).encode()
+            if provider == "sendgrid":
+                headers.update(signers.sendgrid_headers(body))
+            r = client.post(f"{base_url}/webhooks/{provider}", content=body, headers=headers)
             if r.status_code != 200:
                 raise RuntimeError(f"webhook {provider} answered HTTP {r.status_code}: {r.text[:300]}")
             return r.json()["rewards"]

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from datetime import datetime, timezone
-from typing import Any
 
 import bentoml
 import numpy as np
@@ -38,8 +36,9 @@ from serving.limits import BodyLimitMiddleware
 from serving.schemas import (
     MAX_CANDIDATES, CampaignId, ChooseResponse, Choice, ContactId, ContactIds, DecideResponse,
     Decision, LeadScore, RankedContent, RankResponse, ReloadResponse, RewardResponse, ScoreResponse,
-    SendSlot, SendTimeResponse, SendWindow, UtcDatetime, WebhookResponse,
+    SendSlot, SendTimeResponse, SendWindow, UtcDatetime,
 )
+from serving.webhook_app import create_webhook_app
 
 logger = logging.getLogger("inbox.serving")
 RELOAD_WAIT_S = REQUEST_TIMEOUT_S - 2.0  # /reload's answer, own load included, within BentoML's request timeout
@@ -75,12 +74,20 @@ def _field_of(exc: Exception) -> str:
     return text.split(":", 1)[0] if ":" in text else "body"
 
 
+def _webhook_context():
+    """This worker's webhook receiver and allocator (None until the state is loaded: 503)."""
+    service = bentoml.get_current_service()
+    return None if service.state is None else (service.webhooks, service.state.allocator)
+
+
 @bentoml.asgi_app(unsubscribe_app, path="/u")  # one-click unsubscribe + preference centre (signed tokens)
+@bentoml.asgi_app(create_webhook_app(_webhook_context), path="/webhooks")  # provider-signed raw bodies
 @bentoml.service(**SERVICE_CONFIG)
 class InboxService:
     def __init__(self) -> None:
         from inbox.settings import load_settings
         from serving.eventsink import EventJournal
+        from serving.webhook_receiver import WebhookReceiver
         from serving.worker_sync import WorkerSync
 
         from serving import log_hygiene
@@ -91,7 +98,7 @@ class InboxService:
         self.state = None
         self.load_error: str | None = None
         self.journal = EventJournal(self.settings.events_dir)
-        self.mailgun_key = os.environ.get("INBOX_MAILGUN_SIGNING_KEY") or None
+        self.webhooks = WebhookReceiver.for_service(self.settings, self.journal)
         self.sync = WorkerSync(self.settings.data_dir, SERVICE_CONFIG["workers"])
         generation = self.sync.generation  # read before loading: a reload signalled meanwhile is followed
         try:
@@ -338,35 +345,6 @@ class InboxService:
             sync.publish(new, generation)
             logger.info("reloaded to generation %d: %s", generation, new.model_versions)
 
-    # --- ESP webhooks -------------------------------------------------------
-    @bentoml.api(route="/webhooks/sendgrid")
-    async def webhook_sendgrid(self, events: list[dict[str, Any]], /) -> WebhookResponse:
-        """SendGrid Event Webhook: a JSON array of events (custom args send_id, contact_id, decision_id)."""
-        return self._ingest("sendgrid", events)
-
-    @bentoml.api(route="/webhooks/mailgun")
-    async def webhook_mailgun(self, payload: dict[str, Any], /) -> WebhookResponse:
-        """Mailgun webhook: {"signature": {...}, "event-data": {...}} (ids in user-variables)."""
-        return self._ingest("mailgun", payload)
-
-    @bentoml.api(route="/webhooks/ses")
-    async def webhook_ses(self, payload: dict[str, Any], /) -> WebhookResponse:
-        """Amazon SES event through SNS: {"Type": "Notification", "Message": "<json>"} (ids in tags/headers)."""
-        return self._ingest("ses", payload)
-
-    def _ingest(self, provider: str, payload: Any):
-        from serving.ingest import ingest
-        from serving.webhooks import WebhookPayloadError
-
-        state = self.state
-        if state is None:
-            return self._not_ready()
-        try:
-            return ingest(provider, payload, self.journal, state,
-                          signing_key=self.mailgun_key if provider == "mailgun" else None)
-        except WebhookPayloadError as exc:
-            return error(400, exc.field, str(exc).split(": ", 1)[-1])
-
     @bentoml.on_shutdown
     def _flush_events(self) -> None:
         from serving.eventsink import flush
@@ -377,6 +355,7 @@ class InboxService:
             flush(self.settings.events_dir)
         finally:
             self.journal.close()
+            self.webhooks.close()
             self.sync.close()
 
 

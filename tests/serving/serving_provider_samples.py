@@ -34,12 +34,15 @@ def sendgrid_events(send_id=11, contact_id=7, decision_id="d-1", campaign_id="sp
 
 
 def mailgun_event(event="clicked", event_id="CPgfbmQMTCKtHW6uIWtuVe", send_id=12, contact_id=8,
-                  decision_id="d-2", campaign_id="spring", signing_key="key-secret", timestamp=1529006854.329574):
-    token = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
-    ts = "1529006854"
-    sig = hmac.new(signing_key.encode(), (ts + token).encode(), hashlib.sha256).hexdigest()
+                  decision_id="d-2", campaign_id="spring", signature=None, timestamp=1529006854.329574):
+    """`signature`: a Mailgun signature object (default: the docs' sample, signed in 2018 with "key-secret")."""
+    if signature is None:
+        token = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
+        ts = "1529006854"
+        sig = hmac.new(b"key-secret", (ts + token).encode(), hashlib.sha256).hexdigest()
+        signature = {"timestamp": ts, "token": token, "signature": sig}
     return {
-        "signature": {"timestamp": ts, "token": token, "signature": sig},
+        "signature": signature,
         "event-data": {
             "event": event, "timestamp": timestamp, "id": event_id, "recipient": "alice@example.com",
             "tags": ["my_tag_1"], "log-level": "info",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -32,16 +33,29 @@ def test_event_id_is_a_stable_63_bit_hash_per_provider():
     assert 0 <= a < 2**63
 
 
-def test_mailgun_signature_and_failed_permanent_is_a_bounce():
-    events = parse_mailgun(mailgun_event(), signing_key="key-secret")
-    assert events[0].type == "click" and events[0].decision_id == "d-2" and events[0].send_id == 12
-    with pytest.raises(WebhookPayloadError, match="signature.signature"):
-        parse_mailgun(mailgun_event(), signing_key="another-key")
+def test_mailgun_maps_types_and_ids():
+    (click,) = parse_mailgun(mailgun_event())
+    assert (click.type, click.decision_id, click.send_id, click.contact_id) == ("click", "d-2", 12, 8)
+
+
+@pytest.mark.parametrize("severity, expected", [("permanent", "bounce"), ("temporary", "soft_bounce"),
+                                                (None, "soft_bounce")])
+def test_mailgun_failed_is_hard_only_when_permanent_and_temporary_is_kept(severity, expected):
     failed = mailgun_event(event="failed")
-    failed["event-data"]["severity"] = "permanent"
-    assert parse_mailgun(failed)[0].type == "bounce"
-    failed["event-data"]["severity"] = "temporary"
-    assert parse_mailgun(failed)[0].type is None
+    if severity is not None:
+        failed["event-data"]["severity"] = severity
+    assert parse_mailgun(failed)[0].type == expected  # a temporary failure is recorded, not dropped
+
+
+@pytest.mark.parametrize("event, bounce_type, expected", [
+    ("bounce", "bounce", "bounce"), ("bounce", None, "bounce"), ("bounce", "blocked", "soft_bounce"),
+    ("deferred", None, "soft_bounce"), ("dropped", None, None)])
+def test_sendgrid_bounce_is_hard_blocked_and_deferred_are_soft(event, bounce_type, expected):
+    ev = sendgrid_events()[1]
+    ev["event"] = event
+    if bounce_type is not None:
+        ev["type"] = bounce_type
+    assert parse_sendgrid([ev])[0].type == expected
 
 
 @pytest.mark.parametrize("via", ["tags", "headers"])
@@ -51,18 +65,68 @@ def test_ses_reads_ids_from_tags_or_headers(via):
     assert click.occurred_at == pd.Timestamp("2017-08-09T23:51:25.570Z")
 
 
-def test_ses_bounce_types_and_subscription_confirmation():
-    assert parse_ses(ses_notification("Bounce"))[0].type == "bounce"
-    assert parse_ses(ses_notification("Bounce", bounce_type="Transient"))[0].type is None
+@pytest.mark.parametrize("bounce_type, expected", [("Permanent", "bounce"), ("Transient", "soft_bounce"),
+                                                    ("Undetermined", "soft_bounce")])
+def test_ses_bounce_is_hard_only_when_permanent(bounce_type, expected):
+    assert parse_ses(ses_notification("Bounce", bounce_type=bounce_type))[0].type == expected
+
+
+def test_ses_delivery_and_subscription_confirmation():
     assert parse_ses(ses_notification("Delivery"))[0].type == "delivered"
     assert parse_ses({"Type": "SubscriptionConfirmation", "MessageId": "x", "Token": "t"}) == []
+
+
+def test_soft_bounces_are_valid_event_rows_and_not_the_bounced_feature(tmp_path):
+    """A soft bounce lands in the event log as its own type; the features' `bounced` flag counts hard ones only."""
+    from features.pipeline import build_features
+    from simulation.cli import simulate_to_disk
+    from simulation.world import WorldConfig
+    from inbox.settings import Settings
+
+    settings = Settings(tmp_path / "data", f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "mlruns")
+    simulate_to_disk(WorldConfig(n_contacts=300, n_days=30, seed=3), settings=settings, progress=False)
+    events_dir = settings.events_dir
+    events = read_table("events", table_path(events_dir, "events"))
+    sends = read_table("sends", table_path(events_dir, "sends"))
+    bounced_ever = set(events.loc[events["type"] == "bounce", "contact_id"])
+    assert bounced_ever  # the simulated world has hard bounces (invalid addresses)
+    soft = sends[~sends["contact_id"].isin(bounced_ever)].drop_duplicates("contact_id").head(5)
+    rows = pd.DataFrame({"event_id": 2**62 + np.arange(len(soft)), "send_id": soft["send_id"].to_numpy(),
+                         "contact_id": soft["contact_id"].to_numpy(), "type": "soft_bounce",
+                         "occurred_at": soft["sent_at"] + pd.Timedelta(minutes=1), "value": np.nan})
+    from serving.eventsink import append_events
+    assert append_events(events_dir, rows) == len(soft)
+    build_features(events_dir, settings.features_dir)
+    eng = pd.read_parquet(settings.features_dir / "contact_engagement.parquet",
+                          columns=["contact_id", "event_timestamp", "bounced"])
+    latest = eng.sort_values("event_timestamp").groupby("contact_id").tail(1).set_index("contact_id")["bounced"]
+    assert not latest.loc[soft["contact_id"]].any()          # soft bounces do not set the flag
+    assert latest.loc[sorted(bounced_ever & set(latest.index))].all()  # hard ones do
 
 
 @pytest.mark.parametrize("parse, payload, field", [
     (parse_sendgrid, {"event": "open"}, "body"),
     (parse_sendgrid, [{"event": "open", "timestamp": 1}], "[0].sg_event_id"),
     (parse_sendgrid, [{"event": "open", "sg_event_id": "x", "timestamp": "soon"}], "[0].timestamp"),
-    (parse_mailgun, {"event-data": {}}, "signature"),
+    (parse_mailgun, {"event-data": {}}, "event-data.event"),
+    (parse_mailgun, {"signature": {}}, "event-data"),
+    (parse_sendgrid, [{"event": "open", "sg_event_id": "x", "timestamp": 1.6e9, "send_id": 2**63}], "[0].send_id"),
+    (parse_sendgrid, [{"event": "open", "sg_event_id": "x", "timestamp": 253402300800}], "[0].timestamp"),
+    (parse_sendgrid, [{"event": "open", "sg_event_id": "x", "timestamp": True}], "[0].timestamp"),
+    (parse_ses, {"Type": "Notification", "MessageId": "m", "Message": 5}, "Message"),
+    (parse_ses, {"Type": "Notification", "MessageId": ["m"], "Message": "{}"}, "MessageId"),
+    (parse_ses, {"Type": "Notification", "MessageId": "m",
+                 "Message": json.dumps({"eventType": "Click", "mail": {"timestamp": "2026-01-01T00:00:00Z",
+                                                                       "tags": ["x"]}})}, "Message.mail.tags"),
+    (parse_ses, {"Type": "Notification", "MessageId": "m",
+                 "Message": json.dumps({"eventType": "Click", "mail": {"timestamp": "2026-01-01T00:00:00Z",
+                                                                       "headers": [{"name": 3}]}})},
+     "Message.mail.headers[0].name"),
+    (parse_ses, {"Type": "Notification", "MessageId": "m",
+                 "Message": json.dumps({"eventType": "Click", "click": "now", "mail": {}})}, "Message.click"),
+    (parse_ses, {"Type": "Notification", "MessageId": "m",
+                 "Message": json.dumps({"eventType": "Click", "mail": {"timestamp": "0001-01-01T00:00:00Z"}})},
+     "Message.mail.timestamp"),
     (parse_ses, {"Type": "Notification", "MessageId": "m", "Message": "{not json"}, "Message"),
     (parse_ses, {"Type": "Notification", "MessageId": "m", "Message": json.dumps({"mail": {}})},
      "Message.eventType"),
