@@ -137,11 +137,12 @@ def _analyze_metric(metric, stats: MetricStats, table: VariantTable, settings, w
     for i, name in enumerate(table.variants):
         if n[i] < 2:
             continue
-        posterior = (
-            bayesian.beta_posterior(n[i], float(np.asarray(stats.sum)[i]), settings.beta_prior)
-            if metric.kind == "binary" and not use_cuped
-            else bayesian.normal_posterior(means[i], variances[i])
-        )
+        if metric.kind == "binary" and not use_cuped:
+            posterior = bayesian.beta_posterior(n[i], float(np.asarray(stats.sum)[i]), settings.beta_prior)
+        elif metric.kind == "binary":  # a CUPED-adjusted rate: keep it on [0, 1]
+            posterior = bayesian.beta_from_moments(means[i], variances[i])
+        else:
+            posterior = bayesian.normal_posterior(means[i], variances[i])
         sd = float(np.sqrt(variances[i]))
         summaries.append(VariantSummary(metric.name, name, int(n[i]), float(means[i]),
                                         float(means[i] - z * sd), float(means[i] + z * sd), posterior))

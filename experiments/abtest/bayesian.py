@@ -51,6 +51,21 @@ def beta_posterior(n: float, successes: float, prior=(1.0, 1.0)) -> Posterior:
     return Posterior("beta", prior[0] + successes, prior[1] + n - successes)
 
 
+def beta_from_moments(mean: float, variance_of_mean: float) -> Posterior:
+    """The Beta with this mean and variance (method of moments), for a rate's adjusted estimate.
+
+    A CUPED-adjusted conversion rate has a normal sampling distribution; drawn as a normal, its
+    posterior puts mass below 0 for small rates. The moment-matched Beta keeps the mean and spread
+    on [0, 1]. Falls back to the normal when no Beta has these moments (mean outside (0, 1) or
+    variance >= mean (1 - mean)).
+    """
+    m, v = float(mean), float(variance_of_mean)
+    if not (0.0 < m < 1.0 and 0.0 < v < m * (1.0 - m)):
+        return normal_posterior(m, v)
+    k = m * (1.0 - m) / v - 1.0
+    return Posterior("beta", m * k, (1.0 - m) * k)
+
+
 def normal_posterior(mean: float, variance_of_mean: float) -> Posterior:
     return Posterior("normal", float(mean), float(np.sqrt(variance_of_mean)))
 

@@ -59,7 +59,7 @@ def _register_analyze(sub) -> None:
     p.add_argument("--tau", type=float, default=0.05, help="mSPRT mixing sd in control standard deviations")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
     p.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run")
-    p.add_argument("--experiment", default="ab-tests", help="MLflow experiment name")
+    p.add_argument("--experiment", default="ab-tests", help="MLflow experiment, logged as inbox/<name> (default ab-tests)")
     p.add_argument("--run-name", help="MLflow run name (default: the data file name)")
     p.set_defaults(func=_analyze)
 
@@ -183,16 +183,20 @@ def _analyze(args) -> int:
     if args.time and not args.sequential:
         raise ValueError("--time replays a sequential test: add --sequential")
     columns = needed_columns(args.variant, specs, args.covariate) + ([args.time] if args.time else [])
-    with console.status(f"reading {args.data}"):
+    with _step(console, f"reading {args.data}"):
         df = read_table(args.data, list(dict.fromkeys(columns)))
-    with console.status(f"analysing {len(df):,} recipients"):
+    with _step(console, f"analysing {len(df):,} recipients"):
         result = analyze(df, args.variant, args.control, specs, settings, covariate=args.covariate, split=split)
-        histories = _histories(df, args, specs, settings) if args.time else []
+    if args.time:
+        with _step(console, f"replaying {args.looks} looks per metric"):
+            histories = _histories(df, args, specs, settings)
+    else:
+        histories = []
     run_id = None
     if not args.no_mlflow:
         from experiments.abtest.tracking import log_analysis
 
-        with console.status("logging the MLflow run"):
+        with _step(console, "logging the MLflow run (plots, table)"):
             run_id = log_analysis(result, experiment=args.experiment, run_name=args.run_name or Path(args.data).name,
                                   params={"data": str(Path(args.data).resolve()), "variant_column": args.variant},
                                   histories=histories)
@@ -212,8 +216,19 @@ def _analyze(args) -> int:
     if histories:
         console.print(sequential_table(histories, settings.alpha))
     if run_id:
-        console.print(f"MLflow run: [bold]{run_id}[/bold] (experiment {args.experiment!r})")
+        console.print(f"MLflow run: [bold]{run_id}[/bold] (experiment inbox/{args.experiment})")
     return 0
+
+
+def _step(console, text: str):
+    """A spinner on a terminal; otherwise one progress line on stderr (logs and pipes see each step)."""
+    import contextlib
+    import sys
+
+    if console.is_terminal:
+        return console.status(text)
+    print(f"{text} ...", file=sys.stderr, flush=True)
+    return contextlib.nullcontext()
 
 
 def _histories(df, args, specs, settings) -> list:

@@ -37,7 +37,16 @@ def test_analyze_json_and_mlflow_run(env, capsys):
     mlflow.set_tracking_uri(f"sqlite:///{env / 'mlruns' / 'mlflow.db'}")
     run = mlflow.get_run(payload["mlflow_run_id"])
     assert run.data.params["control"] == "a"
-    assert run.data.metrics["open/b/p_value"] == pytest.approx(rows[("open", "b")]["p_value"])
+    # a few headline metrics, not one per metric x variant x statistic
+    assert run.data.metrics["open/min_p_adjusted"] == pytest.approx(min(rows[("open", v)]["p_adjusted"] for v in "bc"))
+    assert run.data.metrics["open/best_rel_lift"] == pytest.approx(max(rows[("open", v)]["rel_lift"] for v in "bc"))
+    assert run.data.metrics["unsubscribe/harmful_variants"] == sum(bool(rows[("unsubscribe", v)]["harm"]) for v in "bc")
+    assert len(run.data.metrics) <= 12
+    table = mlflow.load_table("tables/ab_results.json", run_ids=[run.info.run_id])
+    assert len(table) == 8 and table.set_index(["metric", "variant"]).loc[("open", "b"), "p_value"] == pytest.approx(
+        rows[("open", "b")]["p_value"])
+    assert run.data.tags["mlflow.note.content"].startswith("A/B/n analysis of 5,000 recipients")
+    assert mlflow.get_experiment(run.info.experiment_id).name == "inbox/ab-tests"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     plots = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")}
     assert "ab_results.json" in artifacts and plots == {"plots/lift.png", "plots/posteriors.png"}
