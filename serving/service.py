@@ -207,7 +207,8 @@ class InboxService:
     async def choose_variant(self, campaign_id: CampaignId, contact_id: ContactId,
                              exclude: list[ContactId] = Field(default_factory=list, max_length=MAX_CANDIDATES)
                              ) -> ChooseResponse:
-        """The allocator's choice for one contact: decision id, variant, propensity, policy version."""
+        """The allocator's choice for one contact: decision id, variant, propensity, policy version; none (and
+        the contact under `refused`) without consent, after an opt-out or when suppressed (`serving.decide`)."""
         from serving.decide import choose
 
         state = self.state
@@ -223,7 +224,7 @@ class InboxService:
             Choice(decision_id=d, contact_id=c, variant=v, propensity=p, policy_version=pv, mode=m)
             for d, c, v, p, pv, m in zip(df["decision_id"], df["contact_id"].tolist(), df["variant"].tolist(),
                                          df["propensity"].tolist(), df["policy_version"].tolist(),
-                                         df["mode"].tolist())])
+                                         df["mode"].tolist())], refused=df.attrs.get("refused", []))
 
     @bentoml.api
     async def reward(self, decision_id: str = Field(min_length=1, max_length=100),
@@ -255,7 +256,8 @@ class InboxService:
                      content_ids: list[ContactId] | None = Field(default=None, max_length=MAX_CANDIDATES),
                      k: int = Field(default=3, ge=1, le=MAX_CANDIDATES)) -> DecideResponse:
         """Everything the send pipeline needs for up to 1,000 recipients of one campaign, in one call:
-        variant + decision id + propensity, send time, lead score, content order."""
+        variant + decision id + propensity, send time, lead score, content order. A contact without consent,
+        opted out or suppressed gets no decision (nothing logged) and is listed under `refused`."""
         from serving.decide import decide
 
         state = self.state
