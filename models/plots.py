@@ -84,25 +84,51 @@ def importance(names: list[str], gains: np.ndarray, top: int = 25):
     return fig
 
 
-def hour_of_week_heatmap(rows: dict[str, np.ndarray]):
-    """One 7 x 24 panel per entry (predicted P(open within 24 h) by local send hour)."""
+def hour_of_week_heatmap(rows: dict[str, np.ndarray], value_label: str = "predicted P(open within 24 h)"):
+    """One 7 x 24 panel per entry (predicted P(open within 24 h) by local send hour), colour bar labelled."""
     n = len(rows)
-    fig, axes = _subplots(n, 1, figsize=(9, 2.1 * n), squeeze=False)
+    fig, axes = _subplots(n, 1, figsize=(9, 2.2 * n), squeeze=False)
     days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
     for ax, (label, grid) in zip(axes[:, 0], rows.items()):
         im = ax.imshow(np.asarray(grid).reshape(7, 24), aspect="auto", cmap="viridis")
         ax.set_yticks(range(7), days)
-        ax.set_xticks(range(0, 24, 3))
+        ax.set_xticks(range(0, 24, 3), [f"{h:02d}:00" for h in range(0, 24, 3)])
         ax.set_title(label, fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.025)
+        bar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
+        bar.set_label(value_label, fontsize=7)
+        bar.ax.tick_params(labelsize=7)
     axes[-1, 0].set_xlabel("local hour of the send")
     fig.tight_layout()
     return fig
 
 
+# bars named like these are references, drawn apart from the models compared
+REFERENCE_BARS = {"oracle": "0.55", "random": "0.75"}
+
+
 def bars(title: str, values: dict[str, float], ylabel: str):
-    fig, ax = _subplots(figsize=(6, 3.5))
-    ax.bar(list(values), list(values.values()))
-    ax.set(title=title, ylabel=ylabel)
+    """Horizontal bars, one per model or baseline, each labelled with its value (names never overlap).
+
+    `ylabel` names the measured quantity (the value axis). "ours" is highlighted; the oracle (the
+    ceiling no model can pass) is grey."""
+    names = list(values)
+    vals = np.asarray([values[k] for k in names], dtype=float)
+    fig, ax = _subplots(figsize=(7, 0.45 * len(names) + 1.3))
+    colors = ["tab:orange" if k == "ours" else REFERENCE_BARS.get(k, "tab:blue") for k in names]
+    y = np.arange(len(names))[::-1]
+    drawn = ax.barh(y, vals, color=colors)
+    ax.set_yticks(y, names)
+    span = float(np.nanmax(np.abs(vals))) if len(vals) and np.isfinite(vals).any() else 1.0
+    ax.bar_label(drawn, labels=[_value_text(v, span) for v in vals], padding=3, fontsize=8)
+    low = min(0.0, float(np.nanmin(vals))) if len(vals) else 0.0
+    ax.set_xlim(low * 1.25, max(0.0, float(np.nanmax(vals)) if len(vals) else 1.0) * 1.25 + 1e-12)
+    ax.axvline(0.0, color="0.3", lw=0.8)
+    ax.set(title=title, xlabel=ylabel)
     fig.tight_layout()
     return fig
+
+
+def _value_text(v: float, span: float) -> str:
+    if not np.isfinite(v):
+        return "n/a"
+    return f"{v:.4f}" if span <= 1 else f"{v:,.2f}" if span < 100 else f"{v:,.0f}"
