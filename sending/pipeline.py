@@ -1,39 +1,45 @@
-"""The send pipeline: audience -> `decide` over HTTP -> render -> SMTP -> sends in the event log.
+"""The send pipeline: audience -> `decide` over HTTP -> render -> outbox -> SMTP at the decided time.
 
 `run_campaign(config, base_url, settings, demo=False)`:
 
-1. folds pending webhook events into the event log, then takes the audience:
-   contacts with consent, minus every contact that ever unsubscribed, bounced
-   or complained (and `audience.limit` of them, seeded);
+1. folds pending webhook events into the event log and takes the audience
+   (`sending.audience`: consent ledger, bounces, hygiene, a stable draw), minus
+   whoever this campaign run already queued;
 2. registers the campaign with the allocator if it is new (variants = content
-   rows, their topic/format/subject traits as variant features);
-3. calls `POST /decide` once per batch (<= 1,000 recipients);
-4. renders each email (Jinja2, HTML + text) and delivers it over SMTP with the
-   decision id in `X-Inbox-Decision-Id` and in the providers' custom-args
-   headers (`X-SMTPAPI` unique_args for SendGrid, `X-Mailgun-Variables`);
-   by default to a local SMTP sink started for the run;
+   rows, their traits as variant features, the declared reward range);
+3. per batch (<= 1,000 recipients): `POST /decide`, reserve send ids, render
+   each message (standard headers: `sending.headers`), insert the batch into the
+   outbox in one transaction, with the decided `send_at`;
+4. drains the outbox (`sending.delivery`): each message leaves when due, at
+   most once, by default through a local SMTP sink started for the run;
 5. appends the sends (decision id, propensity) to `sends.parquet`.
 
-In demo mode the simulated recipients (the world's `ResponseModel`) answer on
-their true probabilities and delays, sent at the recommended send time, and
-their events are posted to the service's webhooks in each provider's format
-(rotating SendGrid, Mailgun, SES), so the allocator learns from HTTP traffic.
+A failure (service unreachable, `/decide` answering 503, SMTP host down) stops
+the run with a `SendError` (one line); what was queued stays queued and
+re-running the same campaign file resumes: nobody is decided or mailed twice.
+
+In demo mode the clock is virtual (each message "leaves" at its send time
+without waiting) and the simulated recipients (the world's `ResponseModel`)
+answer through the service's webhooks in each provider's format.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email.policy import SMTP
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sending.campaign import VARIANT_FEATURES, CampaignConfig
-from serving.webhooks import header_name
 
-SUPPRESSING_EVENTS = ("unsubscribe", "bounce", "complaint")
+DELIVERED = ("sent", "unknown")
+
+
+class SendError(RuntimeError):
+    """A campaign run stopped by something outside it; the message is one line and says how to resume."""
 
 
 @dataclass
@@ -45,6 +51,13 @@ class RoundResult:
     sent: int
     fallback: int
     live: int = 0                 # recipients whose predictions were computed live (no current published row)
+    run: str = ""
+    skipped: dict = field(default_factory=dict)   # reason -> contacts
+    already_queued: int = 0
+    enqueued: int = 0
+    refused: int = 0              # contacts /decide declined (consent checked by the server)
+    outbox: dict = field(default_factory=dict)    # status -> messages of this run
+    max_lateness_s: float = 0.0
     variants: dict = field(default_factory=dict)
     events_posted: int = 0
     webhook_calls: int = 0
@@ -55,32 +68,6 @@ class RoundResult:
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
-
-
-# --- audience -----------------------------------------------------------------
-def audience(events_dir: Path, spec) -> tuple[pd.DataFrame, int, int]:
-    """(contacts to mail [contact_id, email], suppressed count, no-consent count)."""
-    import pyarrow.parquet as pq
-
-    from simulation.eventlog import read_table, table_path
-
-    contacts = read_table("contacts", table_path(events_dir, "contacts"))
-    events_path = table_path(events_dir, "events")
-    suppressed_ids = np.array([], dtype=np.int64)
-    if events_path.exists():
-        ev = pq.read_table(events_path, columns=["contact_id", "type"],
-                           filters=[("type", "in", list(SUPPRESSING_EVENTS))])
-        suppressed_ids = np.unique(ev.column("contact_id").to_numpy())
-    if spec.contact_ids is not None:
-        contacts = contacts[contacts["contact_id"].isin(spec.contact_ids)]
-    consent = contacts["consent"].to_numpy(bool)
-    suppressed = contacts["contact_id"].isin(suppressed_ids).to_numpy()
-    eligible = contacts[consent & ~suppressed]
-    if spec.limit is not None and len(eligible) > spec.limit:
-        eligible = eligible.sample(n=spec.limit, random_state=spec.seed)
-    eligible = eligible.sort_values("contact_id")
-    return (eligible[["contact_id", "email"]].reset_index(drop=True),
-            int((consent & suppressed).sum()), int((~consent).sum()))
 
 
 # --- campaign registration ------------------------------------------------------
@@ -99,24 +86,15 @@ def ensure_campaign(settings, config: CampaignConfig, content: pd.DataFrame) -> 
         variants = variants.astype({c: float for c in VARIANT_FEATURES if c not in ("topic", "format")})
         alloc.register_campaign(config.campaign_id, variants.reset_index(drop=True), config.context_features,
                                 reward_event=config.reward_event, wait_window=config.wait_window,
-                                policy=config.policy, floor=config.floor)
+                                policy=config.policy, floor=config.floor,
+                                reward_range=tuple(config.reward_range))
         return True
     finally:
         alloc.close()
 
 
-# --- delivery -------------------------------------------------------------------
-def delivery_headers(config: CampaignConfig, send_id: int, contact_id: int, decision_id: str) -> dict[str, str]:
-    ids = {"send_id": str(send_id), "contact_id": str(contact_id), "decision_id": decision_id,
-           "campaign_id": config.campaign_id}
-    headers = {header_name(k): v for k, v in ids.items()}
-    headers["X-SMTPAPI"] = json.dumps({"unique_args": ids})      # SendGrid custom args
-    headers["X-Mailgun-Variables"] = json.dumps(ids)              # Mailgun user-variables
-    headers["X-SES-MESSAGE-TAGS"] = ", ".join(f"{k}={v}" for k, v in ids.items())  # SES message tags
-    return headers
-
-
 def next_send_id(events_dir: Path) -> int:
+    """One above the largest send id in the event log (the outbox's counter never goes below it)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -129,90 +107,165 @@ def next_send_id(events_dir: Path) -> int:
     return int(hi or 0) + 1
 
 
-@contextlib.contextmanager
-def smtp_target(config: CampaignConfig, mbox_path: Path | None):
-    from sending.smtp import SmtpSender, smtp_sink
+# --- decide ---------------------------------------------------------------------
+def call_decide(client, base_url: str, config: CampaignConfig, contact_ids: np.ndarray, start, end) -> dict:
+    import httpx
 
-    if config.smtp is not None:
-        s = config.smtp
-        sender = SmtpSender(s.host, s.port, s.username, s.password, s.starttls)
-        try:
-            yield sender, None
-        finally:
-            sender.close()
-        return
-    with smtp_sink(mbox_path) as (host, port, handler):
-        sender = SmtpSender(host, port)
-        try:
-            yield sender, handler
-        finally:
-            sender.close()
-
-
-def call_decide(client, base_url: str, config: CampaignConfig, contact_ids: np.ndarray, start, end) -> list[dict]:
     body = {"campaign_id": config.campaign_id, "contact_ids": [int(c) for c in contact_ids],
             "window": {"start": start.isoformat(), "end": end.isoformat(),
                        "quiet_hours": list(config.window.quiet_hours)},
             "k": max(config.content_blocks, 1)}
-    r = client.post(f"{base_url}/decide", json=body)
+    try:
+        r = client.post(f"{base_url}/decide", json=body)
+    except httpx.HTTPError as exc:
+        raise SendError(f"service {base_url} unreachable ({type(exc).__name__})") from None
     if r.status_code != 200:
-        raise RuntimeError(f"decide failed with HTTP {r.status_code}: {r.text[:500]}")
-    return r.json()["decisions"]
+        try:
+            detail = r.json().get("error", "")
+        except ValueError:
+            detail = r.text[:200]
+        raise SendError(f"{base_url}/decide answered HTTP {r.status_code}{': ' + detail if detail else ''}")
+    return r.json()
 
 
-def run_campaign(config: CampaignConfig, base_url: str, settings, demo: bool = False, *,
-                 progress: bool = False, seed: int = 0, mbox_path: Path | None = None) -> RoundResult:
+# --- render ---------------------------------------------------------------------
+class Renderer:
+    """Turns one decision into an outbox row (message bytes with every standard header)."""
+
+    def __init__(self, config: CampaignConfig, settings, content: pd.DataFrame, run: str):
+        self.config, self.settings, self.run = config, settings, run
+        self.by_id = content.set_index("content_id")
+        self.subjects = self.by_id["subject"].to_dict()
+        self.blocks = {c: {"content_id": c, **self.by_id.loc[c, ["name", "topic", "format"]].to_dict()}
+                       for c in self.by_id.index}
+
+    def row(self, send_id: int, email: str, d: dict, now: datetime) -> tuple:
+        from sending.delivery import us
+        from sending.headers import HANDOFF_HORIZON, list_unsubscribe, message_headers
+        from sending.render import render_email
+        from sending.tokens import make_token
+
+        config = self.config
+        send_at = pd.Timestamp(d["send_at"]).to_pydatetime() if d.get("send_at") else now
+        due = send_at
+        if config.delivery.handoff != "none":
+            due = max(now, send_at - HANDOFF_HORIZON[config.delivery.handoff])
+        token = make_token(self.settings, d["contact_id"], send_id)
+        url = f"{config.links.base_url.rstrip('/')}/u/{token}"
+        headers = message_headers(config, send_id=send_id, contact_id=d["contact_id"], decision_id=d["decision_id"],
+                                  send_at=send_at)
+        blocks = [self.blocks[c] for c in d["content_order"][: config.content_blocks]]
+        msg = render_email(sender=config.sender, email=email, send_id=send_id,
+                           variant={"subject": self.subjects[d["variant"]]}, blocks=blocks, headers=headers,
+                           unsubscribe_url=url, postal_address=config.address,
+                           base_url=config.links.base_url.rstrip("/"))
+        data = list_unsubscribe(url, config.unsubscribe_mailto, token) + msg.as_bytes(policy=SMTP)
+        return (send_id, config.campaign_id, self.run, int(d["contact_id"]), int(d["variant"]), d["decision_id"],
+                d["propensity"], int(bool(d.get("fallback"))), int(d.get("source") == "live"), config.sender_domain,
+                config.sender, email, data, us(send_at), us(due), us(now))
+
+
+def enqueue_campaign(config: CampaignConfig, base_url: str, settings, outbox, clock, *, progress: bool = False,
+                     result: RoundResult) -> None:
+    """Decide, render and queue everyone of the run not queued yet (one outbox transaction per batch)."""
     import httpx
 
-    from serving.eventsink import append_sends, flush
-    from sending.render import render_email
+    from sending.audience import select_audience
+    from serving.api_keys import client_headers
+    from serving.eventsink import flush
     from simulation.eventlog import read_table, table_path
 
-    events_dir = settings.events_dir
-    flush(events_dir)
-    content = read_table("content", table_path(events_dir, "content"))
+    flush(settings.events_dir)
+    content = read_table("content", table_path(settings.events_dir, "content"))
     ensure_campaign(settings, config, content)
-    people, suppressed, no_consent = audience(events_dir, config.audience)
-    result = RoundResult(config.campaign_id, len(people), suppressed, no_consent, 0, 0)
-    if people.empty:
-        return result
-    start, end = config.window.bounds()
-    by_id = content.set_index("content_id")
-    first_send = next_send_id(events_dir)
-    rows = []
+    run = config.run_key()
+    aud = select_audience(settings, config, outbox.queued_contacts(config.campaign_id, run))
+    result.skipped, result.already_queued = aud.skipped, aud.already_queued
+    result.audience = len(aud.people) + aud.already_queued
+    result.no_consent = aud.skipped.get("no_consent", 0)
+    result.suppressed = sum(aud.skipped.get(k, 0) for k in ("suppressed", "opted_out", "topic_opt_out",
+                                                            "hard_bounce", "soft_bounces"))
+    if aud.people.empty:
+        return
+    start, end = config.window.bounds(clock.now())
+    renderer = Renderer(config, settings, content, run)
+    floor = next_send_id(settings.events_dir)
+    emails = dict(zip(aud.people["contact_id"].tolist(), aud.people["email"].tolist()))
     result.decided_at = datetime.now(timezone.utc)
-    with httpx.Client(timeout=120) as client, smtp_target(config, mbox_path) as (smtp, _sink), \
-            _progress(progress, len(people), f"send {config.campaign_id}") as advance:
-        for lo in range(0, len(people), config.batch_size):
-            batch = people.iloc[lo: lo + config.batch_size]
-            decisions = call_decide(client, base_url, config, batch["contact_id"].to_numpy(), start, end)
-            for i, (email, d) in enumerate(zip(batch["email"].tolist(), decisions)):
-                send_id = first_send + lo + i
-                variant = by_id.loc[d["variant"]]
-                blocks = [{"content_id": c, **by_id.loc[c, ["name", "topic", "format"]].to_dict()}
-                          for c in d["content_order"][: config.content_blocks]]
-                msg = render_email(sender=config.sender, email=email, send_id=send_id,
-                                   variant={"subject": variant["subject"]}, blocks=blocks,
-                                   headers=delivery_headers(config, send_id, d["contact_id"], d["decision_id"]))
-                smtp.send(msg)
-                sent_at = pd.Timestamp(d["send_at"]) if demo and d["send_at"] else pd.Timestamp.now(tz="UTC")
-                rows.append((send_id, d["contact_id"], d["variant"], sent_at, d["decision_id"], d["propensity"],
-                             d["fallback"], d["source"] == "live"))
+    with httpx.Client(timeout=120, headers=client_headers()) as client, \
+            _progress(progress, len(aud.people), f"queue {config.campaign_id}") as advance:
+        for lo in range(0, len(aud.people), config.batch_size):
+            batch = aud.people["contact_id"].to_numpy()[lo: lo + config.batch_size]
+            try:
+                answer = call_decide(client, base_url, config, batch, start, end)
+            except SendError as exc:
+                raise SendError(f"{exc}; {result.enqueued + aud.already_queued} of {result.audience} recipients "
+                                "queued, re-run the same campaign to resume") from None
+            decisions = answer["decisions"]
+            result.refused += len(answer.get("refused") or [])
+            if decisions:
+                first = outbox.reserve_send_ids(len(decisions), floor)
+                now = clock.now()
+                rows = [renderer.row(first + i, emails[int(d["contact_id"])], d, now)
+                        for i, d in enumerate(decisions)]
+                result.enqueued += outbox.enqueue(rows)
             advance(len(batch))
-    sends = pd.DataFrame(rows, columns=["send_id", "contact_id", "content_id", "sent_at", "decision_id",
-                                        "propensity", "fallback", "live"])
-    sends["campaign_id"] = config.campaign_id
-    sends["sent_at"] = pd.to_datetime(sends["sent_at"], utc=True)
-    append_sends(events_dir, sends.drop(columns=["fallback", "live"]))
-    result.sent = len(sends)
-    result.fallback = int(sends["fallback"].sum())
-    result.live = int(sends["live"].sum())
-    result.variants = {int(k): int(v) for k, v in sends["content_id"].value_counts().sort_index().items()}
-    if demo:
+
+
+# --- delivery -------------------------------------------------------------------
+@contextlib.contextmanager
+def smtp_target(config: CampaignConfig, mbox_path: Path | None):
+    """Yields (connect() -> SmtpSender, sink handler or None): the campaign's SMTP host, or a local sink."""
+    from sending.smtp import SmtpSender, smtp_sink
+
+    if config.smtp is not None:
+        s = config.smtp
+        yield (lambda: SmtpSender(s.host, s.port, s.username, s.password, s.tls, s.timeout)), None
+        return
+    with smtp_sink(mbox_path) as (host, port, handler):
+        yield (lambda: SmtpSender(host, port)), handler
+
+
+def deliver_campaign(config: CampaignConfig, settings, outbox, clock, mbox_path: Path | None = None,
+                     wait_for_scheduled: bool = True):
+    from sending.delivery import drain
+    from sending.records import record_sends
+
+    d = config.delivery
+    with smtp_target(config, mbox_path) as (connect, _sink):
+        return drain(outbox, connect, clock, campaign=(config.campaign_id, config.run_key()),
+                     rates={config.sender_domain: d.rate_per_second} if d.rate_per_second else None,
+                     max_attempts=d.max_attempts, backoff_s=d.backoff_seconds,
+                     record=lambda: record_sends(settings, outbox), wait_for_scheduled=wait_for_scheduled)
+
+
+def run_campaign(config: CampaignConfig, base_url: str, settings, demo: bool = False, *, clock=None,
+                 deliver: bool = True, progress: bool = False, seed: int = 0,
+                 mbox_path: Path | None = None) -> RoundResult:
+    """Enqueue the campaign run (resuming it) and, with `deliver`, drain it; see the module docstring."""
+    from sending.clock import SystemClock, VirtualClock
+    from sending.outbox import Outbox
+    from serving.eventsink import flush
+
+    clock = clock or (VirtualClock() if demo else SystemClock())
+    result = RoundResult(config.campaign_id, 0, 0, 0, 0, 0, run=config.run_key())
+    with Outbox.open(settings) as outbox:
+        enqueue_campaign(config, base_url, settings, outbox, clock, progress=progress, result=result)
+        if deliver:
+            drained = deliver_campaign(config, settings, outbox, clock, mbox_path)
+            result.max_lateness_s = drained.max_lateness_s
+        rows = outbox.run_rows(config.campaign_id, result.run)
+    result.outbox = rows["status"].value_counts().to_dict()
+    out = rows[rows["status"].isin(DELIVERED)]
+    result.sent, result.fallback, result.live = len(out), int(out["fallback"].sum()), int(out["live"].sum())
+    result.variants = {int(k): int(v) for k, v in out["content_id"].value_counts().sort_index().items()}
+    if demo and len(out):
         from serving.demo_responses import respond
 
-        respond(result, sends, config, base_url, settings, seed=seed, progress=progress)
-    flush(events_dir)
+        sends = out.assign(sent_at=pd.to_datetime(np.maximum(out["sent_at_us"], out["send_at_us"]), unit="us",
+                                                  utc=True))
+        respond(result, sends.reset_index(drop=True), config, base_url, settings, seed=seed, progress=progress)
+    flush(settings.events_dir)
     return result
 
 

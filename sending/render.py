@@ -3,7 +3,9 @@
 Personalization tokens: `first_name` (from the address, e.g. anna.schmidt@ -> Anna),
 `email`, `send_id`; the chosen variant gives the subject (its `{first_name}`
 token filled in) and the headline; the ranked content blocks fill the body.
-Both templates autoescape HTML (the text part does not).
+Both parts end with the sender's postal address and a visible link to the
+unsubscribe / preference page (CAN-SPAM 15 U.S.C. 7704(a)(5); the same URL as
+`List-Unsubscribe`). The HTML template autoescapes (the text part does not).
 """
 from __future__ import annotations
 
@@ -37,10 +39,12 @@ def personalize(subject: str, tokens: dict) -> str:
 
 
 def render_email(*, sender: str, email: str, send_id: int, variant: dict, blocks: list[dict],
-                 headers: dict[str, str]) -> EmailMessage:
+                 headers: dict[str, str], unsubscribe_url: str, postal_address: str,
+                 base_url: str = "https://inbox.example") -> EmailMessage:
     html_t, text_t = environments()
     tokens = {"first_name": first_name(email), "email": email, "send_id": send_id}
-    context = {**tokens, "headline": personalize(variant["subject"], tokens), "blocks": blocks}
+    context = {**tokens, "headline": personalize(variant["subject"], tokens), "blocks": blocks,
+               "unsubscribe_url": unsubscribe_url, "postal_address": postal_address, "base_url": base_url}
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = email

@@ -1,0 +1,251 @@
+"""The outbox and the sender against a real local SMTP server (aiosmtpd): standard headers as the
+standard library parses them, scheduled delivery on a fast clock, retries, bounces, rate limits,
+provider hand-off, the crash window, send ids."""
+from __future__ import annotations
+
+import email
+import multiprocessing
+import re
+from datetime import datetime, timedelta, timezone
+from email.policy import default
+
+import pytest
+from sending_fixtures import campaign, enqueue, settings_in, spread
+
+from sending.clock import FastClock, VirtualClock
+from sending.delivery import drain
+from sending.outbox import Outbox
+from sending.records import record_sends
+from sending.smtp import SinkHandler, SmtpSender, smtp_sink
+
+
+@pytest.fixture()
+def settings(tmp_path, monkeypatch):
+    monkeypatch.delenv("INBOX_SECRET_KEY", raising=False)
+    return settings_in(tmp_path)
+
+
+def _drain(settings, outbox, handler, clock, **kw):
+    with smtp_sink(handler=handler) as (host, port, _):
+        return drain(outbox, lambda: SmtpSender(host, port), clock, record=lambda: record_sends(settings, outbox),
+                     **kw)
+
+
+class RawSink(SinkHandler):
+    """Keeps each message's raw bytes too."""
+
+    def __init__(self, reply=None):
+        super().__init__(reply=reply)
+        self.raw = []
+
+    async def handle_DATA(self, server, session, envelope):
+        answer = await super().handle_DATA(server, session, envelope)
+        if answer.startswith("250"):
+            self.raw.append(envelope.content)
+        return answer
+
+
+def test_messages_carry_every_standard_header(settings):
+    from sending.tokens import read_token
+
+    config = campaign(links={"base_url": "https://mail.shop.example"}, list_id="Shop news <news.shop.example>")
+    now = datetime.now(timezone.utc)
+    with Outbox.open(settings) as outbox:
+        ids = enqueue(settings, config, outbox, [now - timedelta(minutes=1)] * 2)
+        handler = RawSink()
+        result = _drain(settings, outbox, handler, VirtualClock(now))
+    assert result.sent == 2 and len(handler.raw) == 2
+    ids_seen = set()
+    for raw in handler.raw:
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+        msg = email.message_from_bytes(raw, policy=default)
+        assert re.fullmatch(r"<[^<>@\s]+@shop\.example>", msg["Message-ID"])
+        assert email.utils.parsedate_to_datetime(msg["Date"]).tzinfo is not None
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["List-Id"] == "Shop news <news.shop.example>"
+        https, mailto = re.fullmatch(r"<(https://[^>]+)>,\s*<(mailto:[^>]+)>", str(msg["List-Unsubscribe"])).groups()
+        token = https.rsplit("/u/", 1)[1]
+        assert https.startswith("https://mail.shop.example/u/") and token in mailto
+        contact_id, send_id = read_token(settings, token)
+        assert send_id == int(msg["X-Inbox-Send-Id"]) and contact_id == int(msg["X-Inbox-Contact-Id"])
+        ids_seen.add(send_id)
+        text = msg.get_body(("plain",)).get_content()
+        html = msg.get_body(("html",)).get_content()
+        for part in (text, html):
+            assert "Shop Ltd, 1 Main St, Springfield" in part and https in part
+        tags = dict(kv.split("=", 1) for kv in re.split(r",\s*", str(msg["X-SES-MESSAGE-TAGS"])))
+        assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,256}", v) for v in [*tags, *tags.values()])
+        from sending.headers import ses_tag_decode
+
+        assert ses_tag_decode(tags["campaign_id"]) == "spring.launch:v2"
+        assert msg["X-Mailgun-Tag"] == "spring.launch:v2" and "send_at" not in msg["X-SMTPAPI"]
+    assert ids_seen == set(ids)
+
+
+def test_forged_or_tampered_tokens_are_refused(settings):
+    from sending.tokens import InvalidToken, make_token, read_token
+
+    token = make_token(settings, 7, 9)
+    assert read_token(settings, token) == (7, 9)
+    c, s, mac = token.split(".")
+    for bad in (f"8.{s}.{mac}", f"{c}.10.{mac}", f"{c}.{s}.{'0' * 32}", "7.9", "", token + "0"):
+        with pytest.raises(InvalidToken):
+            read_token(settings, bad)
+
+
+def test_scheduled_messages_leave_within_a_minute_of_send_at_on_a_fast_clock(settings):
+    start = datetime.now(timezone.utc)
+    clock = FastClock(speed=3600, start=start)            # an hour per second
+    send_ats = spread(start + timedelta(minutes=10), 12, timedelta(minutes=13))   # over ~2.5 h
+    with Outbox.open(settings) as outbox:
+        ids = enqueue(settings, campaign(), outbox, send_ats, now=start)
+        handler = RawSink()
+        result = _drain(settings, outbox, handler, clock)
+        rows = outbox.run_rows("spring.launch:v2", campaign().run_key()).set_index("send_id")
+    assert result.sent == 12 and len(handler.raw) == 12
+    late = (rows["sent_at_us"] - rows["send_at_us"]) / 1e6
+    assert (late >= 0).all() and (late < 60).all(), late.describe()
+    for raw in handler.raw:  # the Date header is the (clock) time it left, not before its send_at
+        msg = email.message_from_bytes(raw, policy=default)
+        sent = email.utils.parsedate_to_datetime(msg["Date"])
+        scheduled = send_ats[ids.index(int(msg["X-Inbox-Send-Id"]))]
+        assert timedelta(0) <= sent - scheduled.replace(microsecond=0) < timedelta(minutes=1)
+
+
+def test_4xx_is_retried_with_exponential_backoff_and_5xx_is_a_hard_bounce(settings):
+    from simulation.eventlog import read_table, table_path
+
+    tries: dict[str, int] = {}
+
+    def reply(msg):
+        sid = msg["X-Inbox-Send-Id"]
+        tries[sid] = tries.get(sid, 0) + 1
+        if msg["To"].startswith("anna.schmidt0@"):
+            return "550 5.1.1 mailbox unavailable"
+        if tries[sid] <= 2:
+            return "451 4.3.0 try again later"
+        return None
+
+    now = datetime.now(timezone.utc)
+    clock = VirtualClock(now)
+    with Outbox.open(settings) as outbox:
+        ids = enqueue(settings, campaign(), outbox, [now] * 3, now=now)
+        handler = SinkHandler(reply=reply)
+        result = _drain(settings, outbox, handler, clock, backoff_s=60, max_attempts=5)
+        rows = outbox.run_rows("spring.launch:v2", campaign().run_key()).set_index("send_id")
+    assert len(handler.received) == 2 and result.bounced == 1 and result.sent == 2
+    assert rows.loc[ids[0], "status"] == "bounced" and rows.loc[ids[0], "last_code"] == 550
+    assert (rows.loc[ids[1:], "attempts"] == 3).all() and (rows.loc[ids[1:], "status"] == "sent").all()
+    # two deferrals: 60 s then 120 s of (virtual) backoff before the third attempt
+    assert clock.now() - now >= timedelta(seconds=180)
+    events = read_table("events", table_path(settings.events_dir, "events"))
+    sends = read_table("sends", table_path(settings.events_dir, "sends"))
+    assert events[["send_id", "type"]].values.tolist() == [[ids[0], "bounce"]]
+    assert sorted(sends["send_id"]) == ids and sends["decision_id"].notna().all()
+
+
+def test_4xx_until_max_attempts_fails_without_delivery(settings):
+    now = datetime.now(timezone.utc)
+    with Outbox.open(settings) as outbox:
+        enqueue(settings, campaign(), outbox, [now], now=now)
+        handler = SinkHandler(reply=lambda m: "421 4.7.0 slow down")
+        result = _drain(settings, outbox, handler, VirtualClock(now), backoff_s=1, max_attempts=3)
+        assert outbox.counts() == {"failed": 1}
+    assert result.failed == 1 and result.deferred == 2 and handler.received == []
+
+
+def test_rate_limit_per_sending_domain(settings):
+    now = datetime.now(timezone.utc)
+    clock = VirtualClock(now)
+    with Outbox.open(settings) as outbox:
+        enqueue(settings, campaign(), outbox, [now] * 21, now=now)
+        rows_before = outbox.counts()
+        _drain(settings, outbox, SinkHandler(), clock, rates={"shop.example": 5.0})
+        sent = outbox.run_rows("spring.launch:v2", campaign().run_key())["sent_at_us"]
+    assert rows_before == {"queued": 21}
+    span = (sent.max() - sent.min()) / 1e6
+    assert 3.0 <= span <= 3.5  # a burst of 5, then 16 more at 5/s
+
+
+def test_provider_handoff_sends_now_with_the_providers_schedule_header(settings):
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    later, far = now + timedelta(hours=5), now + timedelta(days=5)
+    for provider in ("sendgrid", "mailgun"):
+        config = campaign(campaign_id=f"handoff-{provider}", delivery={"handoff": provider})
+        with Outbox.open(settings) as outbox:
+            enqueue(settings, config, outbox, [later, far], now=now)
+            handler = RawSink()
+            _drain(settings, outbox, handler, VirtualClock(now), campaign=(config.campaign_id, config.run_key()),
+                   wait_for_scheduled=False)
+            assert outbox.counts((config.campaign_id, config.run_key())) == {"sent": 1, "queued": 1}
+        msg = email.message_from_bytes(handler.raw[0], policy=default)  # the far one waits for the horizon
+        if provider == "sendgrid":
+            assert '"send_at": %d' % int(later.timestamp()) in msg["X-SMTPAPI"]
+        else:
+            assert email.utils.parsedate_to_datetime(msg["X-Mailgun-Deliver-By"]) == later
+
+
+def test_a_message_left_handed_by_a_crash_is_never_sent_again(settings):
+    now = datetime.now(timezone.utc)
+    with Outbox.open(settings) as outbox:
+        ids = enqueue(settings, campaign(), outbox, [now] * 2, now=now)
+        assert outbox.mark_handed(ids[0], 0)  # as a sender killed right after the end-of-data dot leaves it
+    with Outbox.open(settings) as outbox:
+        handler = SinkHandler()
+        result = _drain(settings, outbox, handler, VirtualClock(now))
+        assert outbox.counts() == {"unknown": 1, "sent": 1}
+    assert result.recovered_unknown == 1 and [h[2]["X-Inbox-Send-Id"] for h in handler.received] == [str(ids[1])]
+    from simulation.eventlog import read_table, table_path
+
+    assert sorted(read_table("sends", table_path(settings.events_dir, "sends"))["send_id"]) == ids
+
+
+def _reserve(path, n, out):
+    ob = Outbox(path)
+    out.put([ob.reserve_send_ids(3, floor=50) for _ in range(n)])
+    ob.close()
+
+
+def test_send_ids_are_reserved_atomically_and_never_reused(settings):
+    from sending.outbox import outbox_path
+
+    path = outbox_path(settings)
+    Outbox(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_reserve, args=(path, 40, q)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    firsts = sorted(f for _ in procs for f in q.get(timeout=60))
+    for p in procs:
+        p.join(30)
+    blocks = [set(range(f, f + 3)) for f in firsts]
+    assert firsts[0] == 50 and len(set().union(*blocks)) == 3 * len(blocks)  # disjoint
+    with Outbox(path) as ob:  # a block reserved by a run that died is skipped, never handed out again
+        assert ob.reserve_send_ids(1, floor=1) == max(firsts) + 3
+
+
+def test_campaign_file_refuses_auth_without_tls_and_bad_reward_ranges():
+    from sending.campaign import parse_campaign
+
+    base = {"campaign_id": "c", "variants": [1], "postal_address": "Shop Ltd, Springfield"}
+    with pytest.raises(ValueError, match="smtp.username: SMTP AUTH needs tls"):
+        parse_campaign({**base, "smtp": {"host": "h", "username": "u", "password": "p"}})
+    assert parse_campaign({**base, "smtp": {"host": "h", "username": "u", "tls": "starttls"}}).smtp.tls == "starttls"
+    with pytest.raises(ValueError, match="postal_address"):
+        parse_campaign({"campaign_id": "c", "variants": [1], "smtp": {"host": "h"}})
+    with pytest.raises(ValueError, match="reward_range"):
+        parse_campaign({**base, "reward_range": [1, 0]})
+    assert parse_campaign({**base, "reward_range": [0, 500]}).reward_range == (0, 500)
+    with pytest.raises(ValueError, match="links.base_url"):
+        parse_campaign({**base, "links": {"base_url": "http://plain.example"}})
+
+
+def test_unreachable_smtp_host_is_one_line():
+    from serving.runner import free_port
+    from sending.smtp import SmtpUnavailable
+
+    port = free_port()
+    with pytest.raises(SmtpUnavailable, match=rf"^smtp 127.0.0.1:{port}: ConnectionRefusedError") as exc:
+        SmtpSender("127.0.0.1", port, timeout=5)
+    assert "\n" not in str(exc.value)
