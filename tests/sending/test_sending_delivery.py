@@ -249,3 +249,22 @@ def test_unreachable_smtp_host_is_one_line():
     with pytest.raises(SmtpUnavailable, match=rf"^smtp 127.0.0.1:{port}: ConnectionRefusedError") as exc:
         SmtpSender("127.0.0.1", port, timeout=5)
     assert "\n" not in str(exc.value)
+
+
+def test_outbox_eraser_removes_the_contacts_messages_and_leaves_no_bytes(settings):
+    from privacy.erase import Subject, stores
+    from sending.outbox import outbox_path
+    from sending.privacy import erase_outbox, export_outbox
+
+    assert "outbox" in [s.name for s in stores()]
+    now = datetime.now(timezone.utc)
+    with Outbox.open(settings) as outbox:
+        ids = enqueue(settings, campaign(), outbox, [now] * 2, now=now)
+    exported = export_outbox(settings, Subject((100,)))
+    assert [r["send_id"] for r in exported] == ids[:1] and "anna.schmidt0@example.com" in exported[0]["message"]
+    assert erase_outbox(settings, Subject((100,))) == 1 and erase_outbox(settings, Subject((100,))) == 0
+    files = [p for p in outbox_path(settings).parent.iterdir() if p.is_file()]
+    blob = b"".join(p.read_bytes() for p in files)
+    assert b"anna.schmidt0@" not in blob and b"anna.schmidt1@" in blob
+    with Outbox.open(settings) as outbox:
+        assert outbox.reserve_send_ids(1) > max(ids)  # erased ids are never handed out again
