@@ -6,6 +6,11 @@ three largest positive and three most negative contributions (log-odds) are
 turned into short phrases such as "opened 6 emails in the last 30 days" or
 "seniority is executive". Vectorized: strings are built only for the picked
 cells, one numpy/pandas formatting pass per feature.
+
+A reason must tell this contact apart from the others. A yes/no flag in its
+ordinary state ("bounced: no", "consent: yes") holds for most contacts, so its
+contribution is never offered as a reason; only the exceptional state is
+("bounced: yes", "consent: no").
 """
 from __future__ import annotations
 
@@ -29,12 +34,15 @@ PHRASES: tuple[tuple[str, str], ...] = (
     (r"^(open|click|conversion|unsubscribe|bounce)_rate(_decayed|_ewm)?$", "{1} rate {v}"),
     (r"^days_since_(last_)?(\w+)$", "{v} days since the last {2}"),
     (r"^(tenure|account_age|age)_days$", "on the list for {v} days"),
-    (r"^unsubscribed$", "unsubscribed: {v}"),
+    (r"^(unsubscribed|bounced|complained)$", "{name}: {v}"),
     (r"^engagement_score$", "engagement score {v}"),
     (r"^sends_since_last_open$", "{v} sends since the last open"),
     (r"^revenue_(\d+)d$", "revenue {v} in the last {1} days"),
 )
 
+
+# the ordinary state of a yes/no feature; any boolean not listed is ordinarily False
+ORDINARY_STATE = {"consent": True, "email_valid": True}
 
 NO_EVENT = re.compile(r"^days_since_(last_)?(\w+)$")
 
@@ -49,7 +57,7 @@ def _template(name: str) -> tuple[str, tuple[str, ...]]:
         m = re.search(pattern, base)
         if m:
             return template, tuple(g or "" for g in m.groups())
-    return "{name} = {v}", ()
+    return "{name}: {v}", ()
 
 
 def _format_values(values: pd.Series) -> pd.Series:
@@ -94,8 +102,12 @@ def top_reasons(
     pred_contrib=True)` (last column = bias, ignored); `features` holds the raw
     (display) values with the same column order.
     """
-    contrib = np.asarray(contributions)[:, : features.shape[1]]
+    contrib = np.array(contributions, dtype=float)[:, : features.shape[1]]
     n, f = contrib.shape
+    for j, name in enumerate(features.columns):  # a flag in its ordinary state is not a reason
+        col = features.iloc[:, j]
+        if pd.api.types.is_bool_dtype(col):
+            contrib[col.to_numpy(dtype=bool) == ORDINARY_STATE.get(_clean(name), False), j] = 0.0
     k = min(k, f)
     pos_idx = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
     neg_idx = np.argsort(contrib, axis=1, kind="stable")[:, :k]

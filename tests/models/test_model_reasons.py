@@ -25,3 +25,20 @@ def test_phrases_are_words_not_column_names():
     s = phrase("contact_engagement__sends_7d", pd.Series([2]))
     assert s.iloc[0] == "2 sends in the last 7 days"
     assert phrase("tenure_days", pd.Series([400.0])).iloc[0] == "on the list for 400 days"
+
+
+def test_a_flag_in_its_ordinary_state_is_never_a_reason():
+    features = pd.DataFrame({"bounced": [False, True, False], "consent": [True, True, False],
+                             "opens_30d": [4, 0, 1]})
+    contrib = np.array([
+        [0.9, 0.4, 0.1, 0.0],   # "bounced: no" and "consent: yes" push up but describe most contacts
+        [-2.0, 0.4, -0.2, 0.0],
+        [0.9, -0.5, -0.1, 0.0],
+    ]).copy()
+    before = contrib.copy()
+    pos, neg = top_reasons(contrib, features, k=2)
+    assert pos[0] == ["4 opens in the last 30 days"]
+    assert neg[1][0] == "bounced: yes"
+    assert pos[1] == []  # consent: yes is ordinary
+    assert neg[2][0] == "consent: no" and pos[2] == []
+    assert np.array_equal(contrib, before)  # the caller's array is not modified
