@@ -1,16 +1,21 @@
 """`inbox demo`: the whole loop on embedded defaults, one laptop, no services to install.
 
 world -> event log -> features (Feast apply + materialize) -> three models (MLflow)
--> published predictions (online store) -> BentoML service -> two send rounds with
-learning in between -> summary.
+-> an A/B analysis and a bandit policy race (MLflow) -> published predictions
+(online store) -> BentoML service -> two send rounds with learning in between
+-> summary.
 
-Each step is a function of the package that owns it; this module only orders
-them, times them and prints what each returned.
+Each step is a function of the package that owns it; this module checks the
+options before any work starts, orders the steps, times them and prints what
+each returned (`inbox.demo_summary`).
 """
 from __future__ import annotations
 
 import argparse
 import time
+
+
+STEPS = ["simulate", "features", "train", "experiments", "publish", "loop"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
         "--until",
-        choices=["simulate", "features", "train", "publish", "loop"],
+        choices=STEPS,
         default="loop",
         help="stop after this step (default: run everything)",
     )
@@ -39,19 +44,35 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse combinations that would fail part-way, before any step runs."""
+    _positive("contacts", args.contacts)
+    _positive("days", args.days)
+    _positive("recipients", args.recipients)
+    last = STEPS.index(args.until)
+    if last >= STEPS.index("train"):
+        from models.lead_scoring import LeadScoringConfig
+
+        cfg = LeadScoringConfig()
+        needed = cfg.warmup_days + 3 * cfg.horizon_days
+        if args.days < needed:
+            raise ValueError(f"--days {args.days}: training needs at least {needed} days of history (warm-up "
+                             f"{cfg.warmup_days} + train, validation and test label windows of {cfg.horizon_days}); "
+                             f"use --days {needed} or more, or --until features")
+    if last >= STEPS.index("loop") and args.recipients > args.contacts:
+        raise ValueError(f"--recipients {args.recipients:,} exceeds --contacts {args.contacts:,}")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from inbox.settings import load_settings
 
-    _positive("contacts", args.contacts)
-    _positive("days", args.days)
-    _positive("recipients", args.recipients)
+    check_options(args)
     settings = load_settings()
     console = Console()
-    steps = ["simulate", "features", "train", "publish", "loop"]
-    last = steps.index(args.until)
+    last = STEPS.index(args.until)
     timings: list[tuple[str, float]] = []
     results: dict[str, object] = {}
 
@@ -72,20 +93,32 @@ def run_demo(args: argparse.Namespace) -> int:
     if last >= 2:
         step("train", "models.cli:train_all", settings=settings, progress=True)
     if last >= 3:
-        step("publish", "serving.publish:publish", settings=settings, progress=True)
+        step("experiments", "inbox.demo:run_experiments", settings=settings, contacts=args.contacts, seed=args.seed)
     if last >= 4:
+        step("publish", "serving.publish:publish", settings=settings, progress=True)
+    if last >= 5:
         step("loop", "serving.demo_loop:run_demo_loop", settings=settings, recipients=args.recipients,
              progress=True)
 
-    summary = Table(title="inbox demo", show_lines=False)
-    summary.add_column("step")
-    summary.add_column("seconds", justify="right")
+    from inbox.demo_summary import describe
+
+    summary = Table(title="inbox demo", show_lines=True)
+    summary.add_column("step", no_wrap=True)
+    summary.add_column("seconds", justify="right", no_wrap=True)
     summary.add_column("result")
     for name, seconds in timings:
-        summary.add_row(name, f"{seconds:,.1f}", _describe(results[name]))
+        summary.add_row(name, f"{seconds:,.1f}", describe(name, results[name]))
     console.print(summary)
-    console.print(f"data: {settings.data_dir}   tracking: {settings.tracking_uri}")
+    console.print(f"Review the runs: mlflow ui --backend-store-uri {settings.tracking_uri}")
     return 0
+
+
+def run_experiments(settings, contacts: int, seed: int) -> dict:
+    """The demo's experiment step: an A/B analysis of the event log and a bandit policy race, both logged."""
+    from experiments.abtest.campaign_analysis import analyse_and_log
+    from experiments.bandit.cli import race_and_log
+
+    return {"ab": analyse_and_log(settings), "bandit": race_and_log(settings, contacts=contacts, seed=seed)}
 
 
 def _call(target: str, args: tuple, kwargs: dict):
@@ -106,28 +139,3 @@ def in_child_process(target: str, *args, **kwargs):
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_call, target, args, kwargs).result()
-
-
-def _describe(result: object) -> str:
-    """One line for the summary table from whatever a step returned."""
-    if result is None:
-        return ""
-    if isinstance(result, dict):
-        flat = {}
-        for k, v in result.items():
-            if isinstance(v, dict):  # one level of nesting: {"build": {...}, "materialize": {...}}
-                flat.update({f"{k}.{k2}": v2 for k2, v2 in v.items()})
-            else:
-                flat[k] = v
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in flat.items() if not isinstance(v, (dict, list, tuple)))
-    if isinstance(result, list):
-        return f"{len(result)} item(s)"
-    return str(result)
-
-
-def _fmt(v: object) -> str:
-    if isinstance(v, float):
-        return f"{v:,.4g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)

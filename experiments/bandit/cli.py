@@ -163,3 +163,18 @@ def _learn(args: argparse.Namespace) -> int:
         return 1 if alloc.learn_refusals else 0
     finally:
         alloc.close()
+
+
+def race_and_log(settings=None, contacts: int = 20_000, seed: int = 7, decisions: int = 5_000) -> dict:
+    """Race the policies on a simulated campaign and log the run (what `inbox demo` runs); a short summary."""
+    from .simulate import SimulationConfig, run_simulation
+    from .tracking import log_simulation
+
+    config = SimulationConfig(decisions=decisions, n_contacts=min(contacts, 20_000), n_variants=5, days=5,
+                              wait_window_hours=12, seed=seed)
+    result = run_simulation(config)
+    table = result.table().set_index("policy")
+    best = table["regret"].idxmin()
+    return {"decisions": decisions, "best_policy": best, "best_regret": float(table.loc[best, "regret"]),
+            "uniform_regret": float(table.loc["uniform", "regret"]) if "uniform" in table.index else None,
+            "run_id": log_simulation(result, settings)}

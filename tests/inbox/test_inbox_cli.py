@@ -29,3 +29,24 @@ def test_publish_refuses_a_bad_chunk_before_any_work(capsys):
     assert main(["publish", "--chunk", "0"]) == 2
     err = capsys.readouterr().err
     assert "--chunk" in err and "Traceback" not in err
+
+
+def test_demo_refuses_bad_combinations_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INBOX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("INBOX_ARTIFACT_ROOT", str(tmp_path / "mlruns"))
+    assert main(["demo", "--days", "60"]) == 2
+    assert "--days 60: training needs at least" in capsys.readouterr().err
+    assert main(["demo", "--contacts", "100", "--recipients", "500"]) == 2
+    assert "--recipients 500 exceeds --contacts 100" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # nothing simulated
+
+
+def test_demo_summary_is_words_without_paths():
+    from inbox.demo_summary import describe
+
+    text = describe("simulate", {"contacts": 3000, "sends": 123456, "open_rate": 0.2213, "seconds_simulate": 2.5,
+                                 "paths": {"events": "/tmp/x/events"}, "note": "/tmp/x"})
+    assert text == "contacts 3,000, sends 123,456, open rate 22.1%"
+    line = describe("train", [{"model": "lead_scoring", "metric": "AUC", "baseline_name": "logistic",
+                               "baseline": 0.79, "ours": 0.8123, "oracle": 0.85, "version": "2", "promoted": False}])
+    assert line == "lead_scoring v2: AUC 0.8123, logistic 0.79, oracle 0.85; kept as challenger"
