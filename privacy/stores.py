@@ -162,6 +162,8 @@ def _export_features(settings, subject: Subject) -> list[dict]:
 # --- Feast online store --------------------------------------------------------------------------------
 def _online(settings, subject: Subject) -> tuple[Path, list[str], list[bytes]]:
     """(online store file, its entity tables, the subject's serialized entity keys)."""
+    if not (Path(settings.feast_dir) / "registry.db").exists():  # before importing Feast (seconds)
+        return Path(settings.feast_dir) / "missing", [], []
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
@@ -169,8 +171,6 @@ def _online(settings, subject: Subject) -> tuple[Path, list[str], list[bytes]]:
     from features.online_store import db_path
     from features.store import get_store
 
-    if not (Path(settings.feast_dir) / "registry.db").exists():
-        return Path(settings.feast_dir) / "missing", [], []
     store = get_store(settings)
     path = Path(db_path(store.config))
     version = store.config.entity_key_serialization_version

@@ -131,7 +131,12 @@ def test_erase_leaves_no_byte_of_the_contact_and_suppresses_its_address(seeded):
     for store in ("event log sends", "event log events", "webhook journal", "simulator world", "feature tables",
                   "online store", "decision log", "event log contacts", "consent ledger"):
         assert erased["stores"][store] > 0, store
-    assert erased["stores"]["MLflow artifacts"] > 0  # the logged models' input examples
+    assert erased["stores"]["MLflow artifacts"] > 0  # the logged models' input examples (rows of unnamed contacts)
+    assert not list(root.joinpath("mlruns").rglob("*input_example.json"))
+    from models.loading import load_champion
+
+    for name in ("lead_scoring", "send_time", "content_preference"):  # the champions still load
+        assert load_champion(name, tracking_uri=settings.tracking_uri).version
     assert not list((settings.data_dir / "privacy" / "pending").glob("*"))
 
     # the others' decisions and the rest of the world are intact
