@@ -50,3 +50,16 @@ def test_demo_summary_is_words_without_paths():
     line = describe("train", [{"model": "lead_scoring", "metric": "AUC", "baseline_name": "logistic",
                                "baseline": 0.79, "ours": 0.8123, "oracle": 0.85, "version": "2", "promoted": False}])
     assert line == "lead_scoring v2: AUC 0.8123, logistic 0.79, oracle 0.85; kept as challenger"
+
+
+def test_version_and_a_bad_flag_shows_the_sub_command_usage(capsys):
+    import pytest as _pytest
+
+    with _pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("inbox 0.")
+    with _pytest.raises(SystemExit) as done:
+        main(["bandit", "learn", "--no-such-flag"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert err.startswith("usage: inbox bandit learn") and "inbox bandit learn: error: unrecognized arguments" in err
