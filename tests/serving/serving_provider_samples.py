@@ -94,3 +94,26 @@ def ses_notification(event_type="Click", message_id="ses-msg-1", send_id=13, con
         "Signature": "EXAMPLEw6JRN...", "SigningCertURL": "https://sns.us-east-1.amazonaws.com/x.pem",
         "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
     }
+
+
+def record_sends(settings, decisions: list[dict], first_send_id: int, campaign_id: str = CAMPAIGN) -> list[dict]:
+    """Write `sends` rows for /decide answers (as the send pipeline does before mailing); their id fields."""
+    import pandas as pd
+
+    from serving.eventsink import append_sends
+
+    sends = pd.DataFrame({
+        "send_id": [first_send_id + i for i in range(len(decisions))],
+        "contact_id": [d["contact_id"] for d in decisions], "campaign_id": campaign_id,
+        "content_id": [d["variant"] for d in decisions], "sent_at": pd.Timestamp.now(tz="UTC"),
+        "decision_id": [d["decision_id"] for d in decisions], "propensity": [d["propensity"] for d in decisions]})
+    append_sends(settings.events_dir, sends)
+    return [{"send_id": int(s.send_id), "contact_id": int(s.contact_id), "decision_id": s.decision_id,
+             "campaign_id": campaign_id} for s in sends.itertuples()]
+
+
+def signed_sendgrid_post(client, signers, events: list[dict]):
+    """POST events to /webhooks/sendgrid signed with the demo's SendGrid key (`demo_signers`)."""
+    body = json.dumps(events).encode()
+    return client.post("/webhooks/sendgrid", content=body,
+                       headers={"Content-Type": "application/json", **signers.sendgrid_headers(body)})

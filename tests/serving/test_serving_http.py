@@ -1,4 +1,5 @@
-"""The real service over HTTP: endpoints, validation, webhooks, learning, reload."""
+"""The real service over HTTP: endpoints, validation, learning from signed webhooks, reload
+(the webhooks themselves: test_serving_webhook_http.py)."""
 from __future__ import annotations
 
 import threading
@@ -6,23 +7,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from serving_provider_samples import CAMPAIGN, mailgun_event, sendgrid_events, ses_notification
+from serving_provider_samples import CAMPAIGN, record_sends, sendgrid_events, signed_sendgrid_post
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 def decision_count(allocator) -> int:
     return len(allocator.log.decisions(CAMPAIGN))
-
-
-def journal_count(settings) -> int:
-    import sqlite3
-
-    path = settings.events_dir / "webhook_journal.db"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
 
 def known_contacts(settings, n=3):
@@ -127,54 +118,18 @@ def test_bad_input_gets_4xx_naming_the_field_and_logs_nothing(client, allocator,
     assert decision_count(allocator) == before
 
 
-@pytest.mark.parametrize("provider, payload", [
-    ("sendgrid", [{"event": "click"}]),
-    ("sendgrid", {"not": "an array"}),
-    ("mailgun", {"event-data": {"event": "clicked"}}),
-    ("ses", {"Type": "Notification", "MessageId": "m-bad", "Message": "{oops"}),
-])
-def test_malformed_webhooks_get_400_and_record_nothing(client, serving_world, provider, payload):
-    before = journal_count(serving_world)
-    r = client.post(f"/webhooks/{provider}", json=payload)
-    assert r.status_code == 400, r.text
-    assert journal_count(serving_world) == before
-
-
-def test_each_provider_webhook_records_events_and_rewards_the_decision(client, serving_world):
-    contacts = known_contacts(serving_world, 3)
-    d = client.post("/decide", json={"campaign_id": CAMPAIGN, "contact_ids": contacts}).json()["decisions"]
-    now = datetime.now(timezone.utc)
-    payloads = {
-        "sendgrid": sendgrid_events(send_id=900001, contact_id=contacts[0], decision_id=d[0]["decision_id"],
-                                    campaign_id=CAMPAIGN, when=int(now.timestamp())),
-        "mailgun": mailgun_event(send_id=900002, contact_id=contacts[1], decision_id=d[1]["decision_id"],
-                                 campaign_id=CAMPAIGN, timestamp=now.timestamp()),
-        "ses": ses_notification(send_id=900003, contact_id=contacts[2], decision_id=d[2]["decision_id"],
-                                campaign_id=CAMPAIGN, when=now),
-    }
-    expected_recorded = {"sendgrid": 3, "mailgun": 1, "ses": 1}  # SendGrid's "processed" is not recorded
-    for provider, payload in payloads.items():
-        r = client.post(f"/webhooks/{provider}", json=payload)
-        assert r.status_code == 200, r.text
-        out = r.json()
-        assert out["recorded"] == expected_recorded[provider], out
-        assert out["rewards"] == {"accepted": 1}, out   # one click each
-        retry = client.post(f"/webhooks/{provider}", json=payload).json()
-        assert retry["recorded"] == 0 and retry["duplicates"] == expected_recorded[provider]
-        assert retry["rewards"] == {"duplicate": 1}
-
-
 def test_rewards_change_the_next_snapshot_and_reload_serves_it(client, serving_world, allocator):
+    from serving.demo_webhook_keys import demo_signers
+
     contacts = known_contacts(serving_world, 40)
     decisions = client.post("/decide", json={"campaign_id": CAMPAIGN, "contact_ids": contacts}).json()["decisions"]
-    clicks = [ev for i, d in enumerate(decisions) if i % 2 == 0
-              for ev in sendgrid_events(send_id=910000 + i, contact_id=d["contact_id"],
-                                        decision_id=d["decision_id"], campaign_id=CAMPAIGN,
-                                        when=int(datetime.now(timezone.utc).timestamp()))
+    sends = record_sends(serving_world, decisions, 910_000)  # webhook events must match a known send
+    clicks = [ev for i, ids in enumerate(sends) if i % 2 == 0
+              for ev in sendgrid_events(**ids, when=int(datetime.now(timezone.utc).timestamp()))
               if ev["event"] == "click"]
     for i, ev in enumerate(clicks):
         ev["sg_event_id"] = f"click-{i}"
-    r = client.post("/webhooks/sendgrid", json=clicks)
+    r = signed_sendgrid_post(client, demo_signers(serving_world), clicks)
     assert r.json()["rewards"] == {"accepted": len(clicks)}
     old = allocator.snapshots.newest()
     version = allocator.learn(now=datetime.now(timezone.utc) + timedelta(hours=49))

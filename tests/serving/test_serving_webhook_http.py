@@ -1,14 +1,14 @@
 """The webhooks of the real service over HTTP (mounted ASGI app, no API key, the demo's signers)."""
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime, timezone
 
-import pandas as pd
 import pytest
 
-from serving_provider_samples import CAMPAIGN, mailgun_event, sendgrid_events, ses_notification
+from serving_provider_samples import (
+    CAMPAIGN, mailgun_event, record_sends, sendgrid_events, ses_notification, signed_sendgrid_post,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -27,8 +27,7 @@ def signers(serving_world):
 
 
 def sent(client, settings, n: int, first_send_id: int) -> list[dict]:
-    """Decide for n contacts and record their sends (as the send pipeline does before mailing)."""
-    from serving.eventsink import append_sends
+    """Decide for n contacts and record their sends."""
     from simulation.eventlog import read_table, table_path
 
     contacts = read_table("contacts", table_path(settings.events_dir, "contacts"))["contact_id"].head(60).tolist()
@@ -36,26 +35,17 @@ def sent(client, settings, n: int, first_send_id: int) -> list[dict]:
     assert r.status_code == 200, r.text
     decisions = r.json()["decisions"][:n]
     assert len(decisions) == n
-    sends = pd.DataFrame({
-        "send_id": [first_send_id + i for i in range(n)], "contact_id": [d["contact_id"] for d in decisions],
-        "campaign_id": CAMPAIGN, "content_id": [d["variant"] for d in decisions],
-        "sent_at": pd.Timestamp.now(tz="UTC"), "decision_id": [d["decision_id"] for d in decisions],
-        "propensity": [d["propensity"] for d in decisions]})
-    append_sends(settings.events_dir, sends)
-    return [{"send_id": int(s.send_id), "contact_id": int(s.contact_id), "decision_id": s.decision_id,
-             "campaign_id": CAMPAIGN} for s in sends.itertuples()]
+    return record_sends(settings, decisions, first_send_id)
 
 
 def test_signed_webhooks_of_each_provider_record_and_reward(client, anonymous_client, serving_world, signers):
     ids = sent(client, serving_world, 3, 930_001)
     now = datetime.now(timezone.utc)
-    body = json.dumps(sendgrid_events(**ids[0], when=int(now.timestamp()))).encode()
+    events = sendgrid_events(**ids[0], when=int(now.timestamp()))
+    mailgun = mailgun_event(**ids[1], signature=signers.mailgun_signature(), timestamp=now.timestamp())
     calls = {
-        "sendgrid": lambda: anonymous_client.post(
-            "/webhooks/sendgrid", content=body,
-            headers={"Content-Type": "application/json", **signers.sendgrid_headers(body)}),
-        "mailgun": lambda: anonymous_client.post("/webhooks/mailgun", json=mailgun_event(
-            **ids[1], signature=signers.mailgun_signature(), timestamp=now.timestamp())),
+        "sendgrid": lambda: signed_sendgrid_post(anonymous_client, signers, events),
+        "mailgun": lambda: anonymous_client.post("/webhooks/mailgun", json=mailgun),
         "ses": lambda: anonymous_client.post("/webhooks/ses", json=signers.sns(
             ses_notification(message_id="http-ses-1", **ids[2], when=now))),
     }
