@@ -27,6 +27,8 @@ def open_log_and_snapshots(bandit_dir: str | Path, url: str | None = None):
     url = decision_log_url(url)
     if url is not None:
         from .decision_log_postgres import PostgresDecisionLog
+
+        Path(bandit_dir).mkdir(parents=True, exist_ok=True)  # still the process's local scratch (readiness probes)
         from .snapshots_postgres import PostgresSnapshotStore
 
         log = PostgresDecisionLog(url)

@@ -120,6 +120,11 @@ class PostgresDecisionLog:
     def close(self) -> None:
         self._pg.close()
 
+    def ping(self) -> None:
+        """One round trip to the database; psycopg.OperationalError when it cannot be reached."""
+        with self._pg.lock:
+            self._pg.connection().execute("SELECT 1").fetchone()
+
     # campaigns ---------------------------------------------------------------
     def save_campaign(self, campaign_id: str, config: dict) -> int:
         with self._pg.lock:
