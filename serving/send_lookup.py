@@ -9,8 +9,9 @@ cannot reach the event log, the features or the consent ledger.
 
 Send records are read, for the ids in one call only, from every source that
 holds them: `sends.parquet` (Parquet row-group statistics skip most of the
-file: send ids are appended in increasing order) and any extra sources given
-(the send pipeline's outbox, whose rows exist before the mail leaves).
+file: send ids are appended in increasing order) and the send pipeline's
+outbox (`sending.outbox.lookup`: its rows exist before the mail leaves, so an
+event arriving before the send is in the event log still matches).
 A source is `f(send_ids: np.ndarray) -> DataFrame[send_id, contact_id, decision_id]`.
 """
 from __future__ import annotations
@@ -52,8 +53,11 @@ class SendLookup:
         self.sources = list(sources)
 
     @classmethod
-    def for_settings(cls, settings, extra: Sequence[SendSource] = ()) -> "SendLookup":
-        return cls([sends_table_source(settings.events_dir), *extra])
+    def for_settings(cls, settings) -> "SendLookup":
+        """The installation's send records: `sends.parquet` and the send pipeline's outbox."""
+        from sending.outbox import lookup as outbox_lookup
+
+        return cls([sends_table_source(settings.events_dir), lambda ids: outbox_lookup(settings, ids)])
 
     def records(self, send_ids: np.ndarray) -> pd.DataFrame:
         """Send records of these ids from every source (first source wins for an id in several)."""

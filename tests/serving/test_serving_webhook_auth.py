@@ -331,6 +331,22 @@ def test_signed_events_not_matching_a_known_send_are_rejected(hub, change):
     assert hub.journal_rows() == 0
 
 
+def test_an_event_for_a_send_still_in_the_outbox_matches(hub):
+    """The outbox row exists before the mail leaves; the sends table gets it later."""
+    from sending.outbox import Outbox
+
+    d = hub.allocator.choose("spring", [20], pd.DataFrame({"x1": [1.0]}))
+    with Outbox.open(hub.settings) as outbox:
+        outbox.enqueue([(500, "spring", "r1", 20, int(d["variant"][0]), d["decision_id"][0],
+                         float(d["propensity"][0]), 0, 0, "example.com", "news@example.com", "c20@example.com",
+                         b"message", 0, 0, 0)])
+    ids = {"send_id": 500, "contact_id": 20, "decision_id": d["decision_id"][0], "campaign_id": "spring"}
+    r = hub.post_sendgrid(sendgrid_events(**ids, when=int(time.time())))
+    assert r.status_code == 200 and (r.json()["recorded"], r.json()["rejected"]) == (3, 0), r.text
+    other = hub.post_sendgrid(sendgrid_events(**{**ids, "contact_id": 21}, when=int(time.time())))
+    assert (other.json()["recorded"], other.json()["rejected"]) == (0, 3)
+
+
 # --- every input error is a 4xx ------------------------------------------------------------
 def test_signed_invalid_json_and_wrong_types_get_400(hub):
     for body in (b"{not json", b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000):
