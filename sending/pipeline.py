@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.policy import SMTP
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +158,7 @@ class Renderer:
                            variant={"subject": self.subjects[d["variant"]]}, blocks=blocks, headers=headers,
                            unsubscribe_url=url, postal_address=config.address,
                            base_url=config.links.base_url.rstrip("/"))
-        data = list_unsubscribe(url, config.unsubscribe_mailto, token) + msg.as_bytes(policy=SMTP)
+        data = list_unsubscribe(url, config.unsubscribe_mailto, token) + msg
         return (send_id, config.campaign_id, self.run, int(d["contact_id"]), int(d["variant"]), d["decision_id"],
                 d["propensity"], int(bool(d.get("fallback"))), int(d.get("source") == "live"), config.sender_domain,
                 config.sender, email, data, us(send_at), us(due), us(now))

@@ -21,6 +21,7 @@ import contextlib
 import mailbox
 import re
 import smtplib
+import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -105,6 +106,9 @@ class SmtpSender:
                                              context=context or ssl.create_default_context())
             else:
                 self.conn = smtplib.SMTP(host, port, timeout=timeout)
+            # the body and the end-of-data dot go out as separate writes: without TCP_NODELAY, Nagle's
+            # algorithm holds the dot until the body is acknowledged (a delayed-ACK stall per message)
+            self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.conn.ehlo()
             if tls == "starttls":
                 self.conn.starttls(context=context or ssl.create_default_context())
@@ -124,7 +128,7 @@ class SmtpSender:
         must return True (False: the message is abandoned and the connection dropped, nothing delivered)."""
         conn = self.conn
         try:
-            code, _ = conn.mail(mail_from)
+            code, _ = conn.mail(mail_from, [] if (mail_from + rcpt).isascii() else ["SMTPUTF8"])  # RFC 6531
             if code != 250:
                 return self._refused(code, "mail")
             code, _ = conn.rcpt(rcpt)

@@ -25,8 +25,9 @@ def campaign(**extra):
                            "postal_address": "Shop Ltd, 1 Main St, Springfield", **extra})
 
 
-def enqueue(settings, config, outbox, send_ats: list[datetime], now: datetime | None = None) -> list[int]:
-    """Queue one message per send time (contacts 100, 101, ...); returns the send ids."""
+def enqueue(settings, config, outbox, send_ats: list[datetime], now: datetime | None = None,
+            contact0: int = 100) -> list[int]:
+    """Queue one message per send time (contacts contact0, contact0 + 1, ...); returns the send ids."""
     from sending.pipeline import Renderer
 
     now = now or datetime.now(timezone.utc)
@@ -34,9 +35,9 @@ def enqueue(settings, config, outbox, send_ats: list[datetime], now: datetime | 
     first = outbox.reserve_send_ids(len(send_ats))
     rows = []
     for i, at in enumerate(send_ats):
-        d = {"contact_id": 100 + i, "variant": i % 2, "decision_id": f"{i:032x}", "propensity": 0.5,
+        d = {"contact_id": contact0 + i, "variant": i % 2, "decision_id": f"{i:032x}", "propensity": 0.5,
              "send_at": at.isoformat(), "content_order": [1, 0], "fallback": False, "source": "published"}
-        rows.append(renderer.row(first + i, f"anna.schmidt{i}@example.com", d, now))
+        rows.append(renderer.row(first + i, f"anna.schmidt{contact0 - 100 + i}@example.com", d, now))
     outbox.enqueue(rows)
     return list(range(first, first + len(send_ats)))
 

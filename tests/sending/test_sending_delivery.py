@@ -82,6 +82,31 @@ def test_messages_carry_every_standard_header(settings):
     assert ids_seen == set(ids)
 
 
+def test_render_fills_tokens_blocks_and_both_parts_as_the_email_package_reads_them():
+    from sending.render import first_name, personalize, render_email
+
+    raw = render_email(sender="news@x.example", email="anna.schmidt@example.com", send_id=5,
+                       variant={"subject": "{first_name}, <new> for you \N{SUN WITH FACE}"},
+                       blocks=[{"content_id": 3, "name": "Guide & tips", "topic": "case_study", "format": "plain"},
+                               {"content_id": 4, "name": ".hidden dot " + "long " * 40, "topic": "news",
+                                "format": "plain"}],
+                       headers={"X-Inbox-Decision-Id": "d-9"}, unsubscribe_url="https://x.example/u/t",
+                       postal_address="X & Co, 1 Main St, Zürich")
+    assert raw.isascii() and b"\n" not in raw.replace(b"\r\n", b"")
+    msg = email.message_from_bytes(raw, policy=default)
+    assert msg["Subject"] == "Anna, <new> for you \N{SUN WITH FACE}" and msg["X-Inbox-Decision-Id"] == "d-9"
+    assert msg.get_content_type() == "multipart/alternative" and not msg.defects
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "Hi Anna" in text and "Guide & tips" in text and "/c/5/3" in text and "X & Co, 1 Main St, Zürich" in text
+    assert "Guide &amp; tips" in html and "&lt;new&gt;" in html and "X &amp; Co" in html  # HTML part is escaped
+    assert 'href="https://x.example/u/t"' in html and ".hidden dot " + "long " * 40 in text
+    assert first_name("j.doe+x@example.com") == "J" and personalize("{unknown} hi", {}) == "{unknown} hi"
+    with pytest.raises(ValueError, match="X-Evil: header values must be one line"):
+        render_email(sender="a@x.example", email="b@x.example", send_id=1, variant={"subject": "s"}, blocks=[],
+                     headers={"X-Evil": "a\r\nBcc: c@x.example"}, unsubscribe_url="u", postal_address="p")
+
+
 def test_forged_or_tampered_tokens_are_refused(settings):
     from sending.tokens import InvalidToken, make_token, read_token
 

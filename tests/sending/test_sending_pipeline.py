@@ -20,7 +20,6 @@ import pytest
 
 from sending.campaign import parse_campaign
 from sending.clock import VirtualClock
-from sending.render import first_name, personalize, render_email
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -28,21 +27,6 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 @pytest.fixture(autouse=True)
 def _key(api_key, monkeypatch):
     monkeypatch.setenv("INBOX_API_KEY", api_key)
-
-
-def test_render_fills_tokens_blocks_and_both_parts():
-    msg = render_email(sender="news@x.example", email="anna.schmidt@example.com", send_id=5,
-                       variant={"subject": "{first_name}, <new> for you"},
-                       blocks=[{"content_id": 3, "name": "Guide & tips", "topic": "case_study", "format": "plain"}],
-                       headers={"X-Inbox-Decision-Id": "d-9"}, unsubscribe_url="https://x.example/u/t",
-                       postal_address="X & Co, 1 Main St")
-    assert msg["Subject"] == "Anna, <new> for you" and msg["X-Inbox-Decision-Id"] == "d-9"
-    text = msg.get_body(("plain",)).get_content()
-    html = msg.get_body(("html",)).get_content()
-    assert "Hi Anna" in text and "Guide & tips" in text and "/c/5/3" in text and "X & Co, 1 Main St" in text
-    assert "Guide &amp; tips" in html and "&lt;new&gt;" in html and "X &amp; Co" in html  # HTML part is escaped
-    assert 'href="https://x.example/u/t"' in html
-    assert first_name("j.doe+x@example.com") == "J" and personalize("{unknown} hi", {}) == "{unknown} hi"
 
 
 def _mailable(settings, n: int | None, skip: set = frozenset(), clean: bool = True):
