@@ -52,7 +52,11 @@ CREATE INDEX IF NOT EXISTS contacts_by_digest ON contacts (email_digest);
 CREATE TABLE IF NOT EXISTS suppression (
     email_digest TEXT PRIMARY KEY, reason TEXT NOT NULL, added_us INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS suppressed_contacts (contact_id INTEGER PRIMARY KEY);
 """
+# `suppressed_contacts` is derived too: the contacts whose address digest is on the suppression list, so a
+# request probes two small tables per contact instead of the address table and the list (whose 64-character
+# keys take a page cache several times larger: 1,000 random contacts went from ~2-15 ms to ~0.7 ms)
 
 # newest event per (contact, topic) for the contacts in temp.touched: the derivation of `state`
 DERIVE_STATE = """
@@ -64,15 +68,13 @@ SELECT contact_id, topic, kind, occurred_us FROM (
 WHERE newest = 1
 """
 
-# one row per requested id, in request order: all-mail state, topic state, suppressed
+# one row per requested id (j.key: its position): all-mail state, topic state, suppressed
 LOOKUP = """
-SELECT CAST(j.key AS INTEGER), g.kind, t.kind, s.email_digest IS NOT NULL
+SELECT j.key, g.kind, t.kind, s.contact_id IS NOT NULL
 FROM json_each(?1) AS j
 LEFT JOIN state AS g ON g.contact_id = j.value AND g.topic = ''
 LEFT JOIN state AS t ON t.contact_id = j.value AND t.topic = ?2 AND ?2 != ''
-LEFT JOIN contacts AS c ON c.contact_id = j.value
-LEFT JOIN suppression AS s ON s.email_digest = c.email_digest
-ORDER BY j.key
+LEFT JOIN suppressed_contacts AS s ON s.contact_id = j.value
 """
 
 
@@ -102,6 +104,10 @@ class ConsentLedger:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(SCHEMA)
+            if self.meta("suppressed_contacts") is None:  # a ledger made before the table existed
+                with self.transaction():
+                    self.derive_suppressed()
+                    self.set_meta("suppressed_contacts", "1")
         self._db.execute("PRAGMA temp_store=MEMORY")
 
     @classmethod
@@ -149,6 +155,17 @@ class ConsentLedger:
             self._db.executemany("INSERT OR IGNORE INTO temp.touched VALUES (?)", ((int(c),) for c in contact_ids))
         self._db.execute(DERIVE_STATE)
 
+    def derive_suppressed(self, digests: Iterable[str] | None = None) -> None:
+        """Mark the contacts whose address digest is suppressed: those with these digests, or (None) all
+        of them again from scratch (after addresses changed)."""
+        if digests is None:
+            self._db.execute("DELETE FROM suppressed_contacts")
+            self._db.execute("INSERT INTO suppressed_contacts SELECT c.contact_id FROM contacts AS c"
+                             " JOIN suppression AS s ON s.email_digest = c.email_digest")
+        else:
+            self._db.execute("INSERT OR IGNORE INTO suppressed_contacts SELECT contact_id FROM contacts"
+                             " WHERE email_digest IN (SELECT value FROM json_each(?))", (json.dumps(list(digests)),))
+
     class _Transaction:
         def __init__(self, db):
             self.db = db
@@ -178,9 +195,10 @@ class ConsentLedger:
         suppressed = np.zeros(n, dtype=bool)
         if rows:
             cols = list(zip(*rows))
-            overall[:] = cols[1]
-            by_topic[:] = cols[2]
-            suppressed[:] = np.asarray(cols[3], dtype=bool)
+            at = np.asarray(cols[0], dtype=np.int64)  # placed by position: no ORDER BY (a sort per request)
+            overall[at] = cols[1]
+            by_topic[at] = cols[2]
+            suppressed[at] = np.asarray(cols[3], dtype=bool)
         return overall, by_topic, suppressed
 
     def reasons(self, contact_ids, topic: str | None = None) -> np.ndarray:

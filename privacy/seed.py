@@ -50,7 +50,7 @@ def seed_consent(settings, force: bool = False, new_world: bool = False) -> dict
     with ConsentLedger.open(settings) as ledger:
         if new_world:
             with ledger.transaction():
-                for table in ("events", "state", "contacts", "meta"):
+                for table in ("events", "state", "contacts", "suppressed_contacts"):
                     ledger.db.execute(f"DELETE FROM {table}")
         elif not force and ledger.meta("seeded_from") == fingerprint:
             return out
@@ -65,6 +65,8 @@ def seed_consent(settings, force: bool = False, new_world: bool = False) -> dict
                 " DO UPDATE SET email_digest = excluded.email_digest WHERE email_digest != excluded.email_digest",
                 zip(ids.tolist(), digests))
             out["contacts"] = ledger.db.total_changes - before
+            if out["contacts"]:
+                ledger.derive_suppressed()  # new or changed addresses: which of them are suppressed
             out["imports"] = ledger._append(_import_rows(ledger, contacts))
             out["opt_outs"] = ledger._append(opt_outs)
             ledger.set_meta("seeded_from", fingerprint)

@@ -271,7 +271,7 @@ def _erase_ledger(settings, subject: Subject) -> int:
         with ledger.transaction():
             add_digests(ledger, subject.email_digests, "erased")
             removed = sum(ledger.db.execute(f"DELETE FROM {t} WHERE contact_id IN (SELECT value FROM json_each(?))",
-                                            (ids,)).rowcount for t in ("events", "state", "contacts"))
+                                            (ids,)).rowcount for t in ("events", "state", "contacts", "suppressed_contacts"))
         compact_sqlite(ledger.db)
     return removed
 

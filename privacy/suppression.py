@@ -68,12 +68,15 @@ def _digests(settings, emails: Iterable[str]) -> list[str]:
 
 
 def add_digests(ledger: ConsentLedger, digests: Iterable[str], reason: str) -> int:
-    """Suppress these digests (caller holds the ledger's transaction); rows added."""
+    """Suppress these digests and mark their contacts (caller holds the ledger's transaction); rows added."""
+    digests = list(digests)
     before = ledger.db.total_changes
     added_us = now_us()
     ledger.db.executemany("INSERT OR IGNORE INTO suppression (email_digest, reason, added_us) VALUES (?, ?, ?)",
                           [(d, reason, added_us) for d in digests])
-    return ledger.db.total_changes - before
+    added = ledger.db.total_changes - before
+    ledger.derive_suppressed(digests)
+    return added
 
 
 def suppress(settings, emails: Iterable[str], reason: str) -> int:
