@@ -118,7 +118,12 @@ def run_experiments(settings, contacts: int, seed: int) -> dict:
     from experiments.abtest.campaign_analysis import analyse_and_log
     from experiments.bandit.cli import race_and_log
 
-    return {"ab": analyse_and_log(settings), "bandit": race_and_log(settings, contacts=contacts, seed=seed)}
+    print("A/B: analysing the largest uniform campaign of the event log", flush=True)
+    ab = analyse_and_log(settings)
+    print(f"A/B: campaign {ab['campaign']} logged to inbox/ab-tests; racing bandit policies", flush=True)
+    bandit = race_and_log(settings, contacts=contacts, seed=seed)
+    print("bandit: policy race logged to inbox/bandit-simulation", flush=True)
+    return {"ab": ab, "bandit": bandit}
 
 
 def _call(target: str, args: tuple, kwargs: dict):
