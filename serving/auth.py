@@ -122,13 +122,20 @@ def _rewriting_json(send, transform: Callable[[dict], dict]):
     return wrapped
 
 
-ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
-                "required": ["error"]}
+ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "string"}, "field": {"type": "string", "description": "the offending field"},
+    "detail": {"description": "pydantic's list of validation errors (each with its `loc`)"}}}
+
+
+EDGE_RESPONSES = (("413", "the request body is over the size limit"),
+                  ("503", "not ready, or a store it needs is failing (see Retry-After)"))
+SIGNED_PREFIX = "/webhooks/"
 
 
 def secure_openapi(spec: dict) -> dict:
-    """The spec with the bearer scheme, each operation's requirement (or none for a public path) and its
-    401/403 answers."""
+    """The spec with the bearer scheme, each operation's requirement (none for a public path), its 401/403
+    answers (401 for a bad provider signature on a webhook), the 413/503 every route may give, and the
+    error body the service really sends for 400/404."""
     spec.setdefault("components", {}).setdefault("securitySchemes", {})[SCHEME] = {
         "type": "http", "scheme": "bearer",
         "description": "An API key from `inbox keys create --scope send|reward|admin`; scopes: "
@@ -138,13 +145,20 @@ def secure_openapi(spec: dict) -> dict:
         for op in item.values():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
+            answers = list(EDGE_RESPONSES)
             if needed is None:
                 op["security"] = []
-                continue
-            op["security"] = [{SCHEME: []}]
-            op["description"] = (op.get("description") or "") + f"\n\nRequires an API key with scope `{needed}`."
-            for status, what in (("401", "missing, unknown or revoked API key"),
-                                 ("403", f"the API key lacks the `{needed}` scope")):
+                if path.startswith(SIGNED_PREFIX):
+                    answers.append(("401", "missing or invalid provider signature"))
+            else:
+                op["security"] = [{SCHEME: []}]
+                op["description"] = (op.get("description") or "") + f"\n\nRequires an API key with scope `{needed}`."
+                answers += [("401", "missing, unknown or revoked API key"),
+                            ("403", f"the API key lacks the `{needed}` scope")]
+            for status, what in answers:
                 op["responses"].setdefault(status, {"description": what,
                                                     "content": {"application/json": {"schema": ERROR_SCHEMA}}})
+            for status in ("400", "404"):  # BentoML declares `detail` a string; its 400s carry pydantic's list
+                if status in op["responses"]:
+                    op["responses"][status]["content"] = {"application/json": {"schema": ERROR_SCHEMA}}
     return spec

@@ -3,10 +3,11 @@
 When an endpoint cannot read or write a store it needs (the decision log on a
 full or read-only disk, a locked or vanished SQLite file, a PostgreSQL that is
 down), the request answers 503 with `Retry-After` and the worker's `/readyz`
-fails, so a load balancer stops sending it traffic. While the fault lasts,
-readiness probes the stores' directory (a small write, fsync and delete, at
-most once a second) and becomes ready again as soon as that succeeds; a
-request that fails again trips the fault again. Only errors of the storage
+fails, so a load balancer stops sending it traffic. Readiness also probes the
+decision log's directory (a small write, fsync and delete, at most once a
+second): it fails while that directory takes no writes (a full disk is seen
+before a request fails on it) and recovers as soon as it does; a request that
+fails again trips the fault again. Only errors of the storage
 layer count: a bug still surfaces as a 500.
 """
 from __future__ import annotations
@@ -74,15 +75,16 @@ class FaultGate:
                             headers={"Retry-After": str(self.retry_after)})
 
     def ready(self) -> bool:
-        if self.fault is None:
-            return True
+        """False while a fault lasts; probes the directory at most once per interval, so a full disk is
+        noticed by a worker that has not failed a request yet, and a cleared fault by one that has."""
         now = time.monotonic()
         if now - self._probed_at < PROBE_INTERVAL_S:
-            return False
+            return self.fault is None
         self._probed_at = now
         failure = probe(self.directory)
-        if failure is None:
+        if failure is None and self.fault is not None:
             logger.info("storage fault cleared (%s); ready again", self.fault)
-            self.fault = None
-            return True
-        return False
+        elif failure is not None and self.fault is None:
+            logger.warning("storage fault: %s cannot take writes (%s); not ready", self.directory, failure)
+        self.fault = None if failure is None else (self.fault or failure)
+        return self.fault is None
