@@ -231,6 +231,7 @@ def deliver_campaign(config: CampaignConfig, settings, outbox, clock, mbox_path:
     from sending.records import record_sends
 
     d = config.delivery
+    outbox.set_durable(d.durable)
     with smtp_target(config, mbox_path) as (connect, _sink):
         return drain(outbox, connect, clock, campaign=(config.campaign_id, config.run_key()),
                      rates={config.sender_domain: d.rate_per_second} if d.rate_per_second else None,

@@ -293,3 +293,65 @@ def test_outbox_eraser_removes_the_contacts_messages_and_leaves_no_bytes(setting
     assert b"anna.schmidt0@" not in blob and b"anna.schmidt1@" in blob
     with Outbox.open(settings) as outbox:
         assert outbox.reserve_send_ids(1) > max(ids)  # erased ids are never handed out again
+
+
+def _self_signed(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_smtp_auth_goes_only_over_starttls(tmp_path):
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from serving.runner import free_port
+    from sending.smtp import SmtpUnavailable
+
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, session.ssl is not None))
+        return AuthResult(success=auth_data.login == b"u" and auth_data.password == b"p")
+
+    handler = SinkHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=server_ctx,
+                            require_starttls=True, authenticator=authenticator, auth_require_tls=True)
+    controller.start()
+    try:
+        with pytest.raises(SmtpUnavailable, match="refusing AUTH without TLS"):
+            SmtpSender("127.0.0.1", port, "u", "p", tls="none")
+        assert logins == []  # no credentials went out in clear
+        with pytest.raises(SmtpUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            SmtpSender("127.0.0.1", port, "u", "p", tls="starttls")  # an unknown certificate is refused
+        sender = SmtpSender("127.0.0.1", port, "u", "p", tls="starttls", context=client_ctx)
+        body = b"From: a@x.example\r\nTo: b@x.example\r\nSubject: hi\r\n\r\nhello\r\n"
+        outcome = sender.deliver("a@x.example", "b@x.example", body, lambda: True)
+        sender.close()
+    finally:
+        controller.stop()
+    assert logins == [(b"u", True)] and outcome.code == 250 and len(handler.received) == 1
