@@ -213,41 +213,8 @@ def content_ceilings(ctx, cache) -> list[tuple[str, float, str]]:
               "feature_fraction": 0.8, "num_threads": 2, "seed": 7, "verbose": -1}
     booster = lgb.train(params, dt, 1000, valid_sets=[dv], callbacks=[lgb.early_stopping(30, verbose=False)])
     rows.append(("LightGBM (pointwise) on the same features", ndcg(booster.predict(enc.transform(g))), "sanity check"))
-    rows.append(("logistic regression with the simulator's interactions", _structural_logit(prep, g, ndcg),
-                 "right model structure, same data"))
     rows.append(("target: 0.9 x oracle", 0.9 * oracle, ""))
     return rows
-
-
-def _structural_logit(prep, g, ndcg) -> float:
-    """Logistic regression on exactly the interactions the simulator's click model has
-    (industry x topic, seniority x topic, seniority x format, free mail x emoji, urgency x topic,
-    the item) plus the contact's topic click rate: what the training data supports."""
-    import scipy.sparse as sp
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import OneHotEncoder
-
-    def cats(d):
-        s = lambda c: d[c].astype(str)  # noqa: E731
-        return pd.DataFrame({"ind_topic": s("industry") + s("content_topic"), "sen_topic": s("seniority") + s("content_topic"),
-                             "sen_format": s("seniority") + s("content_format"),
-                             "free_emoji": s("email_free_mail") + s("has_emoji"),
-                             "urgent_topic": s("has_urgency") + s("content_topic"),
-                             "personal": s("has_personalization"), "item": s("content_id")})
-
-    def nums(d):
-        own = np.zeros(len(d))
-        for topic in d["content_topic"].unique():
-            m = (d["content_topic"] == topic).to_numpy()
-            own[m] = d.loc[m, f"click_affinity_{topic}"].to_numpy() if f"click_affinity_{topic}" in d else 0.0
-        return np.nan_to_num(np.column_stack([np.log(own + 1e-3), np.log1p(d["clicks_total"]), d["click_rate_90d"],
-                                              np.log(d["content_click_rate"] + 1e-3)]))
-
-    train = prep.train
-    enc = OneHotEncoder(handle_unknown="ignore").fit(cats(train))
-    X = lambda d: sp.hstack([enc.transform(cats(d)), sp.csr_matrix(nums(d))]).tocsr()  # noqa: E731
-    model = LogisticRegression(C=0.5, max_iter=500).fit(X(train), train["clicked"].to_numpy())
-    return ndcg(model.predict_proba(X(g))[:, 1])
 
 
 def main() -> None:

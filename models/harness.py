@@ -15,8 +15,12 @@ does the rest in the same order for every model:
    test rows and returns metrics and figures;
 4. `spec.log_model` logs it with signature, input example and explicit pip
    requirements; the version is registered with alias `challenger`;
-5. the current champion is loaded and scored by `spec.primary_metric` on the
-   same test rows; `champion` moves only if the challenger wins.
+5. the current champion is loaded and scored on the same test rows; `champion`
+   moves only on a paired win (`spec.paired`: CI of the difference above
+   zero) and only if the challenger is not significantly worse than the best
+   baseline (`models.registry.decide`). Every paired test (challenger vs each
+   baseline, vs the champion) is logged: metrics `paired_vs_<name>_{diff,
+   ci_low, ci_high, z, p, p_noninferior}` and `paired_tests.json`.
 """
 from __future__ import annotations
 
@@ -153,6 +157,17 @@ class Evaluation:
     metrics: dict[str, float] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    paired: dict[str, Any] = field(default_factory=dict)  # baseline slug -> PairedTest (ours - baseline)
+    best_baseline: str | None = None  # slug of the best baseline (key of `paired`)
+    ceiling: float | None = None  # information ceiling of the metric (None: not measured in training)
+    random: float | None = None  # the metric of a random scorer (share of lift = (ours - random)/(ceiling - random))
+    calibration_ratio: float | None = None  # mean predicted / observed rate (probability models)
+
+    @property
+    def share_of_lift(self) -> float | None:
+        if self.ceiling is None or self.random is None or self.ceiling == self.random:
+            return None
+        return float((self.ours - self.random) / (self.ceiling - self.random))
 
 
 @dataclass
@@ -174,6 +189,10 @@ class TrainResult:
     run_id: str
     feature_source: str
     seconds: float
+    ceiling: float | None = None
+    share_of_lift: float | None = None
+    calibration_ratio: float | None = None
+    p_vs_baseline: float | None = None  # one-sided p (H0: ours <= best baseline) of the paired test
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -189,6 +208,8 @@ class ModelSpec(Protocol):
     def fit(self, prepared: Any, ctx: TrainingContext) -> Any: ...
     def evaluate(self, predictor: Any, prepared: Any, ctx: TrainingContext) -> Evaluation: ...
     def score_predictor(self, predictor: Any, prepared: Any, ctx: TrainingContext) -> float: ...
+    def test_scores(self, predictor: Any, prepared: Any, ctx: TrainingContext) -> Any: ...
+    def paired(self, ours: Any, reference: Any, prepared: Any, ctx: TrainingContext, margin: float = 0.0) -> Any: ...
     def log_model(self, predictor: Any, prepared: Any) -> Any: ...
     def params(self) -> dict: ...
 
@@ -246,6 +267,7 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
         ev = spec.evaluate(predictor, prepared, ctx)
         mlflow.log_metrics({k: float(v) for k, v in ev.metrics.items() if np.isfinite(v)})
         mlflow.log_metrics({"target_met": float(ev.target_met)})
+        log_paired_tests(ev.paired)
         mlflow.set_tag("target", ev.target)
         for filename, fig in ev.figures.items():
             tracking.log_figure(fig, filename)
@@ -255,14 +277,16 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
         info = spec.log_model(predictor, prepared)
         version = registry.register(info.model_uri, spec.name, run.info.run_id,
                                     tags={"feature_service": spec.feature_service})
-        challenger_value = spec.score_predictor(predictor, prepared, ctx)
+        ours_scores = spec.test_scores(predictor, prepared, ctx)
         decision = registry.decide(
             spec.name,
             spec.primary_metric,
             version,
-            challenger_value,
-            lambda v: spec.score_predictor(load_version(spec.name, v), prepared, ctx),
-            higher_is_better=spec.higher_is_better,
+            ev.ours,
+            lambda v: spec.paired(ours_scores, spec.test_scores(load_version(spec.name, v), prepared, ctx),
+                                  prepared, ctx),
+            ev.paired.get(ev.best_baseline),
+            baseline_name=ev.baseline_name,
         )
         registry.log_decision(decision)
         seconds = time.perf_counter() - t0
@@ -283,4 +307,20 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
         run_id=run.info.run_id,
         feature_source=prepared.feature_source,
         seconds=round(seconds, 2),
+        ceiling=ev.ceiling,
+        share_of_lift=ev.share_of_lift,
+        calibration_ratio=ev.calibration_ratio,
+        p_vs_baseline=None if ev.best_baseline not in ev.paired else ev.paired[ev.best_baseline].p_superior,
     )
+
+
+def log_paired_tests(paired: dict) -> None:
+    """Each paired test (ours - baseline) as metrics `paired_vs_<slug>_*` and all of them in `paired_tests.json`."""
+    import json
+
+    import mlflow
+
+    for slug, t in paired.items():
+        mlflow.log_metrics({k: v for k, v in t.as_metrics(f"paired_vs_{slug}").items() if np.isfinite(v)})
+    if paired:
+        mlflow.log_text(json.dumps({k: t.as_dict() for k, t in paired.items()}, indent=2), "paired_tests.json")

@@ -1,12 +1,14 @@
 """Lead-scoring predictor: calibrated probability, 0-100 score, tier, reasons.
 
-* probability: LightGBM's raw probability mapped through the calibrator fitted
-  on the validation period (`models.calibration`);
+* probability: a logistic regression's logit plus LightGBM trees boosted on
+  its residual (the trees start from the linear logit: `init_score`), mapped
+  through the calibrator fitted on the validation period
+  (`models.calibration`); a model without the linear part is the trees alone;
 * score: the probability's percentile among the validation-period contacts
   (0 = lowest, 100 = highest), so a score keeps its meaning across retrains;
 * tier by score band: A >= 90 (top 10 %), B 70-89, C 40-69, D < 40;
 * reasons: top 3 positive / negative TreeSHAP contributions in words
-  (`models.reasons`).
+  (`models.reasons`), the linear part's exact contributions added to them.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pandas as pd
 
 from models.calibration import Calibrator
 from models.encoding import FeatureEncoder
+from models.linear import LinearLogit
 
 TIERS = (("A", 90.0), ("B", 70.0), ("C", 40.0), ("D", 0.0))
 
@@ -30,15 +33,16 @@ def tier_of(score: np.ndarray) -> np.ndarray:
 
 
 class LeadScorer:
-    """Native lead-scoring model (LightGBM Booster on numpy + calibration)."""
+    """Native lead-scoring model (linear logit + LightGBM Booster on numpy, calibration)."""
 
     name = "lead_scoring"
     feature_service = "lead_scoring"
     services = ("lead_scoring",)  # feature services whose columns the model reads (merged by name)
 
     def __init__(self, booster, encoder: FeatureEncoder, calibrator: Calibrator, score_knots, version=None,
-                 num_threads: int = 0):
+                 num_threads: int = 0, linear: LinearLogit | None = None):
         self.booster = booster
+        self.linear = linear
         self.encoder = encoder
         self.calibrator = calibrator
         self.score_knots = np.asarray(score_knots, dtype=float)  # probabilities at percentiles 0..100
@@ -49,8 +53,17 @@ class LeadScorer:
     def matrix(self, features_df: pd.DataFrame) -> np.ndarray:
         return self.encoder.transform(features_df)
 
+    def raw_logit(self, X: np.ndarray) -> np.ndarray:
+        trees = self.booster.predict(X, raw_score=True, num_threads=self.num_threads)
+        return trees if self.linear is None else trees + self.linear.logit(X)
+
     def raw_probability(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.predict(X, num_threads=self.num_threads)
+        return 1.0 / (1.0 + np.exp(-self.raw_logit(X)))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Per-feature log-odds contributions, bias last: TreeSHAP of the trees + the linear part's."""
+        contrib = self.booster.predict(X, pred_contrib=True, num_threads=self.num_threads)
+        return contrib if self.linear is None else contrib + self.linear.contributions(X)
 
     def probability_from_matrix(self, X: np.ndarray) -> np.ndarray:
         return self.calibrator.transform(self.raw_probability(X))
@@ -95,7 +108,7 @@ class LeadScorer:
         if reasons:
             from models.reasons import top_reasons
 
-            contrib = self.booster.predict(X, pred_contrib=True, num_threads=self.num_threads)
+            contrib = self.contributions(X)
             display = features_df[self.encoder.columns].reset_index(drop=True)
             pos, neg = top_reasons(contrib, display, k=k)
             out["reasons_positive"] = pos
@@ -109,6 +122,7 @@ class LeadScorer:
             "feature_service": self.feature_service,
             "encoder": self.encoder.to_dict(),
             "calibrator": self.calibrator.to_dict(),
+            "linear": None if self.linear is None else self.linear.to_dict(),
             "score_knots": self.score_knots.tolist(),
             "tiers": [list(t) for t in TIERS],
         }
@@ -123,5 +137,7 @@ class LeadScorer:
         from models.tracking import read_lightgbm_artifacts
 
         booster, meta = read_lightgbm_artifacts(model_dir)
+        linear = meta.get("linear")
         return cls(booster, FeatureEncoder.from_dict(meta["encoder"]), Calibrator.from_dict(meta["calibrator"]),
-                   meta["score_knots"], version=version)
+                   meta["score_knots"], version=version,
+                   linear=None if linear is None else LinearLogit.from_dict(linear))

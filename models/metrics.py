@@ -55,8 +55,8 @@ def _ranks_within_groups(groups: np.ndarray, scores: np.ndarray, seed: int = 0) 
     return ranks
 
 
-def ranking_metrics(groups, relevance, scores, k: int = 3, seed: int = 0) -> dict[str, float]:
-    """Mean NDCG@k and recall@k over groups (contacts) with at least one relevant item.
+def per_group_ranking(groups, relevance, scores, k: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Per group (contact) with at least one relevant item: NDCG@k and recall@k, indexed by group, sorted.
 
     NDCG as in Järvelin & Kekäläinen, "Cumulated gain-based evaluation of IR
     techniques", TOIS 2002 (gain = relevance, discount = log2(rank + 1)).
@@ -76,13 +76,19 @@ def ranking_metrics(groups, relevance, scores, k: int = 3, seed: int = 0) -> dic
             "rel": rel > 0,
         }
     )
-    per = frame.groupby("g", sort=False).sum()
+    per = frame.groupby("g", sort=True).sum()
     per = per[per["rel"] > 0]
+    return pd.DataFrame({f"ndcg@{k}": per["dcg"] / per["idcg"], f"recall@{k}": per["hit"] / per["rel"]})
+
+
+def ranking_metrics(groups, relevance, scores, k: int = 3, seed: int = 0) -> dict[str, float]:
+    """Mean NDCG@k and recall@k over groups (contacts) with at least one relevant item (`per_group_ranking`)."""
+    per = per_group_ranking(groups, relevance, scores, k, seed)
     if per.empty:
         return {f"ndcg@{k}": float("nan"), f"recall@{k}": float("nan"), "groups": 0}
     return {
-        f"ndcg@{k}": float((per["dcg"] / per["idcg"]).mean()),
-        f"recall@{k}": float((per["hit"] / per["rel"]).mean()),
+        f"ndcg@{k}": float(per[f"ndcg@{k}"].mean()),
+        f"recall@{k}": float(per[f"recall@{k}"].mean()),
         "groups": int(len(per)),
     }
 

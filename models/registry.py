@@ -1,18 +1,25 @@
-"""Model registry: register each run as `challenger`, promote to `champion` only on a win.
+"""Model registry: register each run as `challenger`, promote to `champion` only on a paired win.
 
 Every training run registers a new version of its model name and points the
-`challenger` alias at it. The champion (if any) is re-evaluated by the caller
-on the *same* test rows as the challenger; `champion` moves only if the
-challenger is strictly better on the model's primary metric. The first version
-of a name becomes champion. The decision is logged to the challenger's run
-(metrics, tags, `promotion.json`) and as tags on the model version.
+`challenger` alias at it. The champion (if any) is scored by the caller on the
+*same* test rows as the challenger and the two are compared by a paired test
+(`models.paired`: DeLong for AUC, a paired bootstrap for per-unit means);
+`champion` moves only if the CI of the difference is above zero, and only if
+the challenger is not significantly worse than the best baseline (CI of its
+difference to that baseline below zero). The first version of a name becomes
+champion under the same baseline condition. The decision, with every paired
+test, is logged to the challenger's run (metrics, tags, `promotion.json`) and
+as tags on the model version.
 """
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from models.paired import PairedTest
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -27,6 +34,8 @@ class PromotionDecision:
     champion_value: float | None
     promoted: bool
     reason: str
+    vs_champion: dict | None = None  # PairedTest.as_dict() of challenger - champion
+    vs_baseline: dict | None = None  # PairedTest.as_dict() of challenger - best baseline
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,31 +64,43 @@ def register(model_uri: str, name: str, run_id: str, tags: dict[str, str] | None
     return str(version)
 
 
+def _describe(t) -> str:
+    return f"{t.metric} diff {t.diff:+.5f}, 95% CI [{t.ci_low:+.5f}, {t.ci_high:+.5f}], p={t.p_superior:.4f} ({t.method})"
+
+
 def decide(
     name: str,
     metric: str,
     challenger_version: str,
     challenger_value: float,
-    evaluate_version: Callable[[str], float],
-    higher_is_better: bool = True,
+    compare_version: Callable[[str], "PairedTest"],
+    vs_baseline: "PairedTest | None" = None,
+    baseline_name: str = "best baseline",
 ) -> PromotionDecision:
-    """Compare challenger against the current champion and move the alias if it wins.
+    """Compare the challenger with the current champion on the same test rows and move the alias if it wins.
 
-    `evaluate_version(version)` must score that registered version on the
-    challenger's test rows and return the primary metric.
+    `compare_version(version)` returns the paired test of challenger minus that registered version on the
+    challenger's test rows (higher is better). `vs_baseline` is the challenger's paired test against the best
+    baseline: significantly worse (CI below zero) blocks promotion.
     """
     import mlflow
 
     client = mlflow.MlflowClient()
     current = champion_version(name)
     champion_value: float | None = None
-    if current is None:
+    test = None
+    worse = vs_baseline is not None and vs_baseline.significantly_worse
+    if worse:
+        promoted = False
+        reason = (f"challenger v{challenger_version} is significantly worse than the baseline {baseline_name} "
+                  f"({_describe(vs_baseline)}); not promoted")
+    elif current is None:
         promoted, reason = True, "first version of the model becomes champion"
     elif current == challenger_version:
         promoted, reason = True, "challenger is already champion"
     else:
         try:
-            champion_value = float(evaluate_version(current))
+            test = compare_version(current)
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
             # The champion cannot score the features this code builds (e.g. the feature set
             # changed), so it could not serve with this code either: the challenger takes over.
@@ -87,22 +108,18 @@ def decide(
             reason = (f"champion v{current} is incompatible with the current features and was replaced "
                       f"by challenger v{challenger_version}: {exc}")
         else:
-            if math.isnan(champion_value):
-                better = True
-            elif higher_is_better:
-                better = challenger_value > champion_value
-            else:
-                better = challenger_value < champion_value
-            promoted = better
-            verb = "beats" if better else "does not beat"
-            reason = (
-                f"challenger v{challenger_version} {metric}={challenger_value:.5f} {verb} "
-                f"champion v{current} {metric}={champion_value:.5f} on the same test period"
-            )
+            champion_value = test.reference
+            promoted = test.wins or math.isnan(test.reference)
+            verb = "wins over" if promoted else "does not win over"
+            reason = (f"challenger v{challenger_version} {metric}={test.ours:.5f} {verb} champion v{current} "
+                      f"{metric}={test.reference:.5f} on the same test rows: {_describe(test)}")
+    if vs_baseline is not None and not worse:
+        reason += f"; vs {baseline_name}: {_describe(vs_baseline)}"
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, challenger_version)
     decision = PromotionDecision(
-        name, metric, challenger_version, float(challenger_value), current, champion_value, promoted, reason
+        name, metric, challenger_version, float(challenger_value), current, champion_value, promoted, reason,
+        None if test is None else test.as_dict(), None if vs_baseline is None else vs_baseline.as_dict(),
     )
     client.set_model_version_tag(name, challenger_version, "promotion", "promoted" if promoted else "rejected")
     client.set_model_version_tag(name, challenger_version, "promotion_reason", reason[:4000])
@@ -122,4 +139,8 @@ def log_decision(decision: PromotionDecision) -> None:
     )
     if decision.champion_value is not None:
         mlflow.log_metric(f"champion_{decision.metric}", decision.champion_value)
+    if decision.vs_champion is not None:
+        t = decision.vs_champion
+        mlflow.log_metrics({f"paired_vs_champion_{k}": float(t[v]) for k, v in (
+            ("diff", "diff"), ("ci_low", "ci_low"), ("ci_high", "ci_high"), ("z", "statistic"), ("p", "p_superior"))})
     mlflow.log_text(json.dumps(decision.as_dict(), indent=2), "promotion.json")

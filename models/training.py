@@ -79,19 +79,22 @@ def _printer(progress):
 
 
 def print_summary(results: list[dict]) -> None:
-    """Summary table (model, metric, baseline, ours, oracle, target met) and one line per model."""
+    """Per model: best baseline, ours, the paired p against it, ceiling, share of lift, calibration, target met."""
     from rich.console import Console
     from rich.table import Table
 
+    num = lambda v, f=".4f": "-" if v is None else format(v, f)  # noqa: E731
     table = Table(title="inbox train (test period)")
-    for col in ("model", "metric", "baseline", "ours", "oracle", "target", "version", "champion"):
+    for col in ("model", "metric", "baseline", "ours", "p (ours <= baseline)", "oracle", "ceiling", "share of lift",
+                "calibration (pred/obs)", "target", "version", "champion"):
         table.add_column(col, justify="left" if col in ("model", "metric", "champion") else "right")
     for r in results:
         champion = "promoted" if r["promoted"] else f"kept v{r['champion_version']}"
-        table.add_row(r["model"], r["metric"], f"{r['baseline']:.4f}", f"{r['ours']:.4f}", f"{r['oracle']:.4f}",
+        table.add_row(r["model"], r["metric"], f"{r['baseline_name']} {r['baseline']:.4f}", f"{r['ours']:.4f}",
+                      num(r.get("p_vs_baseline"), ".3g"), f"{r['oracle']:.4f}", num(r.get("ceiling")),
+                      num(r.get("share_of_lift"), ".3f"), num(r.get("calibration_ratio"), ".2f"),
                       "[green]met[/]" if r["target_met"] else "[red]missed[/]", str(r["version"]), champion)
     console = Console()
     console.print(table)
     for r in results:
-        console.print(f"[bold]{r['model']}[/] ({r['seconds']:.0f} s): baseline = {r['baseline_name']}; "
-                      f"target {r['target']}; {r['promotion_reason']}")
+        console.print(f"[bold]{r['model']}[/] ({r['seconds']:.0f} s): target {r['target']}; {r['promotion_reason']}")

@@ -1,8 +1,10 @@
 """Promotion rules of `models.registry.decide` on a real sqlite MLflow registry."""
 import mlflow
+import numpy as np
 import pytest
 
 from models import registry
+from models.paired import delong
 
 
 @pytest.fixture()
@@ -20,17 +22,46 @@ def two_versions(tmp_path):
     mlflow.set_tracking_uri(None)
 
 
+def _scores(shift: float, n: int = 4000, seed: int = 0):
+    """Labels, a champion's scores and a challenger whose signal is `shift` stronger (same rows, correlated)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.2).astype(int)
+    common = rng.normal(size=n)
+    champion = y + common + rng.normal(scale=0.8, size=n)
+    challenger = y * (1 + shift) + common + rng.normal(scale=0.8, size=n)
+    return y, challenger, champion
+
+
 def test_worse_challenger_keeps_the_champion(two_versions):
     v1, v2 = two_versions
-    decision = registry.decide("toy", "auc", v2, 0.70, lambda v: 0.75)
+    y, ch, champ = _scores(-0.3)
+    decision = registry.decide("toy", "auc", v2, 0.70, lambda v: delong(y, ch, champ))
     assert not decision.promoted and registry.champion_version("toy") == v1
-    assert "does not beat" in decision.reason
+    assert "does not win" in decision.reason and decision.vs_champion["ci_high"] < 0
 
 
-def test_better_challenger_takes_the_champion(two_versions):
+def test_a_higher_point_estimate_without_a_paired_win_keeps_the_champion(two_versions):
+    """The old gate promoted on a strict '>' of point estimates; a difference inside the noise does not move it."""
     v1, v2 = two_versions
-    decision = registry.decide("toy", "auc", v2, 0.80, lambda v: 0.75)
+    y, ch, champ = _scores(0.01, n=1500, seed=1)
+    t = delong(y, ch, champ)
+    assert t.diff > 0 and t.ci_low < 0  # better point estimate, CI straddles zero
+    decision = registry.decide("toy", "auc", v2, t.ours, lambda v: t)
+    assert not decision.promoted and registry.champion_version("toy") == v1
+    assert "CI [" in decision.reason
+
+
+def test_paired_winner_takes_the_champion_unless_a_baseline_beats_it(two_versions):
+    v1, v2 = two_versions
+    y, ch, champ = _scores(0.4)
+    worse_than_baseline = delong(*_scores(-0.4, seed=1))
+    blocked = registry.decide("toy", "auc", v2, 0.80, lambda v: delong(y, ch, champ), worse_than_baseline,
+                              baseline_name="logistic regression")
+    assert not blocked.promoted and registry.champion_version("toy") == v1
+    assert "significantly worse than the baseline logistic regression" in blocked.reason
+    decision = registry.decide("toy", "auc", v2, 0.80, lambda v: delong(y, ch, champ), delong(*_scores(0.0, seed=2)))
     assert decision.promoted and registry.champion_version("toy") == v2
+    assert decision.vs_champion["ci_low"] > 0 and decision.vs_baseline is not None
 
 
 def test_incompatible_champion_is_replaced_and_the_reason_says_so(two_versions):
