@@ -16,7 +16,7 @@
     links: {base_url: "https://mail.example.com", unsubscribe_mailto: "unsubscribe@example.com"}
     list_id: "Example news <news.example.com>"
     smtp: {host: smtp.example.com, port: 587, tls: starttls, username: u, password: p}  # omit: local sink
-    delivery: {handoff: none, rate_per_second: 50, max_attempts: 8, backoff_seconds: 60, durable: true}
+    delivery: {handoff: none, rate_per_second: 50, max_attempts: 8, backoff_seconds: 60, connections: 1, durable: true}
     run: "1"                        # run key (default: derived from audience + window)
     batch_size: 500
 
@@ -107,6 +107,7 @@ class Delivery(BaseModel):
     rate_per_second: float | None = Field(default=None, gt=0, le=100_000, description="per sending domain")
     max_attempts: int = Field(default=8, ge=1, le=50)
     backoff_seconds: float = Field(default=60, gt=0, le=86_400)
+    connections: int = Field(default=1, ge=1, le=64, description="parallel SMTP connections of the sender")
     durable: bool = Field(default=True, description="fsync each hand-off (false: safe against a killed sender, "
                                                      "not against an OS crash; faster)")
 

@@ -16,17 +16,22 @@ sending domain (token bucket). For each message the outbox row is marked
 Replies: 2xx sent; 4xx deferred and retried after `backoff * 2**(attempt-1)`
 (capped at 6 h) until `max_attempts`, then failed; 5xx a hard bounce (a `bounce`
 event in the event log, which suppresses the contact). One drainer per outbox
-at a time (an exclusive file lock). Every so often and at the end the sends rows
+at a time (an exclusive file lock); within it, `connections` SMTP connections
+deliver in parallel threads (a remote relay's round trips overlap; each
+message's `handed` commit is still its own). Every so often and at the end the sends rows
 are appended to the event log (`sending.records`).
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Callable
+
+from sending.smtp import ConnectionLost
 
 MAX_BACKOFF_S = 6 * 3600
 BATCH = 200
@@ -96,18 +101,44 @@ def drain_lock(outbox):
 def drain(outbox, connect: Callable[[], object], clock, *, campaign: tuple[str, str] | None = None,
           rates: dict[str, float] | None = None, max_attempts: int = 8, backoff_s: float = 60.0,
           record: Callable[[], object] | None = None, wait_for_scheduled: bool = True,
-          poll_s: float = 30.0) -> DrainResult:
+          poll_s: float = 30.0, connections: int = 1) -> DrainResult:
     """Deliver due messages (of one campaign run, or all) until none is pending, waiting on `clock` for
-    scheduled ones (or returning when nothing is due yet, with `wait_for_scheduled=False`)."""
-    from sending.smtp import ConnectionLost
+    scheduled ones (or returning when nothing is due yet, with `wait_for_scheduled=False`), over
+    `connections` SMTP connections in parallel (each message's hand-off still committed on its own)."""
+    from concurrent.futures import ThreadPoolExecutor
 
+    if connections < 1:
+        raise ValueError("connections: must be >= 1")
     result = DrainResult()
     limiter = DomainRates(rates or {})
+    lock = threading.Lock()            # the outbox connection, the limiter and the result are shared
+    local = threading.local()
+    senders: list = []
+
+    def work(msg) -> None:
+        with lock:
+            wait = limiter.wait(msg.domain, clock.now())
+        clock.sleep(wait)
+        smtp = getattr(local, "smtp", None)
+        if smtp is None:
+            smtp = local.smtp = connect()
+            with lock:
+                senders.append(smtp)
+        try:
+            _deliver_one(outbox, smtp, msg, clock, result, max_attempts, backoff_s, lock)
+        except ConnectionLost:
+            smtp.close()
+            smtp = local.smtp = connect()  # SmtpUnavailable if the host went away: the run stops, resumable
+            with lock:
+                senders.append(smtp)
+                result.reconnects += 1
+            _deliver_one(outbox, smtp, msg, clock, result, max_attempts, backoff_s, lock)
+
     with drain_lock(outbox):
         result.recovered_unknown = outbox.recover()
         if record is not None:
             record()
-        smtp = None
+        pool = ThreadPoolExecutor(connections, thread_name_prefix="smtp")
         since_record = 0
         try:
             while True:
@@ -120,24 +151,20 @@ def drain(outbox, connect: Callable[[], object], clock, *, campaign: tuple[str, 
                         break
                     clock.sleep(min(max((nxt - us(now)) / 1e6, 0.0), poll_s))
                     continue
-                for msg in batch:
-                    clock.sleep(limiter.wait(msg.domain, clock.now()))
-                    if smtp is None:
-                        smtp = connect()
-                    try:
-                        _deliver_one(outbox, smtp, msg, clock, result, max_attempts, backoff_s)
-                    except ConnectionLost:
-                        smtp.close()
-                        smtp = connect()  # SmtpUnavailable if the host went away: the run stops, resumable
-                        result.reconnects += 1
-                        _deliver_one(outbox, smtp, msg, clock, result, max_attempts, backoff_s)
-                    since_record += 1
-                    if record is not None and since_record >= RECORD_EVERY:
-                        outbox.flush()
-                        record()
-                        since_record = 0
+                if connections == 1:
+                    for msg in batch:
+                        work(msg)
+                else:
+                    for _ in pool.map(work, batch):
+                        pass
+                since_record += len(batch)
+                if record is not None and since_record >= RECORD_EVERY:
+                    outbox.flush()
+                    record()
+                    since_record = 0
         finally:
-            if smtp is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for smtp in senders:
                 smtp.close()
             outbox.flush()
             if record is not None:
@@ -145,10 +172,16 @@ def drain(outbox, connect: Callable[[], object], clock, *, campaign: tuple[str, 
     return result
 
 
-def _deliver_one(outbox, smtp, msg, clock, result: DrainResult, max_attempts: int, backoff_s: float) -> None:
+def _deliver_one(outbox, smtp, msg, clock, result: DrainResult, max_attempts: int, backoff_s: float,
+                 lock: threading.Lock) -> None:
     now = clock.now()
     data = f"Date: {format_datetime(now)}\r\n".encode() + msg.message
-    outcome = smtp.deliver(msg.mail_from, msg.rcpt, data, lambda: outbox.mark_handed(msg.send_id, us(now)))
+
+    def handoff() -> bool:
+        with lock:
+            return outbox.mark_handed(msg.send_id, us(now))
+
+    outcome = smtp.deliver(msg.mail_from, msg.rcpt, data, handoff)
     code = outcome.code
     attempt = msg.attempts + 1
     retry_at = us(now + timedelta(seconds=min(backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)))
@@ -160,10 +193,11 @@ def _deliver_one(outbox, smtp, msg, clock, result: DrainResult, max_attempts: in
         status = "bounced"
     else:  # 4xx (or anything unexpected): retry later, until max_attempts
         status = "failed" if attempt >= max_attempts else "deferred"
-    if outcome.handed:
-        outbox.note_result(msg.send_id, status, code, retry_at)
-    else:
-        outbox.note_refused(msg.send_id, status, code or 0, retry_at, us(now))
-    setattr(result, status, getattr(result, status) + 1)
-    if status == "sent":
-        result.max_lateness_s = max(result.max_lateness_s, (us(now) - msg.send_at_us) / 1e6)
+    with lock:
+        if outcome.handed:
+            outbox.note_result(msg.send_id, status, code, retry_at)
+        else:
+            outbox.note_refused(msg.send_id, status, code or 0, retry_at, us(now))
+        setattr(result, status, getattr(result, status) + 1)
+        if status == "sent":
+            result.max_lateness_s = max(result.max_lateness_s, (us(now) - msg.send_at_us) / 1e6)

@@ -235,7 +235,7 @@ def deliver_campaign(config: CampaignConfig, settings, outbox, clock, mbox_path:
     with smtp_target(config, mbox_path) as (connect, _sink):
         return drain(outbox, connect, clock, campaign=(config.campaign_id, config.run_key()),
                      rates={config.sender_domain: d.rate_per_second} if d.rate_per_second else None,
-                     max_attempts=d.max_attempts, backoff_s=d.backoff_seconds,
+                     max_attempts=d.max_attempts, backoff_s=d.backoff_seconds, connections=d.connections,
                      record=lambda: record_sends(settings, outbox), wait_for_scheduled=wait_for_scheduled)
 
 

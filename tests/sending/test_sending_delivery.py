@@ -355,3 +355,30 @@ def test_smtp_auth_goes_only_over_starttls(tmp_path):
     finally:
         controller.stop()
     assert logins == [(b"u", True)] and outcome.code == 250 and len(handler.received) == 1
+
+
+def test_parallel_connections_deliver_each_message_once(settings):
+    import asyncio
+
+    class SlowRelay(SinkHandler):
+        """A relay that takes 50 ms per message and records how many sessions overlap."""
+
+        def __init__(self):
+            super().__init__()
+            self.active = self.peak = 0
+
+        async def handle_DATA(self, server, session, envelope):
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            await asyncio.sleep(0.05)
+            self.active -= 1
+            return await super().handle_DATA(server, session, envelope)
+
+    now = datetime.now(timezone.utc)
+    with Outbox.open(settings) as outbox:
+        ids = enqueue(settings, campaign(), outbox, [now] * 40, now=now)
+        handler = SlowRelay()
+        result = _drain(settings, outbox, handler, VirtualClock(now), connections=4)
+        assert outbox.counts() == {"sent": 40}
+    assert result.sent == 40 and handler.peak >= 2
+    assert sorted(int(h["X-Inbox-Send-Id"]) for _, _, h in handler.received) == ids
