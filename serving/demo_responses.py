@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
+from sending.headers import ses_tag_value
+
 PROVIDERS = ("sendgrid", "mailgun", "ses")
 SENDGRID = {"delivered": "delivered", "open": "open", "click": "click", "bounce": "bounce",
             "unsubscribe": "unsubscribe", "complaint": "spamreport"}
@@ -56,7 +58,7 @@ def ses_payload(send, kind: str, when: pd.Timestamp, event_id: str) -> dict:
     event_type = SES[kind]
     message = {"eventType": event_type,
                "mail": {"timestamp": iso, "messageId": f"{send.send_id}@inbox.example",
-                        "tags": {k: [v] for k, v in _ids(send).items()}, "headers": []},
+                        "tags": {k: [ses_tag_value(v)] for k, v in _ids(send).items()}, "headers": []},
                event_type[0].lower() + event_type[1:]: {"timestamp": iso}}
     if kind == "bounce":
         message["bounce"]["bounceType"] = "Permanent"

@@ -244,6 +244,23 @@ def ses_type(kind: str, detail: dict) -> str | None:
     return our_type
 
 
+def _ses_tag(value: Any, key: str) -> Any:
+    """A tag value as the sender set it: SES tags allow only [A-Za-z0-9_-], so the send pipeline escapes
+    (`sending.headers.ses_tag_value`); a malformed escape is a 400."""
+    from sending.headers import ses_tag_decode  # imported here: sending.headers imports this module
+
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise WebhookPayloadError(f"Message.mail.tags.{key}", "expected a list of strings")
+        value = value[0] if value else None
+    if not isinstance(value, str):
+        return value
+    try:
+        return ses_tag_decode(value)
+    except ValueError:
+        raise WebhookPayloadError(f"Message.mail.tags.{key}", "not an escaped tag value") from None
+
+
 def _ses_ids(mail: dict) -> dict:
     tags = _optional(mail, "tags", "Message.mail", dict, {})
     headers: dict[str, Any] = {}
@@ -251,10 +268,7 @@ def _ses_ids(mail: dict) -> dict:
         where = f"Message.mail.headers[{i}]"
         name = _require(h, "name", where, str)
         headers[name.lower()] = _optional(h, "value", where, str, None)
-    values = {k: tags.get(k) or headers.get(header_name(k).lower()) for k in ID_FIELDS}
-    for key, value in values.items():
-        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
-            raise WebhookPayloadError(f"Message.mail.tags.{key}", "expected a list of strings")
+    values = {k: _ses_tag(tags.get(k), k) or headers.get(header_name(k).lower()) for k in ID_FIELDS}
     return _ids(values, "Message.mail.tags")
 
 

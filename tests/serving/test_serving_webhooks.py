@@ -71,6 +71,17 @@ def test_ses_bounce_is_hard_only_when_permanent(bounce_type, expected):
     assert parse_ses(ses_notification("Bounce", bounce_type=bounce_type))[0].type == expected
 
 
+def test_ses_tags_are_decoded_as_the_send_pipeline_escaped_them():
+    from sending.headers import ses_tag_value
+
+    note = ses_notification(campaign_id=ses_tag_value("spring.2026:a_b"))
+    assert parse_ses(note)[0].campaign_id == "spring.2026:a_b"
+    message = json.loads(note["Message"])
+    message["mail"]["tags"]["campaign_id"] = ["_FF"]  # not UTF-8 once unescaped
+    with pytest.raises(WebhookPayloadError, match="Message.mail.tags.campaign_id"):
+        parse_ses({**note, "Message": json.dumps(message)})
+
+
 def test_ses_delivery_and_subscription_confirmation():
     assert parse_ses(ses_notification("Delivery"))[0].type == "delivered"
     assert parse_ses({"Type": "SubscriptionConfirmation", "MessageId": "x", "Token": "t"}) == []
