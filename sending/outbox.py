@@ -12,7 +12,9 @@ States: `queued` -> `handed` (the message body is with the SMTP server and its
 end-of-data dot is about to be sent) -> `sent` | `deferred` (4xx, retried after
 exponential backoff) -> ... | `failed` (4xx after max attempts) | `bounced` (5xx,
 a hard bounce) | `unknown` (the sender died between the dot and recording the
-reply: probably delivered, never re-sent; see `sending.delivery`).
+reply: probably delivered, never re-sent; see `sending.delivery`). Once a message
+is sent, bounced or failed its body and address are dropped from the row (the
+ids, decision and status stay), so the file holds what is still to deliver.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 PENDING = ("queued", "deferred")
+FINAL = ("sent", "bounced", "failed")  # the body and address are dropped: the outbox does not grow with history
+_DROP = ", message = X'', rcpt = ''"
 RECORDED_STATES = ("sent", "unknown", "bounced")  # these have a row in the event log's sends table
 
 SCHEMA = """
@@ -188,13 +192,14 @@ class Outbox:
             self._pending.append(("UPDATE messages SET status = 'deferred', last_code = ?, due_us = ? "
                                   "WHERE send_id = ?", (code, due_us, send_id)))
         else:
-            self._pending.append(("UPDATE messages SET status = ?, last_code = ? WHERE send_id = ?",
-                                  (status, code, send_id)))
+            self._pending.append((f"UPDATE messages SET status = ?, last_code = ?{_DROP if status in FINAL else ''} "
+                                  "WHERE send_id = ?", (status, code, send_id)))
 
     def note_refused(self, send_id: int, status: str, code: int, due_us: int, attempt_us: int) -> None:
         """A reply refusing the message before the dot (MAIL, RCPT or DATA): counts as an attempt."""
         self._pending.append(("UPDATE messages SET status = ?, attempts = attempts + 1, last_code = ?, due_us = ?, "
-                              "sent_at_us = ? WHERE send_id = ?", (status, code, due_us, attempt_us, send_id)))
+                              f"sent_at_us = ?{_DROP if status in FINAL else ''} WHERE send_id = ?",
+                              (status, code, due_us, attempt_us, send_id)))
 
     def _apply_pending(self) -> None:
         for sql, params in self._pending:

@@ -220,6 +220,9 @@ def test_a_message_left_handed_by_a_crash_is_never_sent_again(settings):
         result = _drain(settings, outbox, handler, VirtualClock(now))
         assert outbox.counts() == {"unknown": 1, "sent": 1}
     assert result.recovered_unknown == 1 and [h[2]["X-Inbox-Send-Id"] for h in handler.received] == [str(ids[1])]
+    with Outbox.open(settings) as outbox:  # delivered: body and address dropped; unknown: kept
+        kept = dict(outbox.db.execute("SELECT send_id, length(message) + length(rcpt) FROM messages").fetchall())
+    assert kept[ids[1]] == 0 and kept[ids[0]] > 0
     from simulation.eventlog import read_table, table_path
 
     assert sorted(read_table("sends", table_path(settings.events_dir, "sends"))["send_id"]) == ids
