@@ -1,8 +1,10 @@
 """MLflow logging for the bandit (the only bandit module that imports mlflow, lazily).
 
 Two experiments: `inbox/bandit-simulation` (policies raced on a simulated
-campaign; cumulative regret and reward logged as step metrics so the UI draws
-one curve per policy over the decisions) and `inbox/bandit-promotion` (each
+campaign: one parent run with the table, the plot and the verdict, and one
+child run per policy whose cumulative regret and reward are step metrics, so
+MLflow's run comparison draws every policy's curve on one chart over the
+decisions) and `inbox/bandit-promotion` (each
 `learn --gate`: which candidate was evaluated, its doubly-robust interval
 against the live policy, and whether it went live).
 """
@@ -18,8 +20,8 @@ def _configure(settings, experiment: str) -> None:
     configure(settings, experiment)
 
 
-def curve_metrics(result, points: int = CURVE_POINTS) -> list:
-    """`cumulative_regret/<policy>` and `cumulative_reward/<policy>` at ~`points` decision counts each,
+def curve_metrics(policy, points: int = CURVE_POINTS) -> list:
+    """`cumulative_regret` and `cumulative_reward` of one policy's result at ~`points` decision counts,
     as MLflow Metric entities (step = decisions made)."""
     import time
 
@@ -27,17 +29,16 @@ def curve_metrics(result, points: int = CURVE_POINTS) -> list:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
+    T = len(policy.cum_regret)
+    steps = np.unique(np.linspace(1, T, min(points, T)).round().astype(int)) if T else np.zeros(0, int)
     out = []
-    for r in result.results:
-        T = len(r.cum_regret)
-        steps = np.unique(np.linspace(1, T, min(points, T)).round().astype(int)) if T else np.zeros(0, int)
-        for key, curve in (("cumulative_regret", r.cum_regret), ("cumulative_reward", r.cum_reward)):
-            out += [Metric(f"{key}/{r.name}", float(curve[s - 1]), now, int(s)) for s in steps]
+    for key, curve in (("cumulative_regret", policy.cum_regret), ("cumulative_reward", policy.cum_reward)):
+        out += [Metric(key, float(curve[s - 1]), now, int(s)) for s in steps]
     return out
 
 
 def log_simulation(result, settings=None) -> str:
-    """One run: config as params, regret and reward curves as step metrics, the table and the plot."""
+    """A parent run (config, table, plot, verdict) with one child run per policy (its curves and totals)."""
     import mlflow
 
     from inbox.settings import load_settings
@@ -50,6 +51,7 @@ def log_simulation(result, settings=None) -> str:
     _configure(settings, "bandit-simulation")
     table = result.table()
     best = table.sort_values("regret").iloc[0]
+    params = config_params(result.config)
     with mlflow.start_run(run_name=f"simulate-T{result.config.decisions}-seed{result.config.seed}") as run:
         mlflow.set_tag("inbox.kind", "bandit_simulation")
         describe_run(
@@ -57,17 +59,24 @@ def log_simulation(result, settings=None) -> str:
             f"{result.config.decisions:,} decisions, rewards delayed (wait window "
             f"{result.config.wait_window_hours:g} h). Lowest regret: **{best['policy']}** "
             f"({best['regret']:,.1f} expected clicks below the per-contact oracle's "
-            f"{result.oracle_reward:,.1f}). Curves: metrics `cumulative_regret/<policy>` and "
-            f"`cumulative_reward/<policy>` (x = decisions); table: `results.json`.")
-        mlflow.log_params(config_params(result.config))
-        client = mlflow.MlflowClient()
-        metrics = curve_metrics(result)
-        for lo in range(0, len(metrics), 1000):  # MLflow's batch limit
-            client.log_batch(run.info.run_id, metrics=metrics[lo : lo + 1000])
+            f"{result.oracle_reward:,.1f}). One child run per policy: compare them to see `cumulative_regret` "
+            f"and `cumulative_reward` over the decisions on one chart; table: `results.json`.")
+        mlflow.log_params(params)
         mlflow.log_metrics({"oracle_expected_clicks": result.oracle_reward, "best_regret": float(best["regret"])})
         mlflow.set_tag("best_policy", best["policy"])
         mlflow.log_figure(simulation_figure(result), "plots/cumulative_regret_reward.png")
         mlflow.log_table(table, "results.json")
+        client = mlflow.MlflowClient()
+        for policy, row in zip(result.results, table.to_dict("records")):
+            with mlflow.start_run(run_name=policy.name, nested=True) as child:
+                mlflow.set_tags({"inbox.kind": "bandit_policy", "policy": policy.name})
+                describe_run(f"policy {policy.name} in run {run.info.run_id}: regret {row['regret']:,.1f}, "
+                             f"{row['clicks']:,} clicks")
+                mlflow.log_params(params)
+                metrics = curve_metrics(policy)
+                for lo in range(0, len(metrics), 1000):  # MLflow's batch limit
+                    client.log_batch(child.info.run_id, metrics=metrics[lo : lo + 1000])
+                mlflow.log_metrics({k: float(row[k]) for k in ("regret", "clicks", "ctr", "decisions_per_s")})
         return run.info.run_id
 
 

@@ -60,18 +60,21 @@ def test_simulation_against_vowpal_wabbit_logged_to_mlflow(bandit_env, capsys):
         assert name in out
     mlflow.set_tracking_uri(f"sqlite:///{bandit_env / 'mlruns' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["inbox/bandit-simulation"])
-    assert len(runs) == 1
-    run = runs.iloc[0]
+    parent = runs[runs["tags.inbox.kind"] == "bandit_simulation"]
+    assert len(parent) == 1
+    run = parent.iloc[0]
+    children = runs[runs["tags.mlflow.parentRunId"] == run["run_id"]].set_index("tags.policy")
+    assert sorted(children.index) == sorted(("lin_ts", "lin_ucb", "eps_greedy", "uniform", "vw_epsilon", "vw_squarecb"))
     client = mlflow.MlflowClient()
-    # regret curves are step metrics: one series per policy over the decisions, ending at the table's regret
-    curve = {p: client.get_metric_history(run["run_id"], f"cumulative_regret/{p}")
+    # each policy's regret curve is a step metric of its child run, ending at the table's regret
+    curve = {p: client.get_metric_history(children.loc[p, "run_id"], "cumulative_regret")
              for p in ("lin_ts", "lin_ucb", "eps_greedy", "uniform")}
     assert all(len(h) == 100 and h[-1].step == 4000 for h in curve.values())
     assert all(np.all(np.diff([m.step for m in h]) > 0) for h in curve.values())
     table = pd.DataFrame(mlflow.load_table("results.json", run_ids=[run["run_id"]])).set_index("policy")
     assert curve["lin_ts"][-1].value == pytest.approx(table.loc["lin_ts", "regret"])
     assert min(curve[p][-1].value for p in ("lin_ts", "lin_ucb", "eps_greedy")) < curve["uniform"][-1].value
-    assert table.loc["lin_ts", "decisions_per_s"] > table.loc["vw_squarecb", "decisions_per_s"]
+    assert children.loc["lin_ts", "metrics.decisions_per_s"] > children.loc["vw_squarecb", "metrics.decisions_per_s"]
     assert run["tags.mlflow.note.content"].startswith("6 policies")
     artifacts = [a.path for a in client.list_artifacts(run["run_id"], "plots")]
     assert "plots/cumulative_regret_reward.png" in artifacts
