@@ -8,10 +8,11 @@ counted as rejected and never recorded, so a made-up click or unsubscribe
 cannot reach the event log, the features or the consent ledger.
 
 Send records are read, for the ids in one call only, from every source that
-holds them: `sends.parquet` (Parquet row-group statistics skip most of the
-file: send ids are appended in increasing order) and the send pipeline's
-outbox (`sending.outbox.lookup`: its rows exist before the mail leaves, so an
-event arriving before the send is in the event log still matches).
+holds them: first the send pipeline's outbox (`sending.outbox.lookup`, a
+primary-key lookup; its rows exist before the mail leaves, so an event that
+arrives before the send is in the event log still matches), then
+`sends.parquet` for the ids the outbox lacks (sends made before the outbox, or
+imported): only row groups whose send-id statistics can hold them are read.
 A source is `f(send_ids: np.ndarray) -> DataFrame[send_id, contact_id, decision_id]`.
 """
 from __future__ import annotations
@@ -30,18 +31,37 @@ SendSource = Callable[[np.ndarray], pd.DataFrame]
 COLUMNS = ["send_id", "contact_id", "decision_id"]
 
 
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(COLUMNS, ("int64", "int64", object))})
+
+
 def sends_table_source(events_dir: str | Path) -> SendSource:
-    """Send records from `sends.parquet` (none while the file does not exist)."""
+    """Send records from `sends.parquet` (none while the file does not exist).
+
+    Reads only the row groups whose send-id statistics can hold a wanted id, and in them the
+    send-id column first: the other columns only of row groups that hold one."""
     from simulation.eventlog import table_path
 
     path = table_path(events_dir, "sends")
 
     def read(send_ids: np.ndarray) -> pd.DataFrame:
         if not path.exists() or len(send_ids) == 0:
-            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(COLUMNS, ("int64", "int64", object))})
-        table = pq.read_table(path, columns=COLUMNS,
-                              filters=[("send_id", "in", pa.array(np.unique(send_ids), type=pa.int64()))])
-        return table.to_pandas()
+            return _empty()
+        wanted = np.unique(send_ids)
+        pf = pq.ParquetFile(path, pre_buffer=False)
+        key = pf.schema_arrow.get_field_index("send_id")
+        frames = []
+        for g in range(pf.metadata.num_row_groups):
+            stats = pf.metadata.row_group(g).column(key).statistics
+            if stats is not None and stats.has_min_max:
+                inside = np.searchsorted(wanted, stats.max, "right") - np.searchsorted(wanted, stats.min, "left")
+                if inside == 0:
+                    continue
+            ids = pf.read_row_group(g, columns=["send_id"]).column(0).to_numpy()
+            hit = np.isin(ids, wanted)
+            if hit.any():
+                frames.append(pf.read_row_group(g, columns=COLUMNS).filter(pa.array(hit)).to_pandas())
+        return pd.concat(frames, ignore_index=True) if frames else _empty()
 
     return read
 
@@ -54,17 +74,25 @@ class SendLookup:
 
     @classmethod
     def for_settings(cls, settings) -> "SendLookup":
-        """The installation's send records: `sends.parquet` and the send pipeline's outbox."""
+        """The installation's send records: the send pipeline's outbox (indexed by send id, and its rows
+        exist before a message leaves), then `sends.parquet` for ids the outbox does not hold."""
         from sending.outbox import lookup as outbox_lookup
 
-        return cls([sends_table_source(settings.events_dir), lambda ids: outbox_lookup(settings, ids)])
+        return cls([lambda ids: outbox_lookup(settings, ids), sends_table_source(settings.events_dir)])
 
     def records(self, send_ids: np.ndarray) -> pd.DataFrame:
-        """Send records of these ids from every source (first source wins for an id in several)."""
-        frames = [f(send_ids)[COLUMNS] for f in self.sources]
-        frames = [f for f in frames if len(f)]
+        """Send records of these ids; each source is asked only for the ids the sources before it lack."""
+        missing = np.unique(np.asarray(send_ids, dtype=np.int64))
+        frames = []
+        for source in self.sources:
+            if len(missing) == 0:
+                break
+            found = source(missing)[COLUMNS]
+            if len(found):
+                frames.append(found)
+                missing = np.setdiff1d(missing, found["send_id"].to_numpy(np.int64))
         if not frames:
-            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(COLUMNS, ("int64", "int64", object))})
+            return _empty()
         return pd.concat(frames, ignore_index=True).drop_duplicates("send_id", keep="first")
 
     def known(self, events: list[ProviderEvent]) -> np.ndarray:
