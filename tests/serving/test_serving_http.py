@@ -28,6 +28,7 @@ def test_health_readiness_metrics_and_openapi(client):
     client.post("/score", json={"contact_ids": [1]})
     metrics = client.get("/metrics").text
     assert "bentoml_service_request_duration_seconds" in metrics
+    assert 'bentoml_service_request_total{endpoint="/score"' in metrics
     spec = client.get("/docs.json").json()
     for path in ("/score", "/send_time", "/rank_content", "/choose_variant", "/reward", "/decide", "/reload",
                  "/webhooks/sendgrid", "/webhooks/mailgun", "/webhooks/ses"):
@@ -109,6 +110,26 @@ def test_decide_returns_everything_in_one_round_trip(client, serving_world, allo
                  "window": {"start": "2026-09-01T00:00:00", "end": "2026-09-02T00:00:00Z"}}, "window"),
     ("/choose_variant", {"campaign_id": CAMPAIGN}, "contact_id"),
     ("/reward", {"decision_id": "x", "reward": "lots", "event_id": "e"}, "reward"),
+    # each of these was a 500 (issue 13): ids above int64, dates near year 1 / 9999, wrong types
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": [2**63]}, "contact_ids"),
+    ("/score", {"contact_ids": [2**64 + 5]}, "contact_ids"),
+    ("/choose_variant", {"campaign_id": CAMPAIGN, "contact_id": 1, "exclude": [2**70]}, "exclude"),
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": [1],
+                 "window": {"start": "0001-01-01T00:00:00Z", "end": "0001-01-02T00:00:00Z"}}, "window"),
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": [1],
+                 "window": {"start": "9999-12-31T00:00:00Z", "end": "9999-12-31T23:59:59Z"}}, "window"),
+    ("/send_time", {"contact_ids": [1],
+                    "window": {"start": "9999-12-31T00:00:00-14:00", "end": "9999-12-31T23:00:00-14:00"}}, "window"),
+    ("/decide", {"campaign_id": CAMPAIGN, "contact_ids": [1],
+                 "window": {"start": "2026-09-01T00:00:00Z", "end": "2226-09-01T00:00:00Z"}}, "window"),
+    ("/send_time", {"contact_ids": [1], "window": {"start": "2026-09-01T00:00:00Z", "end": "2026-09-02T00:00:00Z",
+                                                   "quiet_hours": [25, -1]}}, "quiet_hours"),
+    ("/reward", {"decision_id": "x", "reward": 1, "event_id": "e", "occurred_at": "0001-01-01T00:00:00Z"},
+     "occurred_at"),
+    ("/reward", {"decision_id": "x", "reward": 1, "event_id": "e", "occurred_at": "9999-12-31T23:59:59Z"},
+     "occurred_at"),
+    ("/decide", {"campaign_id": 5, "contact_ids": {"a": 1}, "k": "x"}, "campaign_id"),
+    ("/rank_content", {"contact_id": [1]}, "contact_id"),
 ])
 def test_bad_input_gets_4xx_naming_the_field_and_logs_nothing(client, allocator, path, body, field):
     before = decision_count(allocator)
