@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--quiet-hours", default="21-7", help="send_time: local quiet hours START-END (default 21-7)")
     s.add_argument("--k", type=int, default=3, help="content_preference: top k per contact (default 3)")
     s.add_argument("--no-reasons", action="store_true", help="lead_scoring: skip the per-contact reasons")
+    s.add_argument("--include-suppressed", action="store_true",
+                   help="also score contacts that may not be mailed (no consent, opted out, suppressed, hard "
+                        "bounce, unsubscribe, complaint); their reason goes in a `suppressed` column")
     s.set_defaults(func=_score)
 
 
@@ -86,11 +89,25 @@ def _score(args: argparse.Namespace) -> int:
         end = start + pd.Timedelta(hours=24)
     if args.k < 1:
         raise ValueError(f"--k: must be >= 1, got {args.k}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    quiet = _quiet_hours(args.quiet_hours)
+    if not args.out.endswith(".parquet"):
+        raise ValueError(f"--out: expected a .parquet file name, got {args.out!r}")
     t0 = time.perf_counter()
-    frame = score_all(args.model, window_start=start, window_end=end, quiet_hours=_quiet_hours(args.quiet_hours),
-                      k=args.k, reasons=not args.no_reasons)
+    console = Console(stderr=True)
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"loading {args.model}@champion and features", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, description=f"scoring {args.model}", completed=done, total=total)
+
+        frame = score_all(args.model, window_start=start, window_end=end, quiet_hours=quiet, k=args.k,
+                          reasons=not args.no_reasons, include_suppressed=args.include_suppressed, progress=advance)
     path = write_parquet(frame, args.out)
-    Console().print(f"{args.model} v{frame.attrs.get('model_version')}: {len(frame):,} rows -> {path} "
+    left_out = "" if args.include_suppressed else f", {frame.attrs.get('suppressed', 0):,} suppressed contacts left out"
+    Console().print(f"{args.model} v{frame.attrs.get('model_version')}: {len(frame):,} rows{left_out} -> {path} "
                     f"({time.perf_counter() - t0:.1f} s)")
     return 0
 
