@@ -49,12 +49,14 @@ E_NODES = np.linspace(-3.0, 3.0, 9)            # engagement nodes in prior sd un
 
 
 def harness_prepared(ctx, spec):
-    """The harness's split and training rows (features are not needed here)."""
+    """The harness's split, training rows (no features) and evaluation snapshot (with features)."""
+    from models.datasets import feature_frames
     from models.prepared import Prepared
-    from models.send_time_training import LABEL
+    from models.send_time_training import LABEL, _mailable
 
     rows, split = spec.send_rows(ctx)
-    return Prepared(rows, split, "events", LABEL)
+    (snap,) = feature_frames([spec._snapshot_plan(split, ctx)["eval"]], spec.services, ctx.settings)
+    return Prepared(rows, split, "events", LABEL, extra={"snapshots": {"eval": _mailable(snap)}})
 
 
 def observed_history(ctx, contact_ids: np.ndarray, at: pd.Timestamp) -> pd.DataFrame:

@@ -1,0 +1,153 @@
+"""Model quality against baselines and ceilings, one table per world seed (issue 14's checks).
+
+    # 1. per world: train and evaluate the three models as `inbox train` does (no MLflow), save the results
+    INBOX_DATA_DIR=DATA python benchmarks/bench_model_quality.py run --out results/seed7.json
+    # 2. per world: the ceilings (benchmarks/bench_model_ceilings.py --json results/ceilings7.json)
+    # 3. one table per seed: each model's metric, each baseline, the ceiling with its CI, share of lift,
+    #    paired p-values, calibration ratio, target met or not
+    python benchmarks/bench_model_quality.py report results/seed*.json --ceilings results/ceilings*.json
+
+Every number of one row comes from the same test rows: the specs' own `evaluate`
+(paired tests from `models.paired`: DeLong for the lead AUC, bootstraps over
+contacts for send time and content). The targets are issue 14's:
+
+* lead: share of AUC lift >= 0.90 of the ceiling, AUC >= the best baseline and
+  non-inferior to it (DeLong, margin 0.003, one-sided p < 0.05), calibration
+  ratio in [0.8, 1.25], ECE <= 0.2 x base rate;
+* send time: uplift share >= 0.95 of the Bayes ceiling, above every baseline
+  (paired bootstrap p < 0.05);
+* content: NDCG@3 share of lift >= 0.70 of the history-aware ceiling, above
+  every baseline (paired bootstrap p < 0.05).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+
+METRIC = {"lead_scoring": "test_auc", "send_time": "uplift_ratio", "content_preference": "ndcg_at_3"}
+SHARE_TARGET = {"lead_scoring": 0.90, "send_time": 0.95, "content_preference": 0.70}
+
+
+def run(out: Path, models: list[str], seed: int) -> None:
+    from inbox.settings import load_settings
+    from models.harness import TrainingContext
+    from models.training import make_spec
+
+    ctx = TrainingContext(load_settings(), seed=seed, progress=lambda m: print(m, flush=True))
+    result = {"world_seed": ctx.world_seed(), "models": {}}
+    if out.exists():
+        result = json.loads(out.read_text())
+    for name in models:
+        t0 = time.perf_counter()
+        spec = make_spec(name)
+        prepared = spec.prepare(ctx)
+        predictor = spec.fit(prepared, ctx)
+        ev = spec.evaluate(predictor, prepared, ctx)
+        rec = {"metric": METRIC[name], "ours": ev.ours, "oracle": ev.oracle, "random": ev.random,
+               "calibration_ratio": ev.calibration_ratio, "baseline_name": ev.baseline_name,
+               "baselines": {k.split("_baseline_", 1)[1]: v for k, v in ev.metrics.items()
+                             if k.startswith(METRIC[name] + "_baseline_")},
+               "paired": {k: t.as_dict() for k, t in ev.paired.items()}, "best_baseline": ev.best_baseline,
+               "metrics": {k: v for k, v in ev.metrics.items() if isinstance(v, (int, float))},
+               "tables": {k: t.to_dict(orient="records") for k, t in ev.tables.items()},
+               "seconds": time.perf_counter() - t0}
+        result["models"][name] = rec
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1, default=float))
+        tmp.replace(out)
+        print(f"{name}: ours {ev.ours:.4f}, {ev.baseline_name} {ev.baseline:.4f} ({rec['seconds']:.0f} s)", flush=True)
+        del prepared, predictor, ev
+
+
+def _met(name: str, rec: dict, share: float | None) -> tuple[bool | None, str]:
+    paired = rec["paired"]
+    if name == "lead_scoring":
+        t = paired[rec["best_baseline"]]
+        m = rec["metrics"]
+        parts = {"share": None if share is None else share >= SHARE_TARGET[name],
+                 ">= baseline": t["diff"] >= 0, "non-inferior": t["p_noninferior"] < 0.05,
+                 "ratio": 0.8 <= rec["calibration_ratio"] <= 1.25,
+                 "ECE": m["test_ece"] <= 0.2 * m["test_base_rate"]}
+    else:
+        parts = {"share": None if share is None else share >= SHARE_TARGET[name],
+                 **{f"> {k}": t["ci_low"] > 0 and t["p_superior"] < 0.05 for k, t in paired.items()}}
+    missed = [k for k, v in parts.items() if v is False]
+    unknown = [k for k, v in parts.items() if v is None]
+    if missed:
+        return False, "missed: " + ", ".join(missed)
+    return (None, "unknown: " + ", ".join(unknown)) if unknown else (True, "met")
+
+
+def report(results: list[Path], ceilings: list[Path]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    ceiling_of = {}
+    for path in ceilings:
+        c = json.loads(path.read_text())
+        ceiling_of[str(c["world_seed"])] = c
+    console = Console(width=200)
+    for path in results:
+        res = json.loads(path.read_text())
+        seed = str(res["world_seed"])
+        table = Table(title=f"world seed {seed}: test period, same rows for every scorer")
+        for col in ("model", "metric", "ours", "baselines", "paired p (ours <= baseline)", "oracle",
+                    "ceiling [95% CI]", "share of lift", "calibration ratio", "target"):
+            table.add_column(col, justify="left" if col in ("model", "metric", "baselines", "target",
+                                                            "paired p (ours <= baseline)") else "right")
+        for name, rec in res["models"].items():
+            c = ceiling_of.get(seed, {}).get(name)
+            share = None
+            if c is not None and rec["random"] is not None:
+                share = (rec["ours"] - rec["random"]) / (c["value"] - rec["random"])
+            met, why = _met(name, rec, share)
+            ps = "\n".join(f"{k}: {t['p_superior']:.3g} (ni {t['p_noninferior']:.3g})" if name == "lead_scoring"
+                           else f"{k}: {t['p_superior']:.3g}" for k, t in rec["paired"].items())
+            table.add_row(
+                name, rec["metric"], f"{rec['ours']:.4f}",
+                "\n".join(f"{k} {v:.4f}" for k, v in rec["baselines"].items()), ps, f"{rec['oracle']:.4f}",
+                "-" if c is None else f"{c['value']:.4f} [{c['ci'][0]:.4f}, {c['ci'][1]:.4f}]",
+                "-" if share is None else f"{share:.3f}",
+                "-" if rec["calibration_ratio"] is None else f"{rec['calibration_ratio']:.2f}",
+                ("[green]" if met else "[red]" if met is False else "") + why + ("[/]" if met is not None else ""))
+        console.print(table)
+        lead = res["models"].get("lead_scoring")
+        if lead and "calibration_under_drift.json" in lead["tables"]:
+            t = Table(title=f"world seed {seed}: lead calibration under drift (test base rate "
+                            f"{lead['metrics']['test_base_rate']:.4f}, validation {lead['metrics']['valid_base_rate']:.4f}, "
+                            f"train {lead['metrics']['train_base_rate']:.4f})")
+            for col in ("method", "mean predicted", "calibration ratio", "ECE / base rate", "AUC", "note"):
+                t.add_column(col, justify="left" if col in ("method", "note") else "right")
+            for r in lead["tables"]["calibration_under_drift.json"]:
+                ok = 0.8 <= r["calibration_ratio"] <= 1.25 and r["ece_over_base_rate"] <= 0.2
+                t.add_row(r["method"], f"{r['mean_predicted']:.4f}",
+                          ("[green]" if ok else "") + f"{r['calibration_ratio']:.2f}" + ("[/]" if ok else ""),
+                          f"{r['ece_over_base_rate']:.3f}", f"{r['auc']:.4f}", r["note"])
+            console.print(t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--models", default="lead_scoring,send_time,content_preference")
+    r.add_argument("--seed", type=int, default=7, help="training seed (the world's seed is its own)")
+    p = sub.add_parser("report")
+    p.add_argument("results", type=Path, nargs="+")
+    p.add_argument("--ceilings", type=Path, nargs="*", default=[])
+    args = ap.parse_args()
+    if args.cmd == "run":
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        run(args.out, args.models.split(","), args.seed)
+    else:
+        report(args.results, args.ceilings)
+
+
+if __name__ == "__main__":
+    main()
