@@ -97,15 +97,18 @@ class SendLookup:
 
     def known(self, events: list[ProviderEvent]) -> np.ndarray:
         """Row-aligned: the event's send exists, belongs to its contact, and the decision ids agree."""
-        if not events:
-            return np.zeros(0, dtype=bool)
-        claimed = pd.DataFrame({
-            "send_id": pd.array([e.send_id for e in events], dtype="Int64"),
-            "contact_id": pd.array([e.contact_id for e in events], dtype="Int64"),
-            "decision_id": pd.Series([e.decision_id for e in events], dtype=object)})
-        ids = claimed["send_id"].dropna().to_numpy(np.int64)
-        sends = self.records(ids).astype({"send_id": "Int64", "contact_id": "Int64"})
-        m = claimed.merge(sends, on="send_id", how="left", suffixes=("", "_send"))  # keeps the events' order
-        same_contact = (m["contact_id"] == m["contact_id_send"]).fillna(False).to_numpy(bool)
-        same_decision = (m["decision_id"].isna() | (m["decision_id"] == m["decision_id_send"])).to_numpy(bool)
-        return same_contact & same_decision
+        n = len(events)
+        send_ids = np.fromiter((-1 if e.send_id is None else e.send_id for e in events), np.int64, n)
+        contacts = np.fromiter((-1 if e.contact_id is None else e.contact_id for e in events), np.int64, n)
+        decisions = np.array([e.decision_id for e in events], dtype=object)
+        sends = self.records(send_ids[send_ids >= 0])
+        order = np.argsort(sends["send_id"].to_numpy(np.int64), kind="stable")
+        known_ids = sends["send_id"].to_numpy(np.int64)[order]
+        if len(known_ids) == 0:
+            return np.zeros(n, dtype=bool)
+        at = np.minimum(np.searchsorted(known_ids, send_ids), len(known_ids) - 1)
+        found = (known_ids[at] == send_ids) & (send_ids >= 0)
+        same_contact = sends["contact_id"].to_numpy(np.int64)[order][at] == contacts
+        send_decision = sends["decision_id"].to_numpy(object)[order][at]
+        same_decision = pd.isna(decisions) | (decisions == send_decision)  # elementwise on object arrays
+        return found & same_contact & same_decision

@@ -179,3 +179,28 @@ def test_append_sends_keeps_existing_rows_and_skips_known_ids(tmp_path):
     assert append_sends(tmp_path, sends([1, 2])) == 2
     assert append_sends(tmp_path, sends([2, 3])) == 1
     assert sorted(read_table("sends", table_path(tmp_path, "sends"))["send_id"]) == [1, 2, 3]
+
+
+def test_send_lookup_matches_send_contact_and_decision():
+    from datetime import datetime, timezone
+
+    from serving.send_lookup import SendLookup
+    from serving.webhooks import ProviderEvent
+
+    table = pd.DataFrame({"send_id": [1, 2], "contact_id": [10, 20], "decision_id": ["d1", None]})
+    asked = []
+
+    def source(ids):
+        asked.append(sorted(ids.tolist()))
+        return table[table["send_id"].isin(ids)]
+
+    def ev(send, contact, decision):
+        return ProviderEvent("sendgrid", "x", "click", datetime.now(timezone.utc), send, contact, decision, None)
+
+    events = [ev(1, 10, "d1"), ev(1, 10, None), ev(1, 11, "d1"), ev(2, 20, None), ev(2, 20, "d1"), ev(3, 30, None),
+              ev(None, 10, None)]
+    assert SendLookup([source]).known(events).tolist() == [True, True, False, True, False, False, False]
+    assert asked == [[1, 2, 3]]
+    second = []
+    SendLookup([source, lambda ids: second.append(sorted(ids.tolist())) or table.iloc[:0]]).known(events)
+    assert second == [[3]]  # a later source is asked only for the ids the earlier ones lack
