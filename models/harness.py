@@ -18,7 +18,10 @@ does the rest in the same order for every model:
 5. the current champion is loaded and scored on the same test rows; `champion`
    moves only on a paired win (`spec.paired`: CI of the difference above
    zero) and only if the challenger is not significantly worse than the best
-   baseline (`models.registry.decide`). Every paired test (challenger vs each
+   baseline (`models.registry.decide`). When the best baseline beats ours
+   (CI of the difference below zero) and the spec can serve it
+   (`spec.baseline_predictor`), the baseline is registered instead (tag
+   `model_choice`): choosing the model is part of training. Every paired test (challenger vs each
    baseline, vs the champion) is logged: metrics `paired_vs_<name>_{diff,
    ci_low, ci_high, z, p, p_noninferior}` and `paired_tests.json`.
 """
@@ -193,6 +196,7 @@ class TrainResult:
     share_of_lift: float | None = None
     calibration_ratio: float | None = None
     p_vs_baseline: float | None = None  # one-sided p (H0: ours <= best baseline) of the paired test
+    model_choice: str = "ours"  # what was registered: "ours" or "baseline: <name>"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -273,6 +277,14 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
             tracking.log_figure(fig, filename)
         for filename, table in ev.tables.items():
             mlflow.log_table(table, f"tables/{filename}")
+        vs_baseline = ev.paired.get(ev.best_baseline)
+        choice = "ours"
+        if vs_baseline is not None and vs_baseline.significantly_worse and hasattr(spec, "baseline_predictor"):
+            # model choice is part of training: the baseline that beats ours is what gets registered and served
+            ctx.progress(f"{spec.name}: the baseline {ev.baseline_name} beats ours on the same rows; registering it")
+            predictor = spec.baseline_predictor(prepared, ctx, predictor)
+            choice, vs_baseline = f"baseline: {ev.baseline_name}", None
+        mlflow.set_tag("model_choice", choice)
         ctx.progress(f"{spec.name}: logging and registering the model")
         info = spec.log_model(predictor, prepared)
         version = registry.register(info.model_uri, spec.name, run.info.run_id,
@@ -285,7 +297,7 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
             ev.ours,
             lambda v: spec.paired(ours_scores, spec.test_scores(load_version(spec.name, v), prepared, ctx),
                                   prepared, ctx),
-            ev.paired.get(ev.best_baseline),
+            vs_baseline,
             baseline_name=ev.baseline_name,
         )
         registry.log_decision(decision)
@@ -311,6 +323,7 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
         share_of_lift=ev.share_of_lift,
         calibration_ratio=ev.calibration_ratio,
         p_vs_baseline=None if ev.best_baseline not in ev.paired else ev.paired[ev.best_baseline].p_superior,
+        model_choice=choice,
     )
 
 

@@ -188,6 +188,27 @@ class LeadScoringSpec:
         return LinearLogit(C=self.config.linear_C).fit(encoder.transform(rows), rows[LABEL].to_numpy(),
                                                        encoder.categorical_indices, threads=self.config.threads)
 
+    def baseline_predictor(self, prepared: Prepared, ctx: TrainingContext, predictor: LeadScorer) -> LeadScorer:
+        """The logistic-regression baseline as a servable lead model (registered when it beats ours): the
+        baseline's linear part, no trees (one single-leaf tree of value 0: the LightGBM format needs a tree),
+        Platt-calibrated on the validation period, score percentiles from it."""
+        import lightgbm as lgb
+
+        linear = self.baseline(prepared, predictor.encoder, predictor)
+        rows = self._fitting_rows(prepared)
+        X = predictor.encoder.transform(rows)
+        params = {**self._lgb_params(ctx.seed), "min_data_in_leaf": len(rows) + 1, "min_data_in_bin": 1}
+        booster = lgb.train(params, lgb.Dataset(X, rows[LABEL].to_numpy(), init_score=linear.logit(X),
+                                                feature_name=predictor.encoder.columns,
+                                                categorical_feature=predictor.encoder.categorical_indices),
+                            num_boost_round=1)
+        booster.set_leaf_output(0, 0, 0.0)
+        raw_valid = linear.probability(predictor.encoder.transform(prepared.valid))
+        calibrator = Calibrator(self.config.calibration).fit(raw_valid, prepared.valid[LABEL].to_numpy())
+        knots = np.quantile(calibrator.transform(raw_valid), np.linspace(0, 1, 101))
+        return LeadScorer(booster, predictor.encoder, calibrator, knots, num_threads=self.config.threads,
+                          linear=linear)
+
     def _fitting_rows(self, prepared: Prepared) -> pd.DataFrame:
         """The rows the model was fit on (train, + validation when refit): the baseline gets the same."""
         if self.config.refit_with_validation and self.config.calibration_folds >= 2:

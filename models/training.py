@@ -97,4 +97,5 @@ def print_summary(results: list[dict]) -> None:
     console = Console()
     console.print(table)
     for r in results:
-        console.print(f"[bold]{r['model']}[/] ({r['seconds']:.0f} s): target {r['target']}; {r['promotion_reason']}")
+        console.print(f"[bold]{r['model']}[/] ({r['seconds']:.0f} s): registered {r.get('model_choice', 'ours')}; "
+                      f"target {r['target']}; {r['promotion_reason']}")
