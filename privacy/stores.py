@@ -6,7 +6,7 @@
 | webhook journal | `data/events/webhook_journal.db` | the contact's journaled events |
 | simulator world | `data/world/contacts.parquet`, `traits.npz` | the contact's row and latent traits |
 | feature tables | `data/features/*.parquet` with a `contact_id` column | every snapshot row |
-| online store | `data/feast/online.db`, every table | the contact's entity rows: features and the published `contact_predictions` |
+| online store | `data/feast/online.db`, every table (or Redis) | the contact's entity rows: features and the published `contact_predictions` |
 | decision log | `DecisionLog.erase_contact` (SQLite or PostgreSQL) | decisions, their rewards and audited rewards |
 | MLflow artifacts | logged models' `input_example.json` / `serving_input_example.json` | see `privacy.mlflow_artifacts` |
 | event log contacts | `data/events/contacts.parquet` | the contact's row (erased next to last) |
@@ -160,37 +160,50 @@ def _export_features(settings, subject: Subject) -> list[dict]:
 
 
 # --- Feast online store --------------------------------------------------------------------------------
-def _online(settings, subject: Subject) -> tuple[Path, list[str], list[bytes]]:
-    """(online store file, its entity tables, the subject's serialized entity keys)."""
+def _online(settings, subject: Subject):
+    """(the Feast store, the subject's serialized entity keys), or None without a Feast registry."""
     if not (Path(settings.feast_dir) / "registry.db").exists():  # before importing Feast (seconds)
-        return Path(settings.feast_dir) / "missing", [], []
+        return None
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from features.online_store import db_path
     from features.store import get_store
 
     store = get_store(settings)
-    path = Path(db_path(store.config))
     version = store.config.entity_key_serialization_version
     keys = [serialize_entity_key(EntityKey(join_keys=["contact_id"], entity_values=[Value(int64_val=int(c))]),
                                  entity_key_serialization_version=version) for c in subject.contact_ids]
-    tables = []
-    if path.exists():
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            tables = [n for n in names if "entity_key" in {r[1] for r in db.execute(f'PRAGMA table_info("{n}")')}]
-        finally:
-            db.close()
-    return path, tables, keys
+    return store, keys
 
 
 def _erase_online(settings, subject: Subject) -> int:
-    path, tables, keys = _online(settings, subject)
-    if not tables or not keys:
+    """Every row of the contact in every view: one SQLite transaction over the store's entity tables
+    (then compacted), or on Redis (the scale profile) the contact's hash, keyed as Feast's online store
+    format spec lays it out (serialized entity key + project; `features.online_redis`)."""
+    found = _online(settings, subject)
+    if found is None or not subject.contact_ids:
         return 0
+    store, keys = found
+    if getattr(store.config.online_store, "type", None) == "redis":
+        from features.online_redis import RedisSource
+
+        source = RedisSource(store)
+        try:
+            return int(source.client.delete(*[k + source.project for k in keys]))
+        finally:
+            source.close()
+    from features.online_store import db_path
+
+    path = Path(db_path(store.config))
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [n for n in names if "entity_key" in {r[1] for r in db.execute(f'PRAGMA table_info("{n}")')}]
+    finally:
+        db.close()
     marks = ",".join("?" * len(keys))
     counts = sqlite_delete(path, [(f'DELETE FROM "{t}" WHERE entity_key IN ({marks})', tuple(keys)) for t in tables])
     return sum(counts.values())
@@ -198,12 +211,10 @@ def _erase_online(settings, subject: Subject) -> int:
 
 def _export_online(settings, subject: Subject) -> list[dict]:
     """The contact's online rows decoded through the Feast API (features and published predictions)."""
-    path, tables, keys = _online(settings, subject)
-    if not tables or not keys:
+    found = _online(settings, subject)
+    if found is None or not subject.contact_ids:
         return []
-    from features.store import get_store
-
-    store = get_store(settings)
+    store, _ = found
     out = []
     for fv in store.list_feature_views():
         if [e.name for e in fv.entity_columns] != ["contact_id"]:
