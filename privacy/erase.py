@@ -99,6 +99,9 @@ def resolve(settings, contact_ids=(), emails=()) -> Subject:
     for c in ids:
         if not 0 <= c < 2**63:
             raise ValueError(f"contact: expected an int64 >= 0, got {c}")
+    for e in emails:
+        if not isinstance(e, str) or "@" not in e.strip():
+            raise ValueError(f"email: expected an address like name@example.org, got {e!r}")
     digests = set(email_digests(settings, list(emails))) if emails else set()
     if not ids and not digests:
         raise ValueError("contact: give --contact ID or --email ADDR")

@@ -79,6 +79,8 @@ def test_a_subject_must_be_named(world):
         resolve(world)
     with pytest.raises(ValueError, match="^contact:"):
         resolve(world, contact_ids=[-3])
+    with pytest.raises(ValueError, match="^email:"):
+        resolve(world, emails=[" "])
 
 
 def test_a_store_from_another_package_is_registered(world, monkeypatch, tmp_path):
