@@ -296,6 +296,27 @@ def test_subscription_confirmation_is_confirmed_only_when_signed(hub):
     assert hub.fetched == [CERT_URL, SUBSCRIBE_URL]  # not re-subscribed
 
 
+def test_an_unreachable_subscribe_url_is_a_502_not_a_500(hub):
+    from serving.eventsink import EventJournal
+    from serving.webhook_app import create_webhook_app
+    from serving.webhook_receiver import WebhookReceiver
+
+    assert hub.post_sns(ses_notification(**hub.send(2), when=datetime.now(timezone.utc))).status_code == 200
+
+    def unreachable(url):
+        raise OSError("connection refused")
+
+    journal = EventJournal(hub.settings.events_dir)
+    other = WebhookReceiver(hub.settings, journal, fetch=unreachable)  # the certificate comes from the cache
+    try:
+        r = TestClient(create_webhook_app(lambda: (other, hub.allocator))).post(
+            "/ses", json=sign_sns(subscription(), hub.sns_key, CERT_URL))
+        assert r.status_code == 502 and r.json()["field"] == "SubscribeURL"
+    finally:
+        other.close()
+        journal.close()
+
+
 def test_the_certificate_cache_is_shared_on_disk(hub):
     from serving.eventsink import EventJournal
     from serving.webhook_app import create_webhook_app
