@@ -42,6 +42,9 @@ def test_newest_event_wins_per_contact_and_topic(ledger):
     assert ledger.reasons(ids, topic="promotion").tolist() == [None, "opted_out", "topic_opt_out", None, "no_consent"]
     assert ledger.can_mail(ids, topic="news").tolist() == [True, False, True, True, False]
     assert ledger.topics(3) == {"promotion": False}
+    state = ledger.state()
+    assert state[state["contact_id"] == 2][["topic", "kind"]].values.tolist() == [[None, "opt_out"]]
+    assert state[state["contact_id"] == 3]["occurred_at"].max() == pd.Timestamp(T0 + timedelta(minutes=11))
     # arrival order breaks a tie in time; an event dated earlier than the newest does not win
     ledger.record([ev(1, "opt_out", 0), ev(3, "opt_in", 1, topic="promotion")])
     assert ledger.can_mail([1, 3], topic="promotion").tolist() == [False, False]
