@@ -1,0 +1,24 @@
+"""Experiments are created once, described, and open in MLflow's model-training view."""
+import mlflow
+
+from inbox.settings import load_settings
+from inbox.tracking import EXPERIMENT_DESCRIPTIONS, KIND, KIND_TAG, NOTE_TAG, configure, describe_run
+
+
+def test_configure_describes_the_experiment_and_describe_run_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("INBOX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("INBOX_ARTIFACT_ROOT", str(tmp_path / "mlruns"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "mlruns").mkdir()
+    settings = load_settings()
+    first = configure(settings, "bandit-simulation")
+    assert configure(settings, "bandit-simulation") == first  # found, not created twice
+    exp = mlflow.get_experiment(first)
+    assert exp.name == "inbox/bandit-simulation"
+    assert exp.tags[NOTE_TAG] == EXPERIMENT_DESCRIPTIONS["bandit-simulation"] and exp.tags[KIND_TAG] == KIND
+    assert exp.artifact_location.startswith((tmp_path / "mlruns").as_uri())
+    other = configure(settings, "scratch", description="a one-off study")
+    assert mlflow.get_experiment(other).tags[NOTE_TAG] == "a one-off study"
+    with mlflow.start_run() as run:
+        describe_run("what this run holds")
+    assert mlflow.get_run(run.info.run_id).data.tags[NOTE_TAG] == "what this run holds"
