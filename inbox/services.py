@@ -182,3 +182,27 @@ def mlflow_server(backend_store_uri: str, artifacts_destination: str | os.PathLi
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@contextlib.contextmanager
+def service_replicas(settings, n: int = 2, timeout: float = 300.0):
+    """`n` `bentoml serve` replicas of the service on free loopback ports, started at the same time,
+    sharing whatever stores the environment configures; yields their `ServiceHandle`s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving.runner import start_service
+
+    managers = [start_service(settings, timeout=timeout) for _ in range(n)]
+    with contextlib.ExitStack() as stack:
+        with ThreadPoolExecutor(n) as pool:
+            started = [pool.submit(m.__enter__) for m in managers]
+        handles, failure = [], None
+        for manager, future in zip(managers, started):
+            try:
+                handles.append(future.result())
+                stack.push(manager.__exit__)
+            except BaseException as exc:  # noqa: BLE001 - the others are stopped, then it is raised
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        yield handles

@@ -70,7 +70,7 @@ class PostgresConnection:
 
         self.url = check_url(url)
         self._psycopg = psycopg
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # re-entered: add_rewards's validate callback may read a campaign
         self._db = None
 
     def create(self, schema: str) -> "PostgresConnection":

@@ -131,3 +131,20 @@ def test_bad_url_names_the_setting(monkeypatch, tmp_path):
     monkeypatch.setenv(DECISION_LOG_ENV, "mysql://x")
     with pytest.raises(ValueError, match=DECISION_LOG_ENV):
         Allocator.open(tmp_path)
+
+
+def test_reward_check_may_read_the_log(pg_url):
+    """The allocator's reward check reads the campaign from the log while add_rewards holds it (no deadlock)."""
+    from experiments.bandit.backends import open_log_and_snapshots
+
+    alloc = Allocator(*open_log_and_snapshots("unused", url=pg_url))
+    alloc.register_campaign("spring", VARIANTS, ["x1"], wait_window="1h")
+    out = alloc.choose("spring", [1], None, now=T0)
+    result = []
+    check = lambda cid, r, occ, dec: None if alloc.log.campaign(cid)[0] == 1 else "stale"  # noqa: E731
+    worker = threading.Thread(target=lambda: result.append(alloc.log.add_rewards(
+        out["decision_id"].tolist(), [1.0], [int(T0.timestamp() * 1e6)], ["e1"], 0, validate=check)))
+    worker.start()
+    worker.join(20)
+    assert not worker.is_alive() and result == [["accepted"]]
+    alloc.close()
