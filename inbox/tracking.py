@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 EXPERIMENT_PREFIX = "inbox"
 # MLflow's UI shows this tag as the description of an experiment or a run.
 NOTE_TAG = "mlflow.note.content"
-# MLflow's UI opens an experiment in its classic model-training view (runs table, metric charts,
-# artifacts) when this tag says so, instead of guessing the GenAI (traces) view.
-KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 
 EXPERIMENT_DESCRIPTIONS = {
     "lead_scoring": "Lead scoring: P(conversion within the label window) per contact from its point-in-time "
@@ -66,8 +63,6 @@ def configure(settings: "Settings", experiment: str, description: str | None = N
     text = description or EXPERIMENT_DESCRIPTIONS.get(experiment)
     if text and tags.get(NOTE_TAG) != text:
         client.set_experiment_tag(exp_id, NOTE_TAG, text)
-    if tags.get(KIND_TAG) != KIND:
-        client.set_experiment_tag(exp_id, KIND_TAG, KIND)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 

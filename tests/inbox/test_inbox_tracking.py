@@ -1,8 +1,8 @@
-"""Experiments are created once, described, and open in MLflow's model-training view."""
+"""Experiments are created once and described; runs are described."""
 import mlflow
 
 from inbox.settings import load_settings
-from inbox.tracking import EXPERIMENT_DESCRIPTIONS, KIND, KIND_TAG, NOTE_TAG, configure, describe_run
+from inbox.tracking import EXPERIMENT_DESCRIPTIONS, NOTE_TAG, configure, describe_run
 
 
 def test_configure_describes_the_experiment_and_describe_run_the_run(tmp_path, monkeypatch):
@@ -15,7 +15,7 @@ def test_configure_describes_the_experiment_and_describe_run_the_run(tmp_path, m
     assert configure(settings, "bandit-simulation") == first  # found, not created twice
     exp = mlflow.get_experiment(first)
     assert exp.name == "inbox/bandit-simulation"
-    assert exp.tags[NOTE_TAG] == EXPERIMENT_DESCRIPTIONS["bandit-simulation"] and exp.tags[KIND_TAG] == KIND
+    assert exp.tags[NOTE_TAG] == EXPERIMENT_DESCRIPTIONS["bandit-simulation"]
     assert exp.artifact_location.startswith((tmp_path / "mlruns").as_uri())
     other = configure(settings, "scratch", description="a one-off study")
     assert mlflow.get_experiment(other).tags[NOTE_TAG] == "a one-off study"
