@@ -206,3 +206,36 @@ def service_replicas(settings, n: int = 2, timeout: float = 300.0):
         if failure is not None:
             raise failure
         yield handles
+
+
+NGINX_TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "default.conf.template"
+
+
+@contextlib.contextmanager
+def nginx_balancer(upstreams: list[str], workdir: str | os.PathLike, port: int | None = None):
+    """nginx on 127.0.0.1 in front of `upstreams` ("host:port"), from compose's own template
+    (`deploy/nginx/default.conf.template`); yields its URL."""
+    import string
+    import tempfile
+
+    if len(upstreams) != 2:
+        raise ValueError(f"upstreams: the template balances two replicas, got {len(upstreams)}")
+    port = port or free_port()
+    prefix = Path(tempfile.mkdtemp(prefix="inbox-nginx-", dir=workdir))
+    site = string.Template(NGINX_TEMPLATE.read_text()).safe_substitute(
+        INBOX_REPLICA_1=upstreams[0], INBOX_REPLICA_2=upstreams[1], INBOX_LB_LISTEN=f"127.0.0.1:{port}")
+    (prefix / "site.conf").write_text(site)
+    (prefix / "nginx.conf").write_text(
+        f"worker_processes 1;\ndaemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{\n  client_body_temp_path {prefix}/body;\n  proxy_temp_path {prefix}/proxy;\n"
+        f"  fastcgi_temp_path {prefix}/fcgi;\n  uwsgi_temp_path {prefix}/uwsgi;\n  scgi_temp_path {prefix}/scgi;\n"
+        f"  include {prefix}/site.conf;\n}}\n")
+    proc = subprocess.Popen([binary("nginx"), "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+                            stdout=subprocess.DEVNULL, stderr=open(prefix / "stderr.log", "ab"))
+    try:
+        _wait_port(port, proc, "nginx", log=prefix / "stderr.log")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc, signal.SIGQUIT)
+        shutil.rmtree(prefix, ignore_errors=True)
