@@ -238,6 +238,7 @@ def _log_inputs(prepared) -> None:
 def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
     import mlflow
 
+    from inbox.tracking import describe_run
     from models import registry, tracking
     from models.loading import load_version
 
@@ -256,6 +257,9 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
             }
         )
         mlflow.log_params(spec.params())
+        describe_run(f"{spec.name} trained on {first.date()}..{last.date()} (feature service {spec.feature_service}, "
+                     f"world seed {ctx.world_seed()}): time split train / validation / test, the champion moves only "
+                     "on a paired win on the same test rows and never when a baseline is significantly better")
         ctx.progress(f"{spec.name}: building the training set")
         prepared = spec.prepare(ctx)
         mlflow.log_params(prepared.split.describe())
@@ -288,7 +292,8 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
         ctx.progress(f"{spec.name}: logging and registering the model")
         info = spec.log_model(predictor, prepared)
         version = registry.register(info.model_uri, spec.name, run.info.run_id,
-                                    tags={"feature_service": spec.feature_service})
+                                    tags={"feature_service": spec.feature_service},
+                                    model_id=getattr(info, "model_id", None))
         ours_scores = spec.test_scores(predictor, prepared, ctx)
         decision = registry.decide(
             spec.name,
@@ -301,6 +306,7 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
             baseline_name=ev.baseline_name,
         )
         registry.log_decision(decision)
+        tracking.log_comparison(decision)
         seconds = time.perf_counter() - t0
         mlflow.log_metric("train_seconds", seconds)
     return TrainResult(

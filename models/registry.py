@@ -53,12 +53,16 @@ def champion_version(name: str) -> str | None:
         return None
 
 
-def register(model_uri: str, name: str, run_id: str, tags: dict[str, str] | None = None) -> str:
-    """Register `model_uri` as a new version of `name`, alias it `challenger`; return the version."""
+def register(model_uri: str, name: str, run_id: str, tags: dict[str, str] | None = None,
+             model_id: str | None = None) -> str:
+    """Register `model_uri` as a new version of `name` (`models.tracking.register_version`: with the model's
+    description, no registration chatter on stderr), alias it `challenger`; return the version."""
     import mlflow
 
+    from models.tracking import register_version
+
     client = mlflow.MlflowClient()
-    version = str(mlflow.register_model(model_uri, name, tags=tags).version)
+    version = register_version(model_uri, name, run_id, tags=tags, model_id=model_id)
     client.set_registered_model_alias(name, CHALLENGER, version)
     client.set_model_version_tag(name, version, "run_id", run_id)
     return str(version)
