@@ -31,8 +31,9 @@ EXPERIMENT_DESCRIPTIONS = {
                           "against the simulator's true click probabilities.",
     "ab-tests": "A/B/n test analyses: one run per analysed campaign. Headline metrics per decision metric; "
                 "the full result table (tables/ab_results.json), lift and posterior plots under plots/.",
-    "bandit-simulation": "Contextual-bandit policies raced on one simulated campaign with delayed rewards. "
-                         "Cumulative regret and reward are step metrics (x axis = decisions), one series per policy.",
+    "bandit-simulation": "Contextual-bandit policies raced on one simulated campaign with delayed rewards: a parent "
+                         "run per race (table, plot) with one child run per policy; expand it and open the chart "
+                         "view to compare cumulative_regret and cumulative_reward over the decisions.",
     "bandit-promotion": "Promotion gate of the bandit allocator: a candidate policy snapshot goes live only when "
                         "its doubly-robust lower bound beats the live policy's estimate. One run per decision.",
 }

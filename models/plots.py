@@ -66,11 +66,12 @@ def gain_and_lift(y, curves: dict[str, np.ndarray]):
         a1.plot(share, captured, label=label)
         with np.errstate(divide="ignore", invalid="ignore"):
             lift = np.where(share > 0, captured / share, np.nan)
-        a2.plot(share[1:], lift[1:], label=label)
+        top = share >= 0.01  # below 1% of contacts the lift is a handful of rows: noise that sets the y scale
+        a2.plot(share[top], lift[top], label=label)
     a1.plot([0, 1], [0, 1], ":", color="grey", label="random")
     a1.set(xlabel="share of contacts targeted", ylabel="share of conversions captured", title="Cumulative gain")
     a2.axhline(1.0, ls=":", color="grey")
-    a2.set(xlabel="share of contacts targeted", ylabel="lift over random", title="Lift")
+    a2.set(xlabel="share of contacts targeted", ylabel="lift over random", title="Lift (from the top 1%)")
     a1.legend(loc="lower right")
     return fig
 
