@@ -140,12 +140,15 @@ def build_features(
     half_life_days: float = 14.0,
     config: PipelineConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    contact_snapshots: Callable | None = None,
 ) -> dict:
     """Build every feature table from the event log in `events_dir` into `out_dir`.
 
     `as_of_dates`: snapshot days (UTC midnight); default every `cadence_days` from the
     day after the first send to the day after the last event. Returns a summary dict
-    {table: rows, "snapshots": n, "seconds": s, "topics": [...]}.
+    {table: rows, "snapshots": n, "seconds": s, "topics": [...]}. `contact_snapshots(ev, days,
+    cfg, out_dir, say) -> {table: rows}` runs the snapshot engine and writes the four contact
+    tables (default: in this process, chunk by chunk; `features.spark_build`: on Spark).
     """
     cfg = config or PipelineConfig(half_life_days=half_life_days)
     events_dir, out_dir = Path(events_dir), Path(out_dir)
@@ -187,7 +190,7 @@ def build_features(
         say("reducing events")
         ev = _event_arrays(con, topics)
         say("contact snapshots")
-        counts = _write_contact_snapshots(ev, days, cfg, stage, say)
+        counts = (contact_snapshots or _write_contact_snapshots)(ev, days, cfg, stage, say)
         del ev  # the facts: the largest thing in memory, not needed by the steps below
         say("content features")
         n_content = _write_content(con, cfg, stage)
@@ -305,15 +308,27 @@ def _event_arrays(con, topics: list[str]) -> EventArrays:
     )
 
 
+CONTACT_TABLES = ("contact_engagement", "contact_send_time", "contact_topics", "contact_send_hours")
+
+
+def snapshot_engine(ev: EventArrays, days: list[date], cfg: PipelineConfig) -> SnapshotEngine:
+    """The snapshot engine over every contact's facts (it takes ownership of `ev`'s fact arrays)."""
+    return SnapshotEngine(ev, [_dayno(d) for d in days], cfg.half_life_days, cfg.prior_strength,
+                          cfg.profile_prior_strength, cfg.engagement_weights)
+
+
+def chunk_contacts(engine: SnapshotEngine, cfg: PipelineConfig) -> int:
+    """Contacts per engine chunk: the widest dense array is contacts x 48 bins x days (float64); keep it
+    near 160 MB (a multiple of BLOCK, so chunks are plain slices of the grouped facts)."""
+    return cfg.chunk_contacts or max(4, int(1e7 // (48 * (engine.nd + 1))) // BLOCK) * BLOCK
+
+
 def _write_contact_snapshots(ev: EventArrays, days: list[date], cfg: PipelineConfig, out_dir: Path, say) -> dict:
     """Run the snapshot engine chunk by chunk; a background thread streams each table to Parquet."""
-    engine = SnapshotEngine(ev, [_dayno(d) for d in days], cfg.half_life_days, cfg.prior_strength,
-                            cfg.profile_prior_strength, cfg.engagement_weights)
-    # the widest dense array is contacts x 48 bins x days (float64); keep it near 160 MB
-    chunk = cfg.chunk_contacts or max(4, int(1e7 // (48 * (engine.nd + 1))) // BLOCK) * BLOCK
-    names = ("contact_engagement", "contact_send_time", "contact_topics", "contact_send_hours")
+    engine = snapshot_engine(ev, days, cfg)
+    chunk = chunk_contacts(engine, cfg)
     n = len(ev.contact_ids)
-    with ParquetSink({name: out_dir / TABLE_FILES[name] for name in names}, engine.schemas) as sink:
+    with ParquetSink({name: out_dir / TABLE_FILES[name] for name in CONTACT_TABLES}, engine.schemas) as sink:
         for lo in range(0, max(n, 1), chunk):
             sink.put_all(engine.chunk(lo, min(lo + chunk, n)))
             say(f"contact snapshots {min(lo + chunk, n):,}/{n:,}")

@@ -39,3 +39,21 @@ def build_world(settings, contacts: int, days: int, seed: int = 7, fast: bool = 
     out["materialize"] = in_child_process("features.workflow:materialize_online", settings=settings, progress=False)
     out["publish"] = in_child_process("serving.publish:publish", settings=settings, progress=False)
     return out
+
+
+def register_campaign(settings, campaign_id: str, n_variants: int = 3) -> list[int]:
+    """Register a campaign over the first `n_variants` content items (click reward; context: engagement
+    score and 30-day open rate) in the configured decision log; the variant ids."""
+    from experiments.bandit import Allocator
+    from sending.campaign import VARIANT_FEATURES
+    from simulation.eventlog import read_table, table_path
+
+    content = read_table("content", table_path(settings.events_dir, "content"))
+    variants = content.head(n_variants)[["content_id", *VARIANT_FEATURES]]
+    variants = variants.astype({c: float for c in VARIANT_FEATURES if c not in ("topic", "format")})
+    alloc = Allocator.open(settings.bandit_dir)
+    try:
+        alloc.register_campaign(campaign_id, variants, ["engagement_score", "open_rate_30d"], reward_event="click")
+    finally:
+        alloc.close()
+    return variants["content_id"].tolist()

@@ -30,3 +30,13 @@ def redis_url(services_dir):
 def pg_url(postgres):
     """A fresh database for one test."""
     return postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session for the scale tests (Java 17; stopped at the end)."""
+    from models.spark_scoring import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()

@@ -23,7 +23,7 @@ CAMPAIGN = "scale-campaign"
 def scale_world(tmp_path_factory, postgres, redis_url):
     import redis
 
-    from inbox.scale_profile import build_world
+    from inbox.scale_profile import build_world, register_campaign
     from inbox.services import mlflow_server
     from inbox.settings import load_settings
 
@@ -39,21 +39,8 @@ def scale_world(tmp_path_factory, postgres, redis_url):
             mp.setenv(name, value)
         settings = load_settings()
         summary = build_world(settings, contacts=500, days=60, seed=5)
-        _register_campaign(settings)
+        register_campaign(settings, CAMPAIGN)
         yield {"settings": settings, "summary": summary, "root": root, **env}
-
-
-def _register_campaign(settings) -> None:
-    from experiments.bandit import Allocator
-    from sending.campaign import VARIANT_FEATURES
-    from simulation.eventlog import read_table, table_path
-
-    content = read_table("content", table_path(settings.events_dir, "content"))
-    variants = content.head(3)[["content_id", *VARIANT_FEATURES]]
-    variants = variants.astype({c: float for c in VARIANT_FEATURES if c not in ("topic", "format")})
-    alloc = Allocator.open(settings.bandit_dir)
-    alloc.register_campaign(CAMPAIGN, variants, ["engagement_score", "open_rate_30d"], reward_event="click")
-    alloc.close()
 
 
 def test_batch_steps_ran_on_the_servers(scale_world):
@@ -136,16 +123,12 @@ def test_two_replicas_share_the_log_and_the_learner(scale_world):
             assert r.status_code == 200 and r.json()["policy_version"] == version
 
 
-def test_spark_batch_scores_equal_in_process(scale_world):
+def test_spark_batch_scores_equal_in_process(scale_world, spark):
     from models.lead_scorer import LeadScorer
-    from models.spark_scoring import champion_inputs, score_with_spark, spark_session
+    from models.spark_scoring import champion_inputs, score_with_spark
 
     version, directory, features = champion_inputs(scale_world["settings"])
-    spark = spark_session("local[2]")
-    try:
-        got = score_with_spark(spark, features, version, directory, partitions=3)
-    finally:
-        spark.stop()
+    got = score_with_spark(spark, features, version, directory, partitions=3)
     p, score, tier = LeadScorer.load(directory, version=version).predict_arrays(features)
     want = pd.DataFrame({"contact_id": features["contact_id"].to_numpy(), "probability": p, "score": score,
                          "tier": tier}).sort_values("contact_id", ignore_index=True)
