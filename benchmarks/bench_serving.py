@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_serving.py            # everything (~10 min on 2 cores)
     .venv/bin/python benchmarks/bench_serving.py --part predict   # only the one-row predict study
     .venv/bin/python benchmarks/bench_serving.py --part decide    # only the decide targets
+    .venv/bin/python benchmarks/bench_serving.py --part auth      # decide before vs after API keys
 
 Part 1 (`predict`): one LightGBM row behind (a) bare Starlette + uvicorn, the
 floor; (b) a default `@bentoml.service` (sync API returning a dict); (c..m)
@@ -22,6 +23,11 @@ same work: decide for 1 recipient at concurrency 8 (targets: p99 <= 10 ms,
 (Feast's `get_online_features` vs `features.online.OnlineReader`). Both servers
 run the number of workers the service ships with (`serving.config.serve_workers`,
 `--workers` to change it).
+
+Part 3 (`auth`, run alone): the same decide served by the code before API keys
+(a `git archive` of that commit) and by the current code (keys, route-template
+metrics, body limit), alternating, same world, key and wrk scripts; plus the
+in-process cost of one key check.
 
 Loopback only; every loop is bounded by a duration. Needs `wrk` (Debian: apt-get install wrk).
 """
@@ -52,7 +58,8 @@ FEATURES = [0.1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
 # --- processes ------------------------------------------------------------------
-def _wait_http(url: str, proc: subprocess.Popen, path: str, body: dict | None, timeout: float = 240) -> None:
+def _wait_http(url: str, proc: subprocess.Popen, path: str, body: dict | None, timeout: float = 240,
+               headers: dict | None = None) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -60,7 +67,8 @@ def _wait_http(url: str, proc: subprocess.Popen, path: str, body: dict | None, t
         if proc.poll() is not None:
             raise RuntimeError(f"server exited ({proc.returncode})")
         try:
-            r = httpx.post(url + path, json=body, timeout=60) if body is not None else httpx.get(url + path)
+            r = (httpx.post(url + path, json=body, timeout=60, headers=headers) if body is not None
+                 else httpx.get(url + path, headers=headers))
             if r.status_code == 200:
                 return
         except httpx.HTTPError:
@@ -70,30 +78,34 @@ def _wait_http(url: str, proc: subprocess.Popen, path: str, body: dict | None, t
 
 
 @contextmanager
-def server(kind: str, target: str, env: dict, warm_path: str, warm_body: dict, log: Path, workers: int = 1):
+def server(kind: str, target: str, env: dict, warm_path: str, warm_body: dict, log: Path, workers: int = 1,
+           headers: dict | None = None, code: Path = ROOT):
     """kind 'uvicorn' (the floor) or 'bentoml'; yields a `Server` once a warm-up request succeeded and every
-    worker has loaded (otherwise wrk's connections would all land on the first worker ready)."""
+    worker has loaded (otherwise wrk's connections would all land on the first worker ready). `code`: the
+    source tree served (another commit's export for a before/after comparison)."""
     port = free_port()
     ready_dir = log.parent / f"ready-{port}"
-    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "BENTOML_DO_NOT_TRACK": "True",
+    home = tempfile.mkdtemp(prefix="bench-bentoml-")  # each server its own Prometheus directory
+    full_env = {**os.environ, **env, "PYTHONPATH": str(code), "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": home,
                 "INBOX_SERVE_WORKERS": str(workers), "BENCH_READY_DIR": str(ready_dir)}
     if kind == "uvicorn":
         cmd = [str(Path(sys.executable).with_name("uvicorn")), target, "--host", "127.0.0.1", "--port", str(port),
                "--no-access-log", "--log-level", "warning", "--workers", str(workers)]
     else:
         cmd = [str(Path(sys.executable).with_name("bentoml")), "serve", target, "--host", "127.0.0.1",
-               "--port", str(port), "--working-dir", str(ROOT)]
+               "--port", str(port), "--working-dir", str(code)]
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=code, env=full_env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_http(url, proc, warm_path, warm_body)
+        _wait_http(url, proc, warm_path, warm_body, headers=headers)
         if workers > 1:
             _wait_workers(target, full_env, proc, ready_dir, workers)
         yield Server(url, proc)
     finally:
         stop(proc)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _wait_workers(target: str, env: dict, proc: subprocess.Popen, ready_dir: Path, workers: int,
@@ -173,11 +185,13 @@ def lua_fixed(path: Path, body: dict) -> Path:
     return path
 
 
-def lua_decide(path: Path, campaign: str, n_contacts: int, per_request: int) -> Path:
-    """Each request: `per_request` consecutive contact ids from a random offset (a new audience slice)."""
+def lua_decide(path: Path, campaign: str, n_contacts: int, per_request: int, token: str = "") -> Path:
+    """Each request: `per_request` consecutive contact ids from a random offset (a new audience slice),
+    with the API key `token` as a bearer token."""
     path.write_text(f"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {token}"
 math.randomseed(7)
 request = function()
   local lo = math.random(0, {n_contacts - per_request})
@@ -401,16 +415,17 @@ def run_decide(work: Path, seconds: int, sustained: int, contacts: int, workers:
     campaign = "bench"
     register(settings, campaign)
     env = settings_env(settings)
+    token, headers = bench_key(settings)
     one = {"campaign_id": campaign, "contact_ids": [1]}
-    lua1 = lua_decide(work / "decide1.lua", campaign, contacts, 1)
-    lua100 = lua_decide(work / "decide100.lua", campaign, contacts, 100)
+    lua1 = lua_decide(work / "decide1.lua", campaign, contacts, 1, token)
+    lua100 = lua_decide(work / "decide100.lua", campaign, contacts, 100, token)
     out = {"read": online_read_timing(settings), "breakdown": decide_breakdown(settings, campaign),
            "workers": workers}
     targets = [("floor: bare Starlette, same decide()", "uvicorn", f"{PERF_APP}:decide_floor_app"),
                ("BentoML InboxService (serving.config)", "bentoml", "serving.service:InboxService")]
     for name, kind, target in targets:
         print(f"  {name} ...", flush=True)
-        with server(kind, target, env, "/decide", one, work / "decide_servers.log", workers) as srv:
+        with server(kind, target, env, "/decide", one, work / "decide_servers.log", workers, headers) as srv:
             url = srv.url
             wrk(url + "/decide", lua1, 8, 2)
             load = os.getloadavg()
@@ -419,6 +434,118 @@ def run_decide(work: Path, seconds: int, sustained: int, contacts: int, workers:
             if kind == "bentoml":
                 r["sustained"] = wrk(url + "/decide", lua1, 4, sustained)
             out[name] = r
+    return out
+
+
+def bench_key(settings) -> tuple[str, dict]:
+    """An API key with the `send` scope for the world (the service refuses /decide without one)."""
+    from serving.api_keys import KeyStore
+
+    token = KeyStore(settings.data_dir).create(["send"], name="bench_serving")[1]
+    return token, {"Authorization": f"Bearer {token}"}
+
+
+def pre_auth_rev() -> str:
+    """The commit before API keys landed (the parent of the first commit that added serving/auth.py)."""
+    added = subprocess.run(["git", "-C", str(ROOT), "log", "--diff-filter=A", "--format=%H", "--", "serving/auth.py"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    return f"{added[-1]}^"
+
+
+def export_tree(rev: str, dest: Path) -> Path:
+    """`rev`'s source tree (git archive) in `dest`, to serve another commit's code from the same venv."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def key_lookup_us(settings, token: str, repeats: int = 20000) -> float:
+    """In-process cost of one request's key check (`KeyTable.lookup`: a stat, a regex, a SHA-256)."""
+    from serving.api_keys import KeyTable
+
+    table = KeyTable(settings.data_dir)
+    table.lookup(token)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        table.lookup(token)
+    return (time.perf_counter() - t0) / repeats * 1e6
+
+
+def middleware_cpu_us(settings, token: str, repeats: int = 20000) -> dict:
+    """Thread CPU microseconds per request of the service's middlewares (route metrics, API key, body limit)
+    around a do-nothing ASGI app, against the bare app: what the edges add to every request, measured
+    without the network or the other processes on the machine."""
+    from serving.auth import BearerAuthMiddleware
+    from serving.http_metrics import RouteMetricsMiddleware
+    from serving.limits import BodyLimitMiddleware
+
+    body = b'{"campaign_id": "bench", "contact_ids": [1]}'
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    stack = RouteMetricsMiddleware(BearerAuthMiddleware(BodyLimitMiddleware(app), data_dir=settings.data_dir),
+                                   routes=["/decide"])
+    scope = {"type": "http", "method": "POST", "path": "/decide",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                         (b"authorization", f"Bearer {token}".encode())]}
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        pass
+
+    async def timed(target) -> float:
+        for _ in range(200):
+            await target(dict(scope), receive, send)
+        t0 = time.thread_time()
+        for _ in range(repeats):
+            await target(dict(scope), receive, send)
+        return (time.thread_time() - t0) / repeats * 1e6
+
+    bare, edges = asyncio.run(timed(app)), asyncio.run(timed(stack))
+    return {"bare_us": bare, "edges_us": edges}
+
+
+def run_auth(work: Path, seconds: int, contacts: int, workers: int, world: Path | None, rev: str | None,
+             rounds: int = 3) -> dict:
+    """decide through the service as of `rev` (default: before API keys) and as now (keys, route metrics,
+    body limit), alternating A/B `rounds` times on the same world and key."""
+    from serving.runner import SERVICE, settings_env
+
+    from privacy.seed import seed_consent
+
+    settings = use_world(world) if world else build_world(work / "world", contacts, 60)
+    seed_consent(settings)  # the current decide plans mail only for consenting contacts: same work as before
+    campaign = "bench"
+    register(settings, campaign)
+    env = settings_env(settings)
+    token, headers = bench_key(settings)
+    rev = rev or pre_auth_rev()
+    trees = {f"before ({rev})": export_tree(rev, work / "before"), "now (API keys on)": ROOT}
+    lua1 = lua_decide(work / "auth1.lua", campaign, contacts, 1, token)
+    lua100 = lua_decide(work / "auth100.lua", campaign, contacts, 100, token)
+    one = {"campaign_id": campaign, "contact_ids": [1]}
+    out: dict = {"lookup_us": key_lookup_us(settings, token), "workers": workers, "runs": [],
+                 **middleware_cpu_us(settings, token)}
+    for round_ in range(rounds):
+        for name, code in trees.items():
+            print(f"  round {round_ + 1}: {name} ...", flush=True)
+            with server("bentoml", SERVICE, env, "/decide", one, work / "auth_servers.log", workers, headers,
+                        code=code) as srv:
+                import httpx
+
+                decided = httpx.post(srv.url + "/decide", json={"campaign_id": campaign, "contact_ids": [1, 2, 3]},
+                                     headers=headers, timeout=60).json()
+                wrk(srv.url + "/decide", lua1, 8, 2)
+                out["runs"].append({"name": name, "round": round_ + 1, "decisions": len(decided["decisions"]),
+                                    "d1_c8": measured(srv, "/decide", lua1, 8, seconds),
+                                    "d100_c1": measured(srv, "/decide", lua100, 1, seconds),
+                                    "load": os.getloadavg()[0]})
     return out
 
 
@@ -482,9 +609,28 @@ def print_decide(out: dict, sustained: int) -> None:
           f"{r['feast_ms']:.1f} ms, features.online.OnlineReader {r['reader_ms']:.1f} ms")
 
 
+def print_auth(out: dict) -> None:
+    print(f"\n### decide before and after API keys ({out['workers']} worker(s); same world, key and wrk scripts; "
+          f"rounds alternate)\n")
+    print("| code | round | decide 1, c=8: p50 ms | p99 ms | req/s | CPU us/req | decide 100, c=1: p50 ms | p99 ms "
+          "| non-2xx | decisions for 3 contacts | load (1 min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in out["runs"]:
+        a, b = r["d1_c8"], r["d100_c1"]
+        print(f"| {r['name']} | {r['round']} | {a['p50']:.2f} | {a['p99']:.2f} | {a['rps']:,.0f} | {a['cpu_us']:,.0f} "
+              f"| {b['p50']:.2f} | {b['p99']:.2f} | {a['non2xx'] + b['non2xx'] + a['errors'] + b['errors']} "
+              f"| {r['decisions']} | {r['load']:.2f} |")
+    print(f"\nIn process, per request: key check (KeyTable.lookup: stat + regex + SHA-256 + compare) "
+          f"{out['lookup_us']:.1f} us wall; the three middlewares (route metrics, API key, body limit) around a "
+          f"do-nothing ASGI app {out['edges_us']:.1f} us CPU vs the bare app {out['bare_us']:.1f} us CPU "
+          f"(+{out['edges_us'] - out['bare_us']:.1f} us)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["predict", "decide", "all"], default="all")
+    ap.add_argument("--part", choices=["predict", "decide", "auth", "all"], default="all",
+                    help="auth: decide before vs after API keys (not part of 'all')")
+    ap.add_argument("--baseline", help="--part auth: the commit to compare with (default: before API keys)")
     ap.add_argument("--seconds", type=int, default=8, help="wrk duration per measurement (default 8)")
     ap.add_argument("--sustained", type=int, default=60, help="sustained-load duration (default 60)")
     ap.add_argument("--contacts", type=int, default=3000, help="contacts in the decide world (default 3000)")
@@ -511,6 +657,9 @@ def main() -> int:
         if args.part in ("decide", "all"):
             print("part 2: decide", flush=True)
             print_decide(run_decide(work, args.seconds, args.sustained, args.contacts, args.workers, args.world), args.sustained)
+        if args.part == "auth":
+            print("decide before/after API keys", flush=True)
+            print_auth(run_auth(work, args.seconds, args.contacts, args.workers, args.world, args.baseline))
     finally:
         print(f"\nload average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if args.keep:
