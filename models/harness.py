@@ -304,6 +304,7 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
                                   prepared, ctx),
             vs_baseline,
             baseline_name=ev.baseline_name,
+            baseline_servable=hasattr(spec, "baseline_predictor"),
         )
         registry.log_decision(decision)
         tracking.log_comparison(decision)

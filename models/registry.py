@@ -80,12 +80,14 @@ def decide(
     compare_version: Callable[[str], "PairedTest"],
     vs_baseline: "PairedTest | None" = None,
     baseline_name: str = "best baseline",
+    baseline_servable: bool = False,
 ) -> PromotionDecision:
     """Compare the challenger with the current champion on the same test rows and move the alias if it wins.
 
     `compare_version(version)` returns the paired test of challenger minus that registered version on the
     challenger's test rows (higher is better). `vs_baseline` is the challenger's paired test against the best
-    baseline: significantly worse (CI below zero) blocks promotion.
+    baseline: significantly worse (CI below zero) blocks promotion, except for a first version whose baseline
+    cannot be served (`baseline_servable` False): something must serve, and the reason says what it lost to.
     """
     import mlflow
 
@@ -94,7 +96,11 @@ def decide(
     champion_value: float | None = None
     test = None
     worse = vs_baseline is not None and vs_baseline.significantly_worse
-    if worse:
+    if worse and current is None and not baseline_servable:
+        promoted = True
+        reason = (f"first version becomes champion although significantly worse than the baseline {baseline_name} "
+                  f"({_describe(vs_baseline)}), which this model's serving path cannot serve")
+    elif worse:
         promoted = False
         reason = (f"challenger v{challenger_version} is significantly worse than the baseline {baseline_name} "
                   f"({_describe(vs_baseline)}); not promoted")

@@ -64,6 +64,21 @@ def test_paired_winner_takes_the_champion_unless_a_baseline_beats_it(two_version
     assert decision.vs_champion["ci_low"] > 0 and decision.vs_baseline is not None
 
 
+def test_a_first_version_worse_than_an_unservable_baseline_still_serves(two_versions, tmp_path):
+    """Nothing else could serve: the first version is champion and the reason names what it lost to; with a
+    servable baseline it is not promoted."""
+    exp = mlflow.create_experiment("first-version", artifact_location=str(tmp_path / "first"))
+    worse = delong(*_scores(-0.4, seed=1))
+    for name, servable in (("fresh_a", False), ("fresh_b", True)):
+        with mlflow.start_run(experiment_id=exp) as run:
+            mlflow.log_text("model", "model/MLmodel")
+            v = registry.register(f"runs:/{run.info.run_id}/model", name, run.info.run_id)
+        d = registry.decide(name, "auc", v, 0.6, lambda version: worse, worse, "structural logit",
+                            baseline_servable=servable)
+        assert d.promoted is (not servable) and (registry.champion_version(name) == v) is (not servable)
+        assert "structural logit" in d.reason
+
+
 def test_incompatible_champion_is_replaced_and_the_reason_says_so(two_versions):
     v1, v2 = two_versions
 
