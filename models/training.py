@@ -79,23 +79,26 @@ def _printer(progress):
 
 
 def print_summary(results: list[dict]) -> None:
-    """Per model: best baseline, ours, the paired p against it, ceiling, share of lift, calibration, target met."""
+    """Per model: best baseline, ours, the paired p against it, oracle, ceiling, share of lift, calibration ratio,
+    target met, champion; then one line per model (what was registered, the target, the promotion reason)."""
     from rich.console import Console
     from rich.table import Table
 
     num = lambda v, f=".4f": "-" if v is None else format(v, f)  # noqa: E731
-    table = Table(title="inbox train (test period)")
-    for col in ("model", "metric", "baseline", "ours", "p (ours <= baseline)", "oracle", "ceiling", "share of lift",
-                "calibration (pred/obs)", "target", "version", "champion"):
-        table.add_column(col, justify="left" if col in ("model", "metric", "champion") else "right")
+    table = Table(title="inbox train (test period; p: paired test of ours <= baseline)")
+    for col in ("model", "metric", "baseline", "ours", "p", "oracle", "ceiling", "share", "calib.", "target",
+                "champion"):
+        table.add_column(col, justify="left" if col in ("model", "metric", "baseline", "champion") else "right")
     for r in results:
-        champion = "promoted" if r["promoted"] else f"kept v{r['champion_version']}"
+        champion = f"v{r['version']} promoted" if r["promoted"] else f"kept v{r['champion_version']}"
         table.add_row(r["model"], r["metric"], f"{r['baseline_name']} {r['baseline']:.4f}", f"{r['ours']:.4f}",
                       num(r.get("p_vs_baseline"), ".3g"), f"{r['oracle']:.4f}", num(r.get("ceiling")),
                       num(r.get("share_of_lift"), ".3f"), num(r.get("calibration_ratio"), ".2f"),
-                      "[green]met[/]" if r["target_met"] else "[red]missed[/]", str(r["version"]), champion)
-    console = Console()
+                      "[green]met[/]" if r["target_met"] else "[red]missed[/]", champion)
+    console = Console(width=max(Console().width, 150))
     console.print(table)
     for r in results:
         console.print(f"[bold]{r['model']}[/] ({r['seconds']:.0f} s): registered {r.get('model_choice', 'ours')}; "
                       f"target {r['target']}; {r['promotion_reason']}")
+    console.print("ceilings and shares of lift (they need the simulator's truth): benchmarks/bench_model_ceilings.py, "
+                  "benchmarks/bench_model_quality.py")
