@@ -108,8 +108,8 @@ class Delivery(BaseModel):
     max_attempts: int = Field(default=8, ge=1, le=50)
     backoff_seconds: float = Field(default=60, gt=0, le=86_400)
     connections: int = Field(default=1, ge=1, le=64, description="parallel SMTP connections of the sender")
-    durable: bool = Field(default=True, description="fsync each hand-off (false: safe against a killed sender, "
-                                                     "not against an OS crash; faster)")
+    durable: bool = Field(default=True, description="fsync each hand-off (false: as safe against a killed "
+                                                     "sender, not against an OS crash; faster)")
 
 
 class CampaignConfig(BaseModel):

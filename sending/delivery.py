@@ -2,24 +2,29 @@
 
 `drain(outbox, connect, clock, ...)` takes the due messages in order of their
 due time, waits (on the clock) for the next one, and respects a rate per
-sending domain (token bucket). For each message the outbox row is marked
-`handed` durably just before SMTP's end-of-data dot (`sending.smtp`), so:
+sending domain (token bucket). For each message the outbox takes its write lock
+and stages the row as `handed`, the sender writes SMTP's end-of-data dot, and
+the outbox commits at once (`Outbox.handing`, `sending.smtp`), so for a sender
+killed at any moment:
 
-- killed before the dot: the row is still `queued`, the server discarded the
-  unfinished message, the next run sends it: once;
-- killed after the dot: the row is `handed`; the next run marks it `unknown`
-  and does not send it again (the server most likely accepted it). Only a
-  crash in the instant between committing `handed` and writing the dot loses a
-  message; no crash ever sends one twice. `unknown` messages get their sends
-  row like delivered ones, so provider events about them still attribute.
+- before the dot: nothing was committed, the server dropped the unfinished
+  message; the row is still pending and the next run sends it: once;
+- after the commit: the row is `handed`; the next run marks it `unknown` and
+  does not send it again (the server had the whole message). `unknown`
+  messages get their sends row like delivered ones, so provider events about
+  them still attribute;
+- between writing the dot and the commit's log write (a few microseconds of
+  CPU; no lock or I/O wait in between): the message went out but its row is
+  still pending, and the next run sends it a second time. This is the only
+  crash window; it never loses a message.
 
 Replies: 2xx sent; 4xx deferred and retried after `backoff * 2**(attempt-1)`
 (capped at 6 h) until `max_attempts`, then failed; 5xx a hard bounce (a `bounce`
 event in the event log, which suppresses the contact). One drainer per outbox
 at a time (an exclusive file lock); within it, `connections` SMTP connections
 deliver in parallel threads (a remote relay's round trips overlap; each
-message's `handed` commit is still its own). Every so often and at the end the sends rows
-are appended to the event log (`sending.records`).
+message's `handed` commit is still its own). Every so often and at the end the
+sends rows are appended to the event log (`sending.records`).
 """
 from __future__ import annotations
 
@@ -177,9 +182,10 @@ def _deliver_one(outbox, smtp, msg, clock, result: DrainResult, max_attempts: in
     now = clock.now()
     data = f"Date: {format_datetime(now)}\r\n".encode() + msg.message
 
-    def handoff() -> bool:
-        with lock:
-            return outbox.mark_handed(msg.send_id, us(now))
+    @contextlib.contextmanager
+    def handoff():
+        with lock, outbox.handing(msg.send_id, us(now)) as pending:
+            yield pending
 
     outcome = smtp.deliver(msg.mail_from, msg.rcpt, data, handoff)
     code = outcome.code

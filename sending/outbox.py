@@ -8,16 +8,17 @@ leaves a gap, never a reuse). The counter starts above every send id already in
 the event log. `UNIQUE (campaign_id, run, contact_id)` makes a re-run of a
 campaign skip whoever is already queued.
 
-States: `queued` -> `handed` (the message body is with the SMTP server and its
-end-of-data dot is about to be sent) -> `sent` | `deferred` (4xx, retried after
+States: `queued` -> `handed` (the end-of-data dot was written to the SMTP server;
+committed right after it, see `handing`) -> `sent` | `deferred` (4xx, retried after
 exponential backoff) -> ... | `failed` (4xx after max attempts) | `bounced` (5xx,
 a hard bounce) | `unknown` (the sender died between the dot and recording the
-reply: probably delivered, never re-sent; see `sending.delivery`). Once a message
+reply: delivered as far as we can know, never re-sent; see `sending.delivery`). Once a message
 is sent, bounced or failed its body and address are dropped from the row (the
 ids, decision and status stay), so the file holds what is still to deliver.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -92,9 +93,9 @@ class Outbox:
         self._pending: list[tuple[str, tuple]] = []  # result updates committed with the next handoff
 
     def set_durable(self, durable: bool) -> None:
-        """FULL (default): every commit is fsynced, a `handed` mark survives power loss. NORMAL: it survives
-        the process being killed (the WAL is written before the dot) but an OS crash may lose the last
-        commits, so a message could then be sent twice; faster by one fsync per message."""
+        """FULL (default): every commit is fsynced before the next message starts. NORMAL: commits
+        survive the process being killed (the log write is done) but an OS crash or power loss may undo
+        the last ones, whose messages would then be sent again; one fsync less per message."""
         self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
 
     @classmethod
@@ -170,20 +171,30 @@ class Outbox:
             params = list(campaign)
         return self.db.execute(f"SELECT MIN(due_us) FROM messages WHERE {where}", params).fetchone()[0]
 
-    def mark_handed(self, send_id: int, attempt_us: int) -> bool:
-        """Durably mark the message as handed over (commits the results noted before it); False if it
-        is no longer pending (then it must not be sent)."""
-        self.db.execute("BEGIN IMMEDIATE")
+    @contextlib.contextmanager
+    def handing(self, send_id: int, attempt_us: int):
+        """Around SMTP's end-of-data dot: opens a write transaction and marks the message `handed`
+        (with the results noted before it) before the block, commits right after it. A sender killed
+        before the commit wrote nothing (the message is still pending); the commit's log write follows
+        the dot within microseconds. Yields False (and rolls back) if the message is no longer pending:
+        then the dot must not be sent."""
+        self.db.execute("BEGIN IMMEDIATE")  # the write lock first: nothing waits between the dot and the commit
         try:
             self._apply_pending()
             n = self.db.execute("UPDATE messages SET status = 'handed', attempts = attempts + 1, sent_at_us = ? "
                                 "WHERE send_id = ? AND status IN ('queued', 'deferred')",
                                 (attempt_us, send_id)).rowcount
-            self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        return n == 1
+        if n != 1:
+            self.db.execute("ROLLBACK")
+            yield False
+            return
+        try:
+            yield True
+        finally:  # also when writing the dot failed: it may have left, so the message is never sent again
+            self.db.execute("COMMIT")
 
     def note_result(self, send_id: int, status: str, code: int | None, due_us: int | None = None) -> None:
         """Record an SMTP outcome; committed with the next handoff or `flush` (a crash before that
