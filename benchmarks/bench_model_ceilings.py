@@ -288,15 +288,18 @@ AFFINITY_SD = 0.7  # topic affinity ~ N(industry + seniority mean, 0.7) (`simula
 
 
 def _content_test_groups(ctx, spec) -> tuple[pd.DataFrame, pd.Timestamp]:
-    """The harness's content test groups from the event log: per (contact, content) of the test block, the first
-    send and whether any of its sends was clicked (`ContentPreferenceSpec._test_groups` without features)."""
+    """The harness's content test groups from the event log: the harness's contact sample, per (contact, content)
+    of the test block, the first send and whether any of its sends was clicked
+    (`ContentPreferenceSpec._test_groups` without features)."""
     from models.split import TEST, TimeSplit
 
     cfg = spec.config
     first, end = ctx.data_range
     split = TimeSplit.from_fractions(first + pd.Timedelta(days=cfg.warmup_days), end, pd.Timedelta(days=cfg.horizon_days),
                                      valid=cfg.valid_fraction, test=cfg.test_fraction)
+    sample = ctx.sample(ctx.sends_per_contact(split))  # the harness's stable contact sample (same contacts)
     sends, ev = ctx.events["sends"], ctx.events["events"]
+    sends = sends[sends["contact_id"].isin(sample.ids)]
     test = sends[split.assign(sends["sent_at"]) == TEST].sort_values("sent_at", kind="stable")
     clicked = test["send_id"].isin(ev.loc[ev["type"] == "click", "send_id"]).astype(int)
     test = test.assign(clicked=clicked.groupby([test["contact_id"], test["content_id"]]).transform("max"))

@@ -90,7 +90,7 @@ def report(results: list[Path], ceilings: list[Path]) -> None:
     ceiling_of = {}
     for path in ceilings:
         c = json.loads(path.read_text())
-        ceiling_of[str(c["world_seed"])] = c
+        ceiling_of.setdefault(str(c["world_seed"]), {}).update(c)  # later files override earlier ones
     console = Console(width=200)
     for path in results:
         res = json.loads(path.read_text())
