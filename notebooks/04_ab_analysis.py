@@ -69,9 +69,12 @@ candidates.sort_values("sends", ascending=False).head()
 
 # %%
 from experiments.abtest import campaign_outcomes
+from experiments.abtest.campaign_analysis import content_labels
 
 outcomes = campaign_outcomes(settings.events_dir, campaign, window_hours=72, pre_days=28)
 control = sorted(outcomes.variant.unique())[0]
+labels = content_labels(settings.events_dir)  # content id -> name, for plots and the MLflow table
+print("variants:", ", ".join(f"{v} = {labels.get(str(v), '?')}" for v in sorted(outcomes.variant.unique())))
 outcomes.groupby("variant")[["open", "click", "conversion", "unsubscribe", "revenue", "pre_opens"]].mean()
 
 # %% [markdown]
@@ -93,17 +96,18 @@ print("\n".join(result.warnings) or "no warnings")
 result.to_frame()[columns]
 
 # %% [markdown]
-# Each bar is the relative lift with its 95% interval (green: significant after adjustment; the grey
-# line is the always-valid confidence sequence). Below: posterior densities of each variant's mean,
-# and the chance that each variant is the best one.
+# Each bar is the relative lift with its unadjusted 95% interval, coloured when that interval
+# excludes zero; the unadjusted p sits beside it, then the Holm-adjusted p (a tick when significant
+# after adjustment). The grey line is the always-valid confidence sequence. Below: posterior
+# densities of each variant's rate (Beta) or mean, and the chance that each variant is the best one.
 
 # %%
 from experiments.abtest import plot_lifts, plot_posteriors
 
-show(plot_lifts(result))
+show(plot_lifts(result, labels=labels))
 
 # %%
-show(plot_posteriors(result))
+show(plot_posteriors(result, labels=labels))
 result.summary_frame()[["metric", "variant", "n", "mean", "ci_low", "ci_high", "chance_to_be_best"]]
 
 # %% [markdown]
@@ -155,13 +159,14 @@ show(plot_sequential(history))
 # %% [markdown]
 # ## Record the analysis in MLflow
 #
-# The run holds the settings, every lift as a metric, the JSON result and the plots (experiment
+# The run holds the settings, a few headline metrics per decision metric, the full result table
+# (`tables/ab_results.json`), the plots and the verdict as its description (experiment
 # `inbox/ab-tests`; open it with `mlflow ui --backend-store-uri <tracking uri>`).
 
 # %%
 from experiments.abtest import log_analysis
 
-run_id = log_analysis(result, run_name=campaign, histories=[history])
+run_id = log_analysis(result, run_name=campaign, histories=[history], labels=labels)
 print("MLflow run", run_id)
 
 # %% [markdown]
