@@ -176,7 +176,7 @@ def test_learn_cli_reports_a_refusal(bandit_env, variants, capsys):
     alloc.log._db.execute("INSERT INTO rewards VALUES ('p', ?, 1e300, ?, 0, 0)",
                           (did, (pd.Timestamp.now(tz="UTC") - pd.Timedelta("170m")).value // 1000))
     alloc.close()
-    assert _learn(type("Args", (), {"gate": False})()) == 1
+    assert _learn(type("Args", (), {"gate": False, "now": None})()) == 1
     err = capsys.readouterr().err
     assert "spring: update refused, last good state kept" in err and "posterior mean reaches" in err
 
