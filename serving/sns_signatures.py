@@ -73,9 +73,12 @@ def http_fetch(url: str) -> bytes:
 
 def sns_region(url: str, field: str) -> str:
     """The region of an https URL on an SNS host; SignatureError for any other URL."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme != "https" or parts.username or parts.password or parts.port not in (None, 443):
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port  # .port raises on a non-numeric port
+    except ValueError:
+        raise SignatureError(field, "not a URL") from None
+    if parts.scheme != "https" or parts.username or parts.password or port not in (None, 443):
         raise SignatureError(field, "must be an https URL on sns.<region>.amazonaws.com")
     match = SNS_HOST.fullmatch(host)
     if match is None:
@@ -88,7 +91,7 @@ def message_fields(msg: Any) -> dict[str, str]:
     if not isinstance(msg, dict):
         raise WebhookPayloadError("body", "SNS posts a JSON object")
     kind = msg.get("Type")
-    if kind not in SIGNED_FIELDS:
+    if not isinstance(kind, str) or kind not in SIGNED_FIELDS:
         raise WebhookPayloadError("Type", f"expected one of {', '.join(SIGNED_FIELDS)}")
     out = {}
     for name in (*SIGNED_FIELDS[kind], "SignatureVersion", "Signature", "SigningCertURL"):

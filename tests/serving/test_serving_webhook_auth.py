@@ -380,6 +380,12 @@ def test_signed_invalid_json_and_wrong_types_get_400(hub):
     for field, value in (("Message", 5), ("MessageId", ["x"]), ("Timestamp", {"t": 1})):
         r = hub.client.post("/ses", json={**note, field: value})
         assert r.status_code == 400 and r.json()["field"] == field, r.text
+    for bad in ({"Type": []}, {"Type": {"a": 1}}, {**note, "Type": ["Notification"]}, [note], "x", None):
+        r = hub.client.post("/ses", json=bad)
+        assert r.status_code == 400, (bad, r.text)
+    for url in ("https://sns.us-east-1.amazonaws.com:x/c.pem", "https://[::1/c.pem", "", "sns"):
+        r = hub.client.post("/ses", json={**note, "SigningCertURL": url})
+        assert r.status_code == 401 and r.json()["field"] == "SigningCertURL", (url, r.text)
     message = json.loads(note["Message"])
     message["mail"]["tags"] = "send_id=1"
     r = hub.post_sns({**note, "Message": json.dumps(message)})  # signed, but the tags are no mapping
