@@ -6,7 +6,8 @@ down), the request answers 503 with `Retry-After` and the worker's `/readyz`
 fails, so a load balancer stops sending it traffic. Readiness also probes the
 decision log's directory (a small write, fsync and delete, at most once a
 second): it fails while that directory takes no writes (a full disk is seen
-before a request fails on it) and recovers as soon as it does; a request that
+before a request fails on it), or while the decision log's own `ping` fails (a
+PostgreSQL log that is down), and recovers as soon as both pass; a request that
 fails again trips the fault again. Only errors of the storage
 layer count: a bug still surfaces as a 500.
 """
@@ -52,16 +53,17 @@ def probe(directory: Path) -> str | None:
             os.close(fd)
             path.unlink(missing_ok=True)
     except OSError as exc:
-        return f"{type(exc).__name__}: {exc.strerror or exc}"
+        return f"{directory} cannot take writes ({type(exc).__name__}: {exc.strerror or exc})"
     return None
 
 
 class FaultGate:
     """One worker's storage-fault state: `trip` on a failure, `ready` probes until the fault clears."""
 
-    def __init__(self, directory: Path, retry_after: int = RETRY_AFTER_S):
+    def __init__(self, directory: Path, retry_after: int = RETRY_AFTER_S, check=None):
         self.directory = Path(directory)
         self.retry_after = retry_after
+        self.check = check  # optional callable raising a storage error when a remote store is down
         self.fault: str | None = None
         self._probed_at = 0.0
 
@@ -81,10 +83,19 @@ class FaultGate:
         if now - self._probed_at < PROBE_INTERVAL_S:
             return self.fault is None
         self._probed_at = now
-        failure = probe(self.directory)
+        failure = probe(self.directory) or self._check()
         if failure is None and self.fault is not None:
             logger.info("storage fault cleared (%s); ready again", self.fault)
         elif failure is not None and self.fault is None:
-            logger.warning("storage fault: %s cannot take writes (%s); not ready", self.directory, failure)
+            logger.warning("storage fault (%s); not ready", failure)
         self.fault = None if failure is None else (self.fault or failure)
         return self.fault is None
+
+    def _check(self) -> str | None:
+        if self.check is None:
+            return None
+        try:
+            self.check()
+        except STORAGE_ERRORS as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None

@@ -94,7 +94,8 @@ class InboxService:
 
         log_hygiene.install()
         self.settings = load_settings()
-        self.faults = FaultGate(self.settings.bandit_dir)  # 503 + readiness failing on a storage fault
+        # 503 + readiness failing on a storage fault; a remote decision log (PostgreSQL) is pinged too
+        self.faults = FaultGate(self.settings.bandit_dir, check=self._ping_decision_log)
         self.state = None
         self.load_error: str | None = None
         self.journal = EventJournal(self.settings.events_dir)
@@ -119,6 +120,11 @@ class InboxService:
         state = ServingState.load(self.settings, allocator=allocator)
         warm_up(state)
         return state
+
+    def _ping_decision_log(self) -> None:
+        ping = getattr(self.state.allocator.log, "ping", None) if self.state is not None else None
+        if ping is not None:
+            ping()
 
     async def __is_ready__(self) -> bool:
         return self.state is not None and self.faults.ready()
