@@ -127,7 +127,7 @@ class BatchSqliteOnlineStore(OnlineStore):
     def _write(self, config: RepoConfig, table: Any, names: list[str], batches: Iterable[Sequence[tuple]]) -> int:
         """Upsert every batch of rows in ONE transaction (rolled back if any batch fails); rows written.
 
-        Each batch goes in key order: B-tree appends instead of random page splits (3x faster).
+        Each batch goes in key order: B-tree appends instead of random page splits.
         """
         conn = self._get_conn(config)
         tbl = table_name(config, table)

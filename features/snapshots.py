@@ -87,7 +87,7 @@ def _dense(c, d, nc, nd, weights=None, groups=None, n_groups=1) -> np.ndarray:
 
 def _running(a: np.ndarray, op=np.add) -> np.ndarray:
     """In place, `op`-accumulate over axis 0, one vectorized step per day (numpy's own
-    accumulate along axis 0 walks the other axes in an inner strided loop, ~6x slower)."""
+    accumulate along axis 0 walks the other axes in an inner strided loop, which is slower)."""
     if a.ndim == 1:
         return op.accumulate(a, out=a)
     for k in range(1, len(a)):

@@ -9,9 +9,9 @@ entity frame, not the contacts x days x features of the table.
 Feast is the source of truth for *which* features a service has (views,
 feature names, TTLs, source tables: read from the applied registry). The
 point-in-time join itself is done here with `pandas.merge_asof` over the same
-Parquet sources: Feast's `file` offline store (dask) needs ~10 s for 20k
-entity rows of `lead_scoring` and ~45 s for `send_time`, i.e. many minutes for
-the ~10^6 rows a training set has. The semantics are Feast's: for each entity
+Parquet sources: Feast's `file` offline store (dask) takes seconds per ten
+thousand entity rows, i.e. many minutes for the ~10^6 rows a training set has
+(measured by benchmarks/bench_models.py). The semantics are Feast's: for each entity
 row, the newest snapshot with `event_timestamp <= row time` and not older than
 the view's TTL (TTL 0 = no limit); `tests/models/test_model_datasets.py`
 checks equality with `get_historical_features` on a sample. On-demand views

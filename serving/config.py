@@ -6,9 +6,9 @@ a bare Starlette app doing the same predict (README, "Serving performance"):
 - `traffic.timeout`: BentoML's TimeoutMiddleware schedules `loop.call_later`
   for every request and never cancels it; each pending handle keeps the
   request's `contextvars.Context` (with its tracing span) alive for the whole
-  timeout (60 s by default), so a service at 1,000 req/s carries ~60k dead
+  timeout (60 s by default), so a busy service carries tens of thousands of dead
   requests, and the periodic full (gen 2) garbage collections walking them are
-  the 100-300 ms stalls. A short timeout bounds that, and `tune_process`
+  the latency stalls (bench_serving.py shows them). A short timeout bounds that, and `tune_process`
   freezes what start-up allocated.
 - `tracing.excluded_urls`: BentoML's sampler records every span even at
   sample rate 0 (`TraceIdRatioBasedAlwaysRecording`): ~5 SDK spans a request.

@@ -139,9 +139,9 @@ class ServingState:
 def single_threaded(models: dict) -> None:
     """One thread per predict: requests are small batches served one at a time per worker, where
     OpenMP's team start-up and spin-waiting (LightGBM's default: every core) cost more than the
-    work, and under CPU contention turn 1 ms predictions into 10+ ms ones. Scale with workers.
-    The same holds for numpy's OpenBLAS (the bandit's (n, d) x (d, K*M) product: 0.1 ms on one
-    thread, 1-3 ms handed to two under load), limited through threadpoolctl."""
+    work, and under CPU contention multiply a prediction's latency. Scale with workers.
+    The same holds for numpy's OpenBLAS (the bandit's small (n, d) x (d, K*M) product is faster on
+    one thread than handed to two under load), limited through threadpoolctl."""
     import torch
     from threadpoolctl import threadpool_limits
 

@@ -3,7 +3,7 @@
 SQLite's automatic checkpoint runs inside the commit that pushes the WAL past
 1,000 pages: with `synchronous=NORMAL` that commit also syncs the WAL and the
 database file. One 1-contact decision writes about 3.5 WAL pages, so every
-~270th `decide` paid a checkpoint (here 6-17 ms wall, 1.4 ms CPU) while holding
+few-hundredth `decide` paid a checkpoint (an fsync of both files) while holding
 the log's lock: a latency spike for that request and every one queued behind it.
 
 `WalCheckpointer` runs the same checkpoint (PASSIVE: it never blocks writers or

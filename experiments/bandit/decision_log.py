@@ -135,8 +135,7 @@ class SQLiteDecisionLog:
         """This process's lock, then an `fcntl.flock` on `<log>.lock` shared by every process writing the
         log (the serving workers, the learner). Without it a writer that finds another process's write
         transaction open sleeps in SQLite's busy handler (1, 2, 5 ... ms) on the event loop; the kernel
-        wakes a flock waiter as soon as the lock is free (p99 of a 1-contact decide with 2 writer
-        processes: 1.6 -> 0.8 ms)."""
+        wakes a flock waiter as soon as the lock is free (the p99 effect: bench_allocator_decide.py)."""
         with self._lock:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
