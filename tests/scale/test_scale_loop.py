@@ -99,16 +99,21 @@ def test_two_replicas_share_the_log_and_the_learner(scale_world):
         assert sorted(logged["decision_id"]) == sorted(d["decision_id"] for d in served)
         assert not (settings.bandit_dir / "decisions.db").exists()
 
-        # rewards: each replica receives the rewards of the other's decisions
+        # rewards: each replica receives the rewards of the other's decisions. Replica one gets
+        # replica two's through /reward; replica two gets replica one's as provider-signed SendGrid
+        # click webhooks for recorded sends (one click per decision that showed the first variant)
         now = datetime.now(timezone.utc)
-        for url, other in ((one.url, two.url), (two.url, one.url)):
-            for d in answers[other]:
-                r = httpx.post(f"{url}/reward", headers=reward, timeout=30, json={
-                    "decision_id": d["decision_id"], "reward": float(d["variant"] == answers[other][0]["variant"]),
-                    "occurred_at": (now + timedelta(minutes=5)).isoformat(), "event_id": f"e-{d['decision_id']}"})
-                assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+        for d in answers[two.url]:
+            r = httpx.post(f"{one.url}/reward", headers=reward, timeout=30, json={
+                "decision_id": d["decision_id"], "reward": float(d["variant"] == answers[two.url][0]["variant"]),
+                "occurred_at": (now + timedelta(minutes=5)).isoformat(), "event_id": f"e-{d['decision_id']}"})
+            assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+        clicked = _signed_clicks_via(two.url, settings, answers[one.url], datetime.now(timezone.utc))
+        assert clicked >= 1
         rewards = learner.log.rewards()
-        assert len(rewards) == len(served)
+        assert len(rewards) == len(answers[two.url]) + clicked
+        assert set(rewards["decision_id"]) >= {d["decision_id"] for d in answers[one.url]
+                                               if d["variant"] == answers[one.url][0]["variant"]}
 
         # the learner folds them in; both replicas pick the snapshot up from the database
         version = learner.learn(now=now + timedelta(hours=49))
@@ -139,3 +144,36 @@ def test_spark_batch_scores_equal_in_process(scale_world, spark):
     # the same code on other row blocks: BLAS may round the linear part's last bit differently
     np.testing.assert_allclose(got["probability"], want["probability"], rtol=1e-13, atol=0)
     assert (got["model_version"] == version).all()
+
+
+def _signed_clicks_via(url: str, settings, decisions: list[dict], when: datetime) -> int:
+    """Record sends for `decisions` (as the send pipeline does before mailing), then POST a SendGrid
+    click, signed with the demo's key, for each decision that showed the first decision's variant.
+    The number of clicks the replica accepted as rewards."""
+    import json
+
+    import httpx
+    import pandas as pd
+
+    from serving.demo_webhook_keys import demo_signers
+    from serving.eventsink import append_sends
+
+    sends = pd.DataFrame({
+        "send_id": np.arange(970_000, 970_000 + len(decisions)), "contact_id": [d["contact_id"] for d in decisions],
+        "campaign_id": CAMPAIGN, "content_id": [d["variant"] for d in decisions],
+        "sent_at": pd.Timestamp(when) - pd.Timedelta(seconds=1), "decision_id": [d["decision_id"] for d in decisions],
+        "propensity": [d["propensity"] for d in decisions]})
+    append_sends(settings.events_dir, sends)
+    first = decisions[0]["variant"]
+    clicks = [{"email": "reader@example.com", "timestamp": int(when.timestamp()), "event": "click",
+               "sg_event_id": f"click-{s.send_id}", "url": "https://example.com",
+               "send_id": str(s.send_id), "contact_id": str(s.contact_id), "decision_id": s.decision_id,
+               "campaign_id": CAMPAIGN}
+              for s in sends.itertuples() if s.content_id == first]
+    body = json.dumps(clicks).encode()
+    signers = demo_signers(settings)  # configures the demo's SendGrid public key for the replicas
+    r = httpx.post(f"{url}/webhooks/sendgrid", content=body, timeout=30,
+                   headers={"Content-Type": "application/json", **signers.sendgrid_headers(body)})
+    assert r.status_code == 200, r.text
+    assert r.json()["rewards"] == {"accepted": len(clicks)}, r.text
+    return len(clicks)
