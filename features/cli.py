@@ -46,17 +46,10 @@ def _apply(args) -> int:
 
 
 def _materialize(args) -> int:
-    from datetime import datetime, timezone
-
     from features.workflow import materialize_online, print_summary
+    from inbox.cli import parse_utc
 
-    end = None
-    if args.end:
-        try:
-            end = datetime.fromisoformat(args.end)
-        except ValueError:
-            raise ValueError(f"--end: not an ISO 8601 timestamp: {args.end!r}") from None
-        end = end.replace(tzinfo=timezone.utc) if end.tzinfo is None else end.astimezone(timezone.utc)
+    end = parse_utc("--end", args.end) if args.end else None
     print_summary({"materialize": materialize_online(end=end)})
     return 0
 

@@ -31,6 +31,17 @@ class UsageError(Exception):
     """Bad input at the command line; printed without a traceback, exit 2."""
 
 
+def parse_utc(flag: str, text: str):
+    """An ISO 8601 time given to `flag`, as an aware UTC datetime (UTC when it names no zone)."""
+    from datetime import datetime, timezone
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag}: not an ISO 8601 time: {text!r}") from None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

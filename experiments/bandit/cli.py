@@ -122,11 +122,9 @@ def _learn(args: argparse.Namespace) -> int:
     if args.now:
         import pandas as pd
 
-        try:
-            now = pd.Timestamp(args.now)
-        except ValueError:
-            raise ValueError(f"--now: not an ISO 8601 time: {args.now!r}") from None
-        now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+        from inbox.cli import parse_utc
+
+        now = pd.Timestamp(parse_utc("--now", args.now))
     settings = load_settings()
     alloc = Allocator.open(settings.bandit_dir)
     try:

@@ -111,6 +111,29 @@ def decision_rows(batch: DecisionBatch, window_us: int = 0) -> list[tuple]:
     ))
 
 
+JOINED_COLUMNS = "decision_id, decided_at, context, eligible, variant, propensity, policy_version, mode, reward"
+
+
+def joined_query(placeholder: str, campaign_id: str, after: int, upto: int, aggregation: str,
+                 default_reward: float, reward_range: tuple[float, float] | None) -> tuple[str, tuple]:
+    """The decisions-joined-with-rewards query and its parameters, shared by every `DecisionLog`
+    backend (`placeholder`: the driver's parameter marker, `?` for sqlite3, `%s` for psycopg)."""
+    q = placeholder
+    bounded = "" if reward_range is None else f" AND r.reward >= {q} AND r.reward <= {q}"
+    bounds = () if reward_range is None else (float(reward_range[0]), float(reward_range[1]))
+    if aggregation == "first":
+        agg = (f"(SELECT r.reward FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0{bounded}"
+               " ORDER BY r.occurred_at, r.event_id LIMIT 1)")
+    elif aggregation == "sum":
+        agg = f"(SELECT SUM(r.reward) FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0{bounded})"
+    else:
+        raise ValueError(f"aggregation: expected 'first' or 'sum', got {aggregation!r}")
+    sql = (f"SELECT d.decision_id, d.decided_at, d.context, d.eligible, d.variant, d.propensity, d.policy_version,"
+           f" d.mode, COALESCE({agg}, {q}) AS reward FROM decisions d"
+           f" WHERE d.campaign_id = {q} AND d.decided_at > {q} AND d.decided_at <= {q} ORDER BY d.seq")
+    return sql, (*bounds, float(default_reward), campaign_id, int(after), int(upto))
+
+
 class SQLiteDecisionLog:
     """Decision log in one SQLite file (WAL: readers never block the writer)."""
 
@@ -294,19 +317,8 @@ class SQLiteDecisionLog:
         stored reward outside [lo, hi] is not joined, as if it had been refused on
         arrival (only a log written before rewards were validated can hold one).
         """
-        bounded = "" if reward_range is None else " AND r.reward >= ? AND r.reward <= ?"
-        bounds = () if reward_range is None else (float(reward_range[0]), float(reward_range[1]))
-        if aggregation == "first":
-            agg = (f"(SELECT r.reward FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0{bounded}"
-                   " ORDER BY r.occurred_at, r.event_id LIMIT 1)")
-        elif aggregation == "sum":
-            agg = f"(SELECT SUM(r.reward) FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0{bounded})"
-        else:
-            raise ValueError(f"aggregation: expected 'first' or 'sum', got {aggregation!r}")
-        sql = (f"SELECT d.decision_id, d.decided_at, d.context, d.eligible, d.variant, d.propensity, d.policy_version,"
-               f" d.mode, COALESCE({agg}, ?) AS reward FROM decisions d"
-               " WHERE d.campaign_id = ? AND d.decided_at > ? AND d.decided_at <= ? ORDER BY d.seq")
-        df = pd.read_sql_query(sql, self._db, params=(*bounds, default_reward, campaign_id, int(after), int(upto)))
+        sql, params = joined_query("?", campaign_id, after, upto, aggregation, default_reward, reward_range)
+        df = pd.read_sql_query(sql, self._db, params=params)
         df["context"] = [np.frombuffer(b, dtype="<f8") for b in df["context"]]
         df["eligible"] = [np.frombuffer(b, dtype="<i8") for b in df["eligible"]]
         return df

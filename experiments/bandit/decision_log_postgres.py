@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .decision_log import DecisionBatch, RewardCheck, decision_rows
+from .decision_log import JOINED_COLUMNS, DecisionBatch, RewardCheck, decision_rows, joined_query
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -240,23 +240,9 @@ class PostgresDecisionLog:
     def joined(self, campaign_id: str, after: int, upto: int, aggregation: str = "first",
                default_reward: float = 0.0, reward_range: tuple[float, float] | None = None) -> pd.DataFrame:
         """Decisions with after < decided_at <= upto joined with their in-window rewards (as the SQLite log)."""
-        bounded = "" if reward_range is None else " AND r.reward >= %s AND r.reward <= %s"
-        bounds = () if reward_range is None else (float(reward_range[0]), float(reward_range[1]))
-        if aggregation == "first":
-            agg = (f"(SELECT r.reward FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0{bounded}"
-                   " ORDER BY r.occurred_at, r.event_id LIMIT 1)")
-        elif aggregation == "sum":
-            agg = f"(SELECT SUM(r.reward) FROM rewards r WHERE r.decision_id = d.decision_id AND r.late = 0{bounded})"
-        else:
-            raise ValueError(f"aggregation: expected 'first' or 'sum', got {aggregation!r}")
-        cols = "decision_id, decided_at, context, eligible, variant, propensity, policy_version, mode, reward"
-        sql = (f"SELECT d.decision_id, d.decided_at, d.context, d.eligible, d.variant, d.propensity, d.policy_version,"
-               f" d.mode, COALESCE({agg}, %s) AS reward FROM decisions d"
-               " WHERE d.campaign_id = %s AND d.decided_at > %s AND d.decided_at <= %s ORDER BY d.seq")
+        sql, params = joined_query("%s", campaign_id, after, upto, aggregation, default_reward, reward_range)
         with self._pg.lock:
-            cur = self._pg.connection().execute(
-                sql, (*bounds, float(default_reward), campaign_id, int(after), int(upto)))
-            df = _frame(cur, cols)
+            df = _frame(self._pg.connection().execute(sql, params), JOINED_COLUMNS)
         df = _vectors(df, (("context", "<f8"), ("eligible", "<i8")))
         return df.astype({"decided_at": "int64", "variant": "int64", "propensity": "float64",
                           "policy_version": "int64", "reward": "float64"})
