@@ -219,20 +219,12 @@ class ModelSpec(Protocol):
 
 
 def _log_inputs(prepared) -> None:
-    import warnings
-
     import mlflow
 
-    from mlflow.types.utils import _infer_schema
+    from models.input_datasets import FrameDataset
 
     for context, (frame, name, target) in prepared.datasets().items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # integer-column schema hints
-            ds = mlflow.data.from_pandas(frame, name=name, targets=target)
-            # schema inference scans every row of object columns (seconds per dataset);
-            # the column types are the same on a sample. `schema` is a cached_property.
-            ds.__dict__["schema"] = _infer_schema(frame.head(2000))
-        mlflow.log_input(ds, context=context)
+        mlflow.log_input(FrameDataset(frame, name, targets=target), context=context)
 
 
 def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
