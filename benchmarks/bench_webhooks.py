@@ -134,7 +134,8 @@ def main() -> None:
             message = {"eventType": "Click", "mail": {"timestamp": "2026-01-01T00:00:00Z",
                                                       "tags": {key: [v] for key, v in ids(i).items()}}}
             note = {"Type": "Notification", "MessageId": f"ses-{k}", "TopicArn": topic,
-                    "Message": json.dumps(message), "Timestamp": "2026-01-01T00:00:00Z"}
+                    "Message": json.dumps(message),
+                    "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             r = client.post("/ses", json=sign_sns(note, sns_key, cert_url))
             assert r.status_code == 200 and r.json()["recorded"] == 1, r.text
         rows.append(("SES via SNS, signed, send in the outbox", 1, timed(ses, args.calls)))

@@ -84,7 +84,9 @@ class DemoSigners:
         return mailgun_signature(self.mailgun_key)
 
     def sns(self, message: dict) -> dict:
-        return sign_sns({**message, "TopicArn": DEMO_TOPIC}, self.sns_key, DEMO_CERT_URL)
+        """Signed as SNS publishes: `Timestamp` is the publication time (now), the event's own time is in Message."""
+        published = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return sign_sns({**message, "TopicArn": DEMO_TOPIC, "Timestamp": published}, self.sns_key, DEMO_CERT_URL)
 
 
 def _pem(key) -> str:

@@ -19,6 +19,12 @@ fetched once and cached, in memory and in `cache_dir` (shared by workers;
 key. Topics are allow-listed (INBOX_SNS_TOPIC_ARNS): an empty list accepts
 nothing. `SubscriptionConfirmation` is confirmed (GET `SubscribeURL`, same
 host rule, same fetcher) only after its signature verifies.
+
+The signed `Timestamp` (when SNS published the message; retries keep it) must
+lie within `max_age_s` of the server's clock, so a captured message cannot be
+replayed later; within the window the journal deduplicates by MessageId. SNS's
+default HTTP delivery policy retries for about a minute; a custom policy that
+retries longer needs a larger window (INBOX_SNS_MAX_AGE_S).
 """
 from __future__ import annotations
 
@@ -108,6 +114,21 @@ def message_fields(msg: Any) -> dict[str, str]:
     return out
 
 
+def check_published(timestamp: str, now: datetime, max_age_s: float) -> datetime:
+    """The message's ISO 8601 UTC `Timestamp`, if within `max_age_s` of `now`; else SignatureError."""
+    if len(timestamp) > 40:
+        raise WebhookPayloadError("Timestamp", "expected an ISO 8601 time")
+    try:
+        published = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        raise WebhookPayloadError("Timestamp", "expected an ISO 8601 time") from None
+    if published.tzinfo is None:
+        raise WebhookPayloadError("Timestamp", "expected a UTC time (ending in Z)")
+    if abs((now - published).total_seconds()) > max_age_s:
+        raise SignatureError("Timestamp", f"more than {max_age_s:.0f} s away from the server's clock")
+    return published
+
+
 def canonical_string(fields: dict[str, str]) -> bytes:
     """The bytes SNS signs for this message type."""
     names = SIGNED_FIELDS[fields["Type"]]
@@ -123,10 +144,13 @@ class SnsVerifier:
         self._certs: dict[str, x509.Certificate] = {}
         self._lock = threading.Lock()
 
-    def verify(self, msg: Any, topic_arns, now: datetime | None = None) -> dict[str, str]:
-        """The message's fields once its signature verifies and its topic is in `topic_arns`;
-        SignatureError (401) or WebhookPayloadError (400)."""
+    def verify(self, msg: Any, topic_arns, now: datetime | None = None,
+               max_age_s: float = 3600.0) -> dict[str, str]:
+        """The message's fields once its signature verifies, its topic is in `topic_arns` and its
+        Timestamp is within `max_age_s` of `now`; SignatureError (401) or WebhookPayloadError (400)."""
         fields = message_fields(msg)
+        now = now or datetime.now(timezone.utc)
+        check_published(fields["Timestamp"], now, max_age_s)
         topic = fields["TopicArn"]
         if topic not in topic_arns:
             raise SignatureError("TopicArn", "not an allow-listed topic (INBOX_SNS_TOPIC_ARNS)")

@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from serving.ingest import ingest
@@ -142,7 +143,8 @@ class WebhookReceiver:
         topics = self.keys.current().sns_topic_arns
         if not topics:
             raise SignatureError("provider", "no SNS topic allow-listed (INBOX_SNS_TOPIC_ARNS)")
-        fields = self.sns.verify(_json(body), topics)
+        fields = self.sns.verify(_json(body), topics, datetime.fromtimestamp(self.clock(), timezone.utc),
+                                 self.limits.sns_max_age_s)
         kind = fields["Type"]
         if kind == "Notification":
             return self._record("ses", parse_ses_message(fields["MessageId"], fields["Message"]), allocator)

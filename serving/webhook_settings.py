@@ -32,6 +32,7 @@ ENV = {"sendgrid_public_key": "INBOX_SENDGRID_PUBLIC_KEY", "mailgun_signing_key"
 @dataclass(frozen=True)
 class WebhookLimits:
     max_age_s: float = 300.0
+    sns_max_age_s: float = 3600.0  # SNS retries keep the message's Timestamp (`serving.sns_signatures`)
     max_events: int = 5000
     max_bytes: int = 5 * 1024 * 1024
 
@@ -50,6 +51,7 @@ class WebhookLimits:
             return value
 
         return cls(positive("INBOX_WEBHOOK_MAX_AGE_S", cls.max_age_s, float),
+                   positive("INBOX_SNS_MAX_AGE_S", cls.sns_max_age_s, float),
                    positive("INBOX_WEBHOOK_MAX_EVENTS", cls.max_events, int),
                    positive("INBOX_WEBHOOK_MAX_BYTES", cls.max_bytes, int))
 

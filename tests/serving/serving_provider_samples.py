@@ -57,7 +57,7 @@ def mailgun_event(event="clicked", event_id="CPgfbmQMTCKtHW6uIWtuVe", send_id=12
 
 def ses_notification(event_type="Click", message_id="ses-msg-1", send_id=13, contact_id=9, decision_id="d-3",
                      campaign_id="spring", via="tags", bounce_type="Permanent", when=None):
-    """`when`: an aware datetime for the event (the docs' sample times by default)."""
+    """`when`: an aware datetime for the event and its SNS publication (the docs' sample times by default)."""
     stamp = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z") if when else None
     mail = {
         "timestamp": "2017-08-09T22:00:19.000Z", "source": "sender@example.com",
@@ -90,7 +90,7 @@ def ses_notification(event_type="Click", message_id="ses-msg-1", send_id=13, con
     return {
         "Type": "Notification", "MessageId": message_id,
         "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-events", "Subject": "Amazon SES Email Event Notification",
-        "Message": json.dumps(message), "Timestamp": "2017-08-09T23:51:25.700Z", "SignatureVersion": "1",
+        "Message": json.dumps(message), "Timestamp": stamp or "2017-08-09T23:51:25.700Z", "SignatureVersion": "1",
         "Signature": "EXAMPLEw6JRN...", "SigningCertURL": "https://sns.us-east-1.amazonaws.com/x.pem",
         "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
     }

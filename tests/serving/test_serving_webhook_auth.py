@@ -8,7 +8,7 @@ import sqlite3
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -277,7 +277,7 @@ def test_an_unsigned_or_foreign_topic_sns_message_is_refused(hub):
 def subscription(kind="SubscriptionConfirmation", subscribe_url=SUBSCRIBE_URL) -> dict:
     return {"Type": kind, "MessageId": "sub-1", "Token": "t" * 40, "TopicArn": TOPIC,
             "Message": "You have chosen to subscribe to the topic.", "SubscribeURL": subscribe_url,
-            "Timestamp": "2026-05-01T00:00:00.000Z"}
+            "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
 
 
 def test_subscription_confirmation_is_confirmed_only_when_signed(hub):
@@ -335,6 +335,27 @@ def test_the_certificate_cache_is_shared_on_disk(hub):
     finally:
         other.close()
         journal.close()
+
+
+def test_a_signed_sns_message_outside_the_freshness_window_is_refused(hub):
+    """A captured SNS message replayed later (or dated ahead) gets 401 and records nothing; inside the
+    window it is recorded; a Timestamp that is no time is a 400."""
+    window = hub.receiver.limits.sns_max_age_s
+    now = datetime.now(timezone.utc)
+
+    def published(i, skew, message_id):  # the event now, its SNS publication `skew` seconds away
+        stamp = (now + timedelta(seconds=skew)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return {**ses_notification(message_id=message_id, **hub.send(i), when=now), "Timestamp": stamp}
+
+    for i, skew in ((0, -window - 60), (1, window + 60)):
+        r = hub.post_sns(published(i, skew, f"stale-{i}"))
+        assert r.status_code == 401 and r.json()["field"] == "Timestamp", r.text
+    assert hub.journal_rows() == 0
+    assert hub.post_sns(published(2, -window + 60, "recent")).status_code == 200 and hub.journal_rows() == 1
+    for bad in ("yesterday", "2026-12-06T10:00:00"):  # no time; no zone
+        r = hub.post_sns({**published(3, 0, "bad"), "Timestamp": bad})
+        assert r.status_code == 400 and r.json()["field"] == "Timestamp", r.text
+    assert hub.journal_rows() == 1
 
 
 # --- events must match a known send ------------------------------------------------------
