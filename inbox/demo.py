@@ -12,6 +12,7 @@ each returned (`inbox.demo_summary`).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 
@@ -71,6 +72,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     check_options(args)
     settings = load_settings()
+    # the demo shows one progress line per step; MLflow's per-download bars (inherited by the steps) are noise
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     console = Console()
     last = STEPS.index(args.until)
     timings: list[tuple[str, float]] = []

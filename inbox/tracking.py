@@ -37,6 +37,9 @@ EXPERIMENT_DESCRIPTIONS = {
     "bandit-promotion": "Promotion gate of the bandit allocator: a candidate policy snapshot goes live only when "
                         "its doubly-robust lower bound beats the live policy's estimate. One run per decision.",
 }
+# MLflow creates experiment 0, "Default", in every new store; nothing of ours goes there.
+DEFAULT_EXPERIMENT_NOTE = ("MLflow's default experiment, created with the store. Algorithmic Inbox logs nothing here: "
+                           "its runs are in the `inbox/...` experiments (models, A/B analyses, bandit races and gates).")
 
 
 def configure(settings: "Settings", experiment: str, description: str | None = None) -> str:
@@ -64,6 +67,9 @@ def configure(settings: "Settings", experiment: str, description: str | None = N
     text = description or EXPERIMENT_DESCRIPTIONS.get(experiment)
     if text and tags.get(NOTE_TAG) != text:
         client.set_experiment_tag(exp_id, NOTE_TAG, text)
+    default = client.get_experiment_by_name("Default")
+    if default is not None and default.lifecycle_stage == "active" and NOTE_TAG not in default.tags:
+        client.set_experiment_tag(default.experiment_id, NOTE_TAG, DEFAULT_EXPERIMENT_NOTE)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 

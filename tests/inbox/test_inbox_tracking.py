@@ -2,7 +2,7 @@
 import mlflow
 
 from inbox.settings import load_settings
-from inbox.tracking import EXPERIMENT_DESCRIPTIONS, NOTE_TAG, configure, describe_run
+from inbox.tracking import DEFAULT_EXPERIMENT_NOTE, EXPERIMENT_DESCRIPTIONS, NOTE_TAG, configure, describe_run
 
 
 def test_configure_describes_the_experiment_and_describe_run_the_run(tmp_path, monkeypatch):
@@ -22,3 +22,6 @@ def test_configure_describes_the_experiment_and_describe_run_the_run(tmp_path, m
     with mlflow.start_run() as run:
         describe_run("what this run holds")
     assert mlflow.get_run(run.info.run_id).data.tags[NOTE_TAG] == "what this run holds"
+    # every experiment of the store is described, MLflow's own "Default" included
+    assert all(e.tags.get(NOTE_TAG) for e in mlflow.search_experiments())
+    assert mlflow.get_experiment_by_name("Default").tags[NOTE_TAG] == DEFAULT_EXPERIMENT_NOTE
