@@ -4,8 +4,14 @@
   its residual (the trees start from the linear logit: `init_score`), mapped
   through the calibrator fitted on the validation period
   (`models.calibration`); a model without the linear part is the trees alone;
-* score: the probability's percentile among the validation-period contacts
-  (0 = lowest, 100 = highest), so a score keeps its meaning across retrains;
+* planned sends (optional): the sender's expected sends per contact over the
+  score's horizon; the probabilities are prior-shifted to the base rate the
+  stored send-volume line predicts for that plan (`models.drift.SendVolumePrior`,
+  Saerens et al. 2002), because the conversion rate follows the send volume
+  and the calibrator only knows its own period's. None = no shift;
+* score: the (unshifted) probability's percentile among the validation-period
+  contacts (0 = lowest, 100 = highest), so a score keeps its meaning across
+  retrains and plans (the shift is monotone: it never reorders contacts);
 * tier by score band: A >= 90 (top 10 %), B 70-89, C 40-69, D < 40;
 * reasons: top 3 positive / negative TreeSHAP contributions in words
   (`models.reasons`), the linear part's exact contributions added to them.
@@ -18,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from models.calibration import Calibrator
+from models.drift import SendVolumePrior
 from models.encoding import FeatureEncoder
 from models.linear import LinearLogit
 
@@ -40,9 +47,11 @@ class LeadScorer:
     services = ("lead_scoring",)  # feature services whose columns the model reads (merged by name)
 
     def __init__(self, booster, encoder: FeatureEncoder, calibrator: Calibrator, score_knots, version=None,
-                 num_threads: int = 0, linear: LinearLogit | None = None):
+                 num_threads: int = 0, linear: LinearLogit | None = None,
+                 send_volume: SendVolumePrior | None = None):
         self.booster = booster
         self.linear = linear
+        self.send_volume = send_volume  # rate vs planned sends (None: this version cannot take a plan)
         self.encoder = encoder
         self.calibrator = calibrator
         self.score_knots = np.asarray(score_knots, dtype=float)  # probabilities at percentiles 0..100
@@ -71,6 +80,15 @@ class LeadScorer:
     def probability(self, features_df: pd.DataFrame) -> np.ndarray:
         return self.probability_from_matrix(self.matrix(features_df))
 
+    def planned_probability(self, p: np.ndarray, planned_sends: float | None) -> np.ndarray:
+        """Calibrated probabilities `p` shifted to the plan's base rate; `p` itself when `planned_sends` is None."""
+        if planned_sends is None:
+            return np.asarray(p, dtype=float)
+        if self.send_volume is None:
+            raise ValueError(f"planned_sends: lead model version {self.version} has no stored send-volume relation "
+                             "(retrain it to score with a send plan)")
+        return self.send_volume.shift(p, planned_sends)
+
     def score_from_probability(self, p: np.ndarray) -> np.ndarray:
         """Percentile of `p` among the reference (validation) contacts, mid-rank on ties."""
         knots = self.score_knots
@@ -90,17 +108,24 @@ class LeadScorer:
         score = self.score_from_probability(p)
         return p, score, tier_of(score)
 
-    def score(self, features_df: pd.DataFrame, reasons: bool = True, k: int = 3) -> pd.DataFrame:
-        """DataFrame[contact_id, probability, score, tier, reasons_positive, reasons_negative]."""
+    def score(self, features_df: pd.DataFrame, reasons: bool = True, k: int = 3,
+              planned_sends: float | None = None) -> pd.DataFrame:
+        """DataFrame[contact_id, probability, score, tier, reasons_positive, reasons_negative].
+
+        `planned_sends`: expected sends per contact over the model's horizon (the sender's campaign
+        calendar); the probabilities are shifted to it, score and tier are not (percentiles of the ranking).
+        """
         if "contact_id" not in features_df.columns:
             raise ValueError("features_df: missing column 'contact_id'")
+        if planned_sends is not None and self.send_volume is None:
+            self.planned_probability(np.zeros(0), planned_sends)  # raises before any work
         X = self.matrix(features_df)
         p = self.probability_from_matrix(X)
         score = self.score_from_probability(p)
         out = pd.DataFrame(
             {
                 "contact_id": features_df["contact_id"].to_numpy(np.int64),
-                "probability": p,
+                "probability": self.planned_probability(p, planned_sends),
                 "score": score,
                 "tier": tier_of(score),
             }
@@ -123,6 +148,7 @@ class LeadScorer:
             "encoder": self.encoder.to_dict(),
             "calibrator": self.calibrator.to_dict(),
             "linear": None if self.linear is None else self.linear.to_dict(),
+            "send_volume": None if self.send_volume is None else self.send_volume.to_dict(),
             "score_knots": self.score_knots.tolist(),
             "tiers": [list(t) for t in TIERS],
         }
@@ -137,7 +163,8 @@ class LeadScorer:
         from models.tracking import read_lightgbm_artifacts
 
         booster, meta = read_lightgbm_artifacts(model_dir)
-        linear = meta.get("linear")
+        linear, volume = meta.get("linear"), meta.get("send_volume")  # absent in older versions
         return cls(booster, FeatureEncoder.from_dict(meta["encoder"]), Calibrator.from_dict(meta["calibrator"]),
                    meta["score_knots"], version=version,
-                   linear=None if linear is None else LinearLogit.from_dict(linear))
+                   linear=None if linear is None else LinearLogit.from_dict(linear),
+                   send_volume=None if volume is None else SendVolumePrior.from_dict(volume))

@@ -14,9 +14,28 @@ The model: a logistic regression on the encoded features (`models.linear`)
 plus shallow LightGBM trees boosted from its logit (`init_score`): the signal
 is nearly additive and drifts over time, where a linear model extrapolates
 better than trees alone; the trees add what it misses (early stopping decides
-how much). Baseline: that logistic regression alone (same rows and features).
+how much). The regression expands the "days since the last open / click /
+send" features into decay kernels (`recency_days`): a contact who clicked
+yesterday and has not converted yet is likely to convert within days (the
+click-to-conversion delay), a decay no single linear term fits. Baseline: that
+logistic regression alone (same rows, features and design).
 Oracle: the simulator's probability of a conversion caused by the sends that
 really happened in the label window (`ResponseModel.conversion_within`).
+
+Drift: the conversion rate of a label window follows the sends per contact in
+it (the sender's own campaign calendar), so a calibrator fitted on the most
+recent labelled period (Platt) is right only when the next window gets as many
+sends. The model stores the least-squares line of the past label windows' rates
+on their send volumes (`models.drift.SendVolumePrior`) and scoring takes the
+plan (`planned_sends`) and prior-shifts the probabilities to the rate the line
+predicts (Saerens, Latinne & Decaestecker, Neural Computation 14(1), 2002). In
+evaluation the plan is the population's scheduled sends per contact in the test
+label window (from the send log; never a contact's own future sends). The
+evaluation's `calibration_under_drift` table compares the raw model, Platt on
+the latest period without a plan, Saerens' EM prior from the unlabelled test
+rows, the plan's prior shift and the oracle. EM assumes p(x | y) unchanged,
+which fewer sends break (the features of who converts change with the volume),
+so it moves the wrong way; the plan's shift is the one that follows the cause.
 """
 from __future__ import annotations
 
@@ -29,6 +48,7 @@ import pandas as pd
 
 from models import metrics as M
 from models.calibration import Calibrator
+from models.drift import SendVolumePrior
 from models.encoding import FeatureEncoder
 from models.harness import Evaluation, TrainingContext
 from models.lead_scorer import LeadScorer
@@ -54,7 +74,8 @@ class LeadScoringConfig:
     feature_fraction: float = 0.8
     lambda_l2: float = 1.0
     linear_base: bool = True  # trees boosted from a logistic regression's logit (init_score)
-    linear_C: float = 1.0  # its inverse L2 strength
+    linear_C: float = 0.1  # its inverse L2 strength (chosen on the validation period)
+    recency_days: tuple[float, ...] = (0.5, 1.0, 3.0, 10.0)  # decay kernels of the days-since features
     calibration: str = "platt"  # keeps the ranking (no ties) and never returns exactly 0
     refit_with_validation: bool = True  # refit on train + validation after early stopping
     calibration_folds: int = 2  # cross-fitted validation predictions for the calibrator (refit only)
@@ -141,8 +162,7 @@ class LeadScoringSpec:
         import lightgbm as lgb
 
         cfg = self.config
-        linear = (LinearLogit(C=cfg.linear_C).fit(X, y, encoder.categorical_indices, threads=cfg.threads)
-                  if cfg.linear_base else None)
+        linear = self._linear(X, y, encoder) if cfg.linear_base else None
         offset = (lambda M: None if linear is None else linear.logit(M))  # noqa: E731
         data = lgb.Dataset(X, y, init_score=offset(X), feature_name=encoder.columns,
                            categorical_feature=encoder.categorical_indices, free_raw_data=False)
@@ -153,6 +173,27 @@ class LeadScoringSpec:
             booster = lgb.train(self._lgb_params(seed), data, num_boost_round=rounds, valid_sets=[dvalid],
                                 callbacks=[lgb.early_stopping(self.config.early_stopping_rounds, verbose=False)])
         return LeadScorer(booster, encoder, Calibrator("platt"), [0.0, 1.0], num_threads=cfg.threads, linear=linear)
+
+    def _linear(self, X, y, encoder: FeatureEncoder) -> LinearLogit:
+        """The logistic regression (linear part and baseline): recency kernels on the days-since columns."""
+        cfg = self.config
+        recency = [j for j, c in enumerate(encoder.columns) if c.startswith("days_since_")]
+        return LinearLogit(C=cfg.linear_C, recency_days=[float(t) for t in cfg.recency_days]).fit(
+            X, y, encoder.categorical_indices, threads=cfg.threads, recency=recency)
+
+    def send_volume_prior(self, prepared: Prepared, ctx: TrainingContext) -> SendVolumePrior | None:
+        """The rate-vs-sends line of the label windows before the test period and the validation rate (the
+        calibrator's period); None when they do not vary enough in sends to fit a line."""
+        volume = prepared.extra.get("window_sends")
+        if volume is None:
+            volume = prepared.extra["window_sends"] = self.window_sends(prepared, ctx)
+        past = prepared.frame[prepared.frame["block"] != "test"]
+        rates = past.groupby("event_timestamp")[LABEL].mean()
+        try:
+            return SendVolumePrior.fit(rates.to_numpy(), volume.reindex(rates.index).to_numpy(),
+                                       float(prepared.valid[LABEL].mean()), self.config.horizon_days)
+        except ValueError:
+            return None
 
     def fit(self, prepared: Prepared, ctx: TrainingContext) -> LeadScorer:
         cfg = self.config
@@ -177,7 +218,8 @@ class LeadScoringSpec:
         knots = np.quantile(calibrator.transform(raw_valid), np.linspace(0, 1, 101))
         prepared.extra["encoder"] = encoder
         prepared.extra["raw_valid"] = raw_valid
-        return LeadScorer(model.booster, encoder, calibrator, knots, num_threads=cfg.threads, linear=model.linear)
+        return LeadScorer(model.booster, encoder, calibrator, knots, num_threads=cfg.threads, linear=model.linear,
+                          send_volume=self.send_volume_prior(prepared, ctx))
 
     def baseline(self, prepared: Prepared, encoder: FeatureEncoder, predictor: LeadScorer | None = None) -> LinearLogit:
         """Logistic regression (`models.linear`) on the rows the model was fit on: the predictor's own linear
@@ -185,13 +227,12 @@ class LeadScoringSpec:
         if predictor is not None and predictor.linear is not None:
             return predictor.linear
         rows = self._fitting_rows(prepared)
-        return LinearLogit(C=self.config.linear_C).fit(encoder.transform(rows), rows[LABEL].to_numpy(),
-                                                       encoder.categorical_indices, threads=self.config.threads)
+        return self._linear(encoder.transform(rows), rows[LABEL].to_numpy(), encoder)
 
     def baseline_predictor(self, prepared: Prepared, ctx: TrainingContext, predictor: LeadScorer) -> LeadScorer:
         """The logistic-regression baseline as a servable lead model (registered when it beats ours): the
         baseline's linear part, no trees (one single-leaf tree of value 0: the LightGBM format needs a tree),
-        Platt-calibrated on the validation period, score percentiles from it."""
+        Platt-calibrated on the validation period, score percentiles from it, the same send-volume line."""
         import lightgbm as lgb
 
         linear = self.baseline(prepared, predictor.encoder, predictor)
@@ -207,7 +248,7 @@ class LeadScoringSpec:
         calibrator = Calibrator(self.config.calibration).fit(raw_valid, prepared.valid[LABEL].to_numpy())
         knots = np.quantile(calibrator.transform(raw_valid), np.linspace(0, 1, 101))
         return LeadScorer(booster, predictor.encoder, calibrator, knots, num_threads=self.config.threads,
-                          linear=linear)
+                          linear=linear, send_volume=predictor.send_volume)
 
     def _fitting_rows(self, prepared: Prepared) -> pd.DataFrame:
         """The rows the model was fit on (train, + validation when refit): the baseline gets the same."""
@@ -261,33 +302,39 @@ class LeadScoringSpec:
             out[t] = float(np.isin(who[lo:hi], rows.to_numpy(np.int64)).sum() / len(rows))
         return pd.Series(out).sort_index()
 
-    def calibration_under_drift(self, predictor: LeadScorer, prepared: Prepared, ctx: TrainingContext,
-                                p: np.ndarray, oracle: np.ndarray) -> pd.DataFrame:
-        """Calibration of the test probabilities under each correction of `models.drift`, one row each."""
+    def planned_sends(self, prepared: Prepared, ctx: TrainingContext) -> float:
+        """The evaluation's send plan: the sender's sends per contact in the test label window (population level,
+        from the send log), what a sender knows of its own calendar when it scores."""
+        volume = prepared.extra.get("window_sends")
+        if volume is None:
+            volume = prepared.extra["window_sends"] = self.window_sends(prepared, ctx)
+        return float(volume[prepared.test["event_timestamp"].iloc[0]])
+
+    def calibration_under_drift(self, predictor: LeadScorer, prepared: Prepared, p: np.ndarray,
+                                oracle: np.ndarray, plan: float) -> pd.DataFrame:
+        """Calibration of the test probabilities under each correction of `models.drift`, one row each; `p`
+        the calibrated probabilities without a plan, `plan` the sends per contact of the test label window."""
         from models import drift
 
-        test, valid = prepared.test, prepared.valid
+        test = prepared.test
         y = test[LABEL].to_numpy()
-        source = float(valid[LABEL].mean())  # the calibrator's period
-        rates = prepared.frame[prepared.frame["block"] != "test"].groupby("event_timestamp")[LABEL].mean()
-        volume = self.window_sends(prepared, ctx)
+        source = float(prepared.valid[LABEL].mean())  # the calibrator's period
         raw = predictor.raw_probability(predictor.matrix(test))
         fitted_rate = float(self._fitting_rows(prepared)[LABEL].mean())
         candidates = {
             "raw model (fit on train + validation)": (raw, f"base rate of its fitting rows {fitted_rate:.4f}"),
-            "Platt on the most recent labelled period (served)": (p, f"validation base rate {source:.4f}"),
+            "Platt on the most recent labelled period (served without a plan)": (
+                p, f"validation base rate {source:.4f}"),
             "prior shift, EM on the unlabelled test rows (Saerens 2002)": (
                 drift.prior_shift(p, source, drift.em_prior(p, source)), "p(x | y) assumed unchanged"),
-            "oracle (true traits and actual sends)": (oracle, "reference"),
         }
-        past = volume.reindex(rates.index).to_numpy()
-        if len(rates) >= 2 and np.ptp(past) > 0:
-            planned = drift.trend_prior(rates.to_numpy(), past, float(volume.iloc[-1]))
-            candidates["prior shift to the planned sends of the label window"] = (
-                drift.prior_shift(p, source, planned),
-                f"{volume.iloc[-1]:.2f} sends/contact planned vs {past.mean():.2f} in the {len(past)} past windows; "
-                "rate ~ sends fitted on them")
-        candidates = dict(sorted(candidates.items(), key=lambda kv: kv[0].startswith("oracle")))
+        v = predictor.send_volume
+        if v is not None:
+            candidates["prior shift to the planned sends (served with the plan)"] = (
+                predictor.planned_probability(p, plan),
+                f"{plan:.2f} sends/contact planned, {v.sends_min:.2f}-{v.sends_max:.2f} in the {v.windows} past "
+                f"windows; rate {v.rate(plan):.4f} from their line")
+        candidates["oracle (true traits and actual sends)"] = (oracle, "reference")
         rows = []
         for name, (q, note) in candidates.items():
             ece = M.expected_calibration_error(y, q)
@@ -303,14 +350,18 @@ class LeadScoringSpec:
         y = test[LABEL].to_numpy()
         X = predictor.matrix(test)
         raw = predictor.raw_probability(X)
-        p = predictor.calibrator.transform(raw)
+        p_no_plan = predictor.calibrator.transform(raw)
+        plan = self.planned_sends(prepared, ctx)
+        served_with_plan = predictor.send_volume is not None
+        p = predictor.planned_probability(p_no_plan, plan if served_with_plan else None)  # what scoring serves
         base = self.baseline(prepared, predictor.encoder, predictor).probability(X)
         oracle = self.oracle(prepared, ctx)
         auc, auc_base, auc_oracle = M.auc(y, p), M.auc(y, base), M.auc(y, oracle)
         ece, rate = M.expected_calibration_error(y, p), float(y.mean())
         vs_base = self.paired(p, base, prepared, ctx, margin=NONINFERIORITY_MARGIN)
-        drift_table = self.calibration_under_drift(predictor, prepared, ctx, p, oracle)
+        drift_table = self.calibration_under_drift(predictor, prepared, p_no_plan, oracle, plan)
         ratio = float(p.mean() / rate)
+        ece_no_plan = M.expected_calibration_error(y, p_no_plan)
         metrics = {
             "test_auc": auc, "test_auc_baseline_logreg": auc_base, "test_auc_oracle": auc_oracle,
             "test_auc_ratio_to_oracle": auc / auc_oracle,
@@ -319,6 +370,9 @@ class LeadScoringSpec:
             "test_ece_baseline_logreg": M.expected_calibration_error(y, base),
             "test_ece_oracle": M.expected_calibration_error(y, oracle),
             "test_calibration_ratio": ratio, "test_calibration_ratio_baseline_logreg": float(base.mean() / rate),
+            "test_calibration_ratio_no_plan": float(p_no_plan.mean() / rate), "test_ece_no_plan": ece_no_plan,
+            "test_ece_over_base_rate_no_plan": ece_no_plan / rate, "test_planned_sends": plan,
+            "test_served_with_plan": float(served_with_plan),
             "test_calibration_ratio_oracle": float(oracle.mean() / rate),
             "test_average_precision": M.average_precision(y, p),
             "test_average_precision_baseline_logreg": M.average_precision(y, base),
@@ -331,11 +385,12 @@ class LeadScoringSpec:
         for row in drift_table.itertuples():
             key = {"raw model (fit on train + validation)": "raw",
                    "prior shift, EM on the unlabelled test rows (Saerens 2002)": "prior_shift_em",
-                   "prior shift to the planned sends of the label window": "prior_shift_planned_sends"}.get(row.method)
+                   "prior shift to the planned sends (served with the plan)": "prior_shift_planned_sends"
+                   }.get(row.method)
             if key:
                 metrics[f"test_calibration_ratio_{key}"] = row.calibration_ratio
                 metrics[f"test_ece_over_base_rate_{key}"] = row.ece_over_base_rate
-        score = predictor.score_from_probability(p)
+        score = predictor.score_from_probability(p_no_plan)  # scores and tiers rank, they do not take the plan
         from models.lead_scorer import tier_of
 
         tiers = pd.DataFrame({"tier": tier_of(score), "y": y, "p": p}).groupby("tier").agg(
@@ -347,17 +402,20 @@ class LeadScoringSpec:
         figures = {
             "roc.png": plots.roc(y, curves),
             "precision_recall.png": plots.precision_recall(y, curves),
-            "calibration.png": plots.calibration(y, {"ours calibrated": p, "ours raw": raw,
-                                                     "logistic regression": base}),
+            "calibration.png": plots.calibration(y, {"ours with the send plan": p, "ours without a plan": p_no_plan,
+                                                     "ours raw": raw, "logistic regression": base}),
             "gain_lift.png": plots.gain_and_lift(y, curves),
             "feature_importance.png": plots.importance(predictor.encoder.columns, gains),
         }
         met_rank = bool(auc >= auc_base and vs_base.noninferior)
         met_cal = bool(0.8 <= ratio <= 1.25 and ece <= 0.2 * rate)
+        served = (f"with the send plan ({plan:.2f} sends/contact in the label window; without it: ratio "
+                  f"{p_no_plan.mean() / rate:.2f}, ECE {ece_no_plan:.4f})" if served_with_plan
+                  else "without a plan (no send-volume line could be fitted)")
         target = (f"AUC >= logistic regression and non-inferior (margin {NONINFERIORITY_MARGIN}, DeLong p="
-                  f"{vs_base.p_noninferior:.3g}): {'met' if met_rank else 'missed'}; calibration ratio {ratio:.2f} in "
-                  f"[0.8, 1.25] and ECE {ece:.4f} <= 0.2 x base rate {rate:.4f}: {'met' if met_cal else 'missed'}; "
-                  "share of the ceiling's AUC lift: benchmarks/bench_model_quality.py")
+                  f"{vs_base.p_noninferior:.3g}): {'met' if met_rank else 'missed'}; calibration {served}: ratio "
+                  f"{ratio:.2f} in [0.8, 1.25] and ECE {ece:.4f} <= 0.2 x base rate {rate:.4f}: "
+                  f"{'met' if met_cal else 'missed'}; share of the ceiling's AUC lift: benchmarks/bench_model_quality.py")
         return Evaluation(
             metric="AUC", ours=auc, baseline_name="logistic regression", baseline=auc_base,
             oracle=auc_oracle, target=target, target_met=met_rank and met_cal, metrics=metrics, figures=figures,

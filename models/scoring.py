@@ -52,17 +52,20 @@ def suppression_reasons(settings, contact_ids: np.ndarray, snapshot: pd.Timestam
 
 def score_all(name: str, settings=None, window_start=None, window_end=None, quiet_hours=(21, 7),
               k: int | None = 3, reasons: bool = True, chunk: int = 20_000, include_suppressed: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+              progress: Callable[[int, int], None] | None = None, planned_sends: float | None = None) -> pd.DataFrame:
     """Score every contact of the offline store (newest snapshot) with `models:/<name>@champion`.
 
     Suppressed contacts are left out unless `include_suppressed`, which adds their reason in a
     `suppressed` column (None for mailable contacts). `progress(done, total)` is called per chunk.
-    Every row carries `model_version`, `scored_at` (UTC) and `snapshot_date`.
+    Every row carries `model_version`, `scored_at` (UTC) and `snapshot_date`. `planned_sends` (lead_scoring
+    only): the sender's sends per contact over the model's horizon, see `LeadScorer.score`.
     """
     from inbox.settings import load_settings
     from models.datasets import latest_contact_features, latest_content_features
     from models.loading import load_champion
 
+    if planned_sends is not None and name != "lead_scoring":
+        raise ValueError(f"planned_sends: applies to lead_scoring only, not {name}")
     settings = settings or load_settings()
     model = load_champion(name, tracking_uri=settings.tracking_uri)
     frame = latest_contact_features(model.services, settings)
@@ -80,7 +83,7 @@ def score_all(name: str, settings=None, window_start=None, window_end=None, quie
     for lo in range(0, len(frame), chunk):
         part = frame.iloc[lo : lo + chunk]
         if name == "lead_scoring":
-            parts.append(model.score(part, reasons=reasons))
+            parts.append(model.score(part, reasons=reasons, planned_sends=planned_sends))
         elif name == "send_time":
             parts.append(model.best_slots(part, tz.iloc[lo : lo + chunk].fillna("UTC").to_numpy(),
                                           window_start, window_end, quiet_hours=quiet_hours))

@@ -36,11 +36,27 @@ def test_em_recovers_a_moved_prior_and_calibrates():
     assert prior_shift(p_source, 0.25, prior).mean() / y.mean() == pytest.approx(1.0, abs=0.05)
 
 
-def test_trend_prior_from_a_known_driver():
-    from models.drift import trend_prior
+def test_send_volume_line_predicts_the_rate_of_a_plan():
+    from models.drift import SendVolumePrior
 
     sends = np.array([9.0, 7.6, 6.5, 6.1, 5.3, 6.7])
     rates = 0.004 + 0.0025 * sends
-    assert trend_prior(rates, sends, 3.4) == pytest.approx(0.004 + 0.0025 * 3.4)
-    with pytest.raises(ValueError, match="drivers"):
-        trend_prior(rates[:1], sends[:1], 3.0)
+    prior = SendVolumePrior.fit(rates, sends, source_rate=0.02, horizon_days=30)
+    assert prior.rate(3.4) == pytest.approx(0.004 + 0.0025 * 3.4)
+    assert (prior.windows, prior.sends_min, prior.sends_max) == (6, 5.3, 9.0)
+    with pytest.raises(ValueError, match="sends"):
+        SendVolumePrior.fit(rates[:1], sends[:1], 0.02, 30)
+    with pytest.raises(ValueError, match="sends"):
+        SendVolumePrior.fit(rates, np.full(6, 4.0), 0.02, 30)  # no variation: no line
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "many", True, None])
+def test_planned_sends_must_be_a_finite_non_negative_number(bad):
+    from models.drift import SendVolumePrior, check_planned_sends
+
+    prior = SendVolumePrior(0.02, 0.004, 0.0025, 30, 6, 5.3, 9.0)
+    with pytest.raises(ValueError, match="^planned_sends: "):
+        prior.rate(bad)
+    with pytest.raises(ValueError, match="^--planned-sends: "):
+        check_planned_sends(bad, field="--planned-sends")
+    assert check_planned_sends(0) == 0.0
