@@ -86,7 +86,7 @@ def ensure_campaign(settings, config: CampaignConfig, content: pd.DataFrame) -> 
         alloc.register_campaign(config.campaign_id, variants.reset_index(drop=True), config.context_features,
                                 reward_event=config.reward_event, wait_window=config.wait_window,
                                 policy=config.policy, floor=config.floor,
-                                reward_range=tuple(config.reward_range))
+                                reward_range=tuple(config.reward_range), topic=config.topic)
         return True
     finally:
         alloc.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ logger = logging.getLogger("inbox.bandit")
 MODES = ("policy", "holdout", "kill_switch", "apprentice")
 MAX_REWARD_MAGNITUDE = 1e9   # a declared range stays within +-1e9 (the learned model is scored in float32)
 CLOCK_ALLOWANCE_US = 1_000_000  # providers date events in whole seconds: a reward may read up to 1 s early
+TOPIC = re.compile(r"[a-z0-9_]{1,100}")  # a consent topic, as in the campaign file (`sending.campaign`)
 REWARD_EVENTS = ("delivered", "open", "click", "conversion", "unsubscribe", "bounce", "complaint")
 
 
@@ -89,18 +91,21 @@ class Allocator:
                           control_variant: int | None = None, *, policy_params: dict | None = None,
                           default_reward: float = 0.0, aggregation: str = "first", ridge: float = 1.0,
                           apprentice: bool = False, apprentice_baseline: str = "control",
-                          reward_value: str = "count", reward_range: tuple[float, float] = DEFAULT_REWARD_RANGE
-                          ) -> None:
+                          reward_value: str = "count", reward_range: tuple[float, float] = DEFAULT_REWARD_RANGE,
+                          topic: str | None = None) -> None:
         """Create (or re-configure) a campaign. Variants: `content_id` + feature columns.
 
         `reward_event` is the event type that pays (click by default); `reward_value`
         'count' pays 1 per event, 'value' pays the event's `value` (e.g. revenue of a
         conversion). `reward_range` (lo, hi) is the declared range of one reward value
         (default [0, 1]): a reward outside it is refused on arrival; `default_reward`
-        must lie in it.
+        must lie in it. `topic` is the consent topic of the campaign's mail: the server
+        refuses contacts who opted out of it (`serving.decide.mailable`).
         """
         if not campaign_id or not isinstance(campaign_id, str):
             raise ValueError("campaign_id: must be a non-empty string")
+        if topic is not None and not (isinstance(topic, str) and TOPIC.fullmatch(topic)):
+            raise ValueError(f"topic: expected 1-100 characters of a-z, 0-9 and _, got {topic!r}")
         _check_variants(variants)
         make_policy(policy, **(policy_params or {}))  # validates name and params
         if not 0.0 <= floor < 1.0:
@@ -139,6 +144,7 @@ class Allocator:
             "default_reward": float(default_reward), "reward_range": [lo, hi], "aggregation": aggregation,
             "ridge": float(ridge),
             "kill_switch": None, "apprentice": bool(apprentice), "apprentice_baseline": apprentice_baseline,
+            "topic": topic,
         }
         self._save(campaign_id, config)
 

@@ -199,6 +199,12 @@ def test_bad_input_rejected_with_field_names(allocator, variants):
         allocator.register_campaign("x", variants, ["x1"], holdout_share=0.1)
     with pytest.raises(ValueError, match="wait_window"):
         allocator.register_campaign("x", variants, ["x1"], wait_window="soon")
+    for bad in ("", "Product", "a b", "x" * 101, 5):
+        with pytest.raises(ValueError, match="topic"):
+            allocator.register_campaign("x", variants, ["x1"], topic=bad)
+    assert "x" not in allocator.log.campaign_ids()
+    allocator.register_campaign("x", variants, ["x1"], topic="product")
+    assert allocator.log.campaign("x")[1]["topic"] == "product"
 
 
 def test_ingest_events_from_event_log_tables(allocator, make_contexts):
