@@ -77,3 +77,29 @@ def test_bad_input_is_still_a_400_when_everyone_is_refused(client):
     assert r.status_code == 400 and "content_ids" in r.text
     r = client.post("/decide", json={"campaign_id": "no-such-campaign", "contact_ids": [10_000_003]})
     assert r.status_code == 400 and "campaign_id" in r.text
+
+
+def test_a_campaign_with_a_topic_refuses_contacts_who_opted_out_of_that_topic(client, serving_world, allocator):
+    """The campaign's consent topic (`register_campaign(topic=...)`, the campaign file's `topic`) reaches the
+    server: a contact who opted out of 'product' gets no decision for a 'product' campaign, but still gets one
+    for a campaign without a topic."""
+    from privacy.consent import ConsentLedger
+    from sending.campaign import VARIANT_FEATURES
+    from simulation.eventlog import read_table, table_path
+
+    content = read_table("content", table_path(serving_world.events_dir, "content"))
+    variants = content.head(3)[["content_id", *VARIANT_FEATURES]]
+    variants = variants.astype({c: float for c in VARIANT_FEATURES if c not in ("topic", "format")})
+    allocator.register_campaign("topic-product", variants, ["engagement_score", "open_rate_30d"],
+                                reward_event="click", topic="product")
+    out_of_product, mailed = spare_contacts(serving_world, 12)[10:12]
+    with ConsentLedger.open(serving_world) as ledger:
+        ledger.record([{"contact_id": out_of_product, "kind": "opt_out", "topic": "product",
+                        "source": "preference_centre", "occurred_at": datetime.now(timezone.utc)}])
+    r = client.post("/decide", json={"campaign_id": "topic-product", "contact_ids": [out_of_product, mailed]})
+    assert r.status_code == 200, r.text
+    assert [d["contact_id"] for d in r.json()["decisions"]] == [mailed]
+    assert r.json()["refused"] == [{"contact_id": out_of_product, "reason": "topic_opt_out"}]
+    r = client.post("/decide", json={"campaign_id": CAMPAIGN, "contact_ids": [out_of_product]})  # no topic
+    assert r.status_code == 200, r.text
+    assert [d["contact_id"] for d in r.json()["decisions"]] == [out_of_product] and r.json()["refused"] == []
