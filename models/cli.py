@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--include-suppressed", action="store_true",
                    help="also score contacts that may not be mailed (no consent, opted out, suppressed, hard "
                         "bounce, unsubscribe, complaint); their reason goes in a `suppressed` column")
+    s.add_argument("--batch", type=int, default=20_000, metavar="N",
+                   help="contacts read, scored and written per batch (default 20000; memory follows it)")
     s.set_defaults(func=_score)
 
 
@@ -78,7 +80,7 @@ def _score(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from models.scoring import score_all, write_parquet
+    from models.scoring import score_to_file
     from models.slots import utc_timestamp
 
     start = utc_timestamp(args.window_start, "--window-start") if args.window_start else None
@@ -89,6 +91,8 @@ def _score(args: argparse.Namespace) -> int:
         end = start + pd.Timedelta(hours=24)
     if args.k < 1:
         raise ValueError(f"--k: must be >= 1, got {args.k}")
+    if args.batch < 1:
+        raise ValueError(f"--batch: must be >= 1, got {args.batch}")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     quiet = _quiet_hours(args.quiet_hours)
@@ -103,11 +107,11 @@ def _score(args: argparse.Namespace) -> int:
         def advance(done: int, total: int) -> None:
             bar.update(task, description=f"scoring {args.model}", completed=done, total=total)
 
-        frame = score_all(args.model, window_start=start, window_end=end, quiet_hours=quiet, k=args.k,
-                          reasons=not args.no_reasons, include_suppressed=args.include_suppressed, progress=advance)
-    path = write_parquet(frame, args.out)
-    left_out = "" if args.include_suppressed else f", {frame.attrs.get('suppressed', 0):,} suppressed contacts left out"
-    Console().print(f"{args.model} v{frame.attrs.get('model_version')}: {len(frame):,} rows{left_out} -> {path} "
+        run, rows = score_to_file(args.model, args.out, window_start=start, window_end=end, quiet_hours=quiet,
+                                  k=args.k, reasons=not args.no_reasons, chunk=args.batch,
+                                  include_suppressed=args.include_suppressed, progress=advance)
+    left_out = "" if args.include_suppressed else f", {run.suppressed:,} suppressed contacts left out"
+    Console().print(f"{args.model} v{run.model_version}: {rows:,} rows{left_out} -> {args.out} "
                     f"({time.perf_counter() - t0:.1f} s)")
     return 0
 

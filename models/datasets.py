@@ -124,6 +124,16 @@ def _key_array(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     return pa.array(np.unique(values)).cast(arrow_type)
 
 
+def _key_filter(key: str, values: np.ndarray, arrow_type: pa.DataType) -> pc.Expression:
+    """`key` is one of `values`, stated with the values' range as well: Arrow skips a row group by its
+    min/max statistics for a range, not for `isin`, so a contiguous block of keys (a batch of contacts
+    of a contact-major table) reads only its own row groups."""
+    keys = _key_array(values, arrow_type)
+    if len(keys) == 0:
+        return pc.field(key).isin(keys)
+    return (pc.field(key) >= keys[0]) & (pc.field(key) <= keys[-1]) & pc.field(key).isin(keys)
+
+
 def _scan_filter(entity: pd.DataFrame, read: ViewRead, schema: pa.Schema) -> pc.Expression:
     """Rows the as-of join could match: the entity's keys, snapshots not after its last row time and
     (with a TTL) not older than its first row time minus the TTL."""
@@ -131,7 +141,7 @@ def _scan_filter(entity: pd.DataFrame, read: ViewRead, schema: pa.Schema) -> pc.
     scan = pc.field("event_timestamp") <= pa.scalar(ts.max()).cast(ts_type)
     if read.ttl is not None:
         scan &= pc.field("event_timestamp") >= pa.scalar(ts.min() - pd.Timedelta(read.ttl)).cast(ts_type)
-    return scan & pc.field(read.key).isin(_key_array(entity[read.key].to_numpy(np.int64), schema.field(read.key).type))
+    return scan & _key_filter(read.key, entity[read.key].to_numpy(np.int64), schema.field(read.key).type)
 
 
 def _us(series: pd.Series) -> np.ndarray:
@@ -164,7 +174,7 @@ def _read_snapshots(entity: pd.DataFrame, read: ViewRead, columns: list[str] | N
     wanted = np.unique(np.searchsorted(keys, picked[read.key].to_numpy(np.int64)) * len(times)
                        + np.searchsorted(times, _us(picked["_snapshot"])))
     ts_type = data.schema.field("event_timestamp").type
-    scan = pc.field(read.key).isin(_key_array(keys, data.schema.field(read.key).type)) & pc.field(
+    scan = _key_filter(read.key, keys, data.schema.field(read.key).type) & pc.field(
         "event_timestamp").isin(pa.array(times.astype("datetime64[us]")).cast(pa.timestamp("us", tz="UTC")).cast(
             ts_type))
     scanner = data.scanner(columns=columns, filter=scan, **SCAN)
@@ -247,14 +257,13 @@ def feature_frames(entity_dfs: list[pd.DataFrame], services, settings, store=Non
 
 
 def latest_contact_features(services, settings, as_of=None) -> pd.DataFrame:
-    """Every contact's features as of `as_of` (default: the newest snapshot); batch scoring input."""
-    from features.pipeline import TABLE_FILES
+    """Every contact's features as of `as_of` (default: the newest snapshot) in one frame; batch scoring
+    reads the same rows a batch of contacts at a time (`models.contact_batches.ContactBatches`)."""
+    from models.contact_batches import ContactBatches
 
-    eng = pd.read_parquet(Path(settings.features_dir) / TABLE_FILES["contact_engagement"],
-                          columns=["contact_id", "event_timestamp"])
-    ts = pd.Timestamp(as_of) if as_of is not None else eng["event_timestamp"].max()
-    ids = np.sort(eng.loc[eng["event_timestamp"] <= ts, "contact_id"].unique())
-    return feature_frame(pd.DataFrame({"contact_id": ids, "event_timestamp": ts}), services, settings)
+    contacts = ContactBatches(services, settings, as_of=as_of)
+    return feature_frame(pd.DataFrame({"contact_id": contacts.ids, "event_timestamp": contacts.snapshot}),
+                         services, settings)
 
 
 def latest_content_features(settings, as_of=None) -> pd.DataFrame:
