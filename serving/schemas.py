@@ -22,6 +22,10 @@ ContactIds = Annotated[
     Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} contact ids"),
 ]
 CampaignId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+PlannedSends = Annotated[float, Field(
+    ge=0, allow_inf_nan=False,
+    description="the sender's expected sends per contact over the lead model's horizon (its campaign calendar): "
+                "probabilities are prior-shifted to that send volume's conversion rate; omitted = no shift")]
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)

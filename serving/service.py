@@ -35,7 +35,7 @@ from serving.http_metrics import RouteMetricsMiddleware
 from serving.limits import BodyLimitMiddleware
 from serving.schemas import (
     MAX_CANDIDATES, CampaignId, ChooseResponse, Choice, ContactId, ContactIds, DecideResponse,
-    Decision, LeadScore, RankedContent, RankResponse, ReloadResponse, RewardResponse, ScoreResponse,
+    Decision, LeadScore, PlannedSends, RankedContent, RankResponse, ReloadResponse, RewardResponse, ScoreResponse,
     SendSlot, SendTimeResponse, SendWindow, UtcDatetime,
 )
 from serving.webhook_app import create_webhook_app
@@ -134,8 +134,10 @@ class InboxService:
 
     # --- models -------------------------------------------------------------
     @bentoml.api
-    async def score(self, contact_ids: ContactIds, reasons: bool = True) -> ScoreResponse:
-        """Lead score (0-100), probability, tier (A-D) and top reasons per contact."""
+    async def score(self, contact_ids: ContactIds, reasons: bool = True,
+                    planned_sends: PlannedSends | None = None) -> ScoreResponse:
+        """Lead score (0-100), probability, tier (A-D) and top reasons per contact; with `planned_sends` the
+        probabilities are for that send volume (`LeadScorer.planned_probability`)."""
         from serving.predict import ContactBatch, lead_scores
 
         state = self.state
@@ -147,6 +149,10 @@ class InboxService:
             df = lead_scores(state, batch, reasons=reasons)
         except STORAGE_ERRORS as exc:
             return self.faults.trip("score", exc)
+        try:
+            df["probability"] = model.planned_probability(df["probability"].to_numpy(), planned_sends)
+        except ValueError as exc:  # a version without the send-volume line
+            return error(400, "planned_sends", str(exc).split(": ", 1)[-1])
         pos = df["reasons_positive"] if reasons else [[]] * len(df)
         neg = df["reasons_negative"] if reasons else [[]] * len(df)
         return ScoreResponse(model_version=str(model.version), scores=[
