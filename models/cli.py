@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--quiet-hours", default="21-7", help="send_time: local quiet hours START-END (default 21-7)")
     s.add_argument("--k", type=int, default=3, help="content_preference: top k per contact (default 3)")
     s.add_argument("--no-reasons", action="store_true", help="lead_scoring: skip the per-contact reasons")
+    s.add_argument("--planned-sends", metavar="X",
+                   help="lead_scoring: your campaign calendar's expected sends per contact over the model's horizon "
+                        "(30 days); probabilities are prior-shifted to the conversion rate of that send volume "
+                        "(default: no shift, the calibration period's rate)")
     s.add_argument("--include-suppressed", action="store_true",
                    help="also score contacts that may not be mailed (no consent, opted out, suppressed, hard "
                         "bounce, unsubscribe, complaint); their reason goes in a `suppressed` column")
@@ -93,6 +97,13 @@ def _score(args: argparse.Namespace) -> int:
         raise ValueError(f"--k: must be >= 1, got {args.k}")
     if args.batch < 1:
         raise ValueError(f"--batch: must be >= 1, got {args.batch}")
+    planned = None
+    if args.planned_sends is not None:
+        from models.drift import check_planned_sends
+
+        if args.model != "lead_scoring":
+            raise ValueError(f"--planned-sends: applies to lead_scoring only, not {args.model}")
+        planned = check_planned_sends(args.planned_sends, field="--planned-sends")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     quiet = _quiet_hours(args.quiet_hours)
@@ -109,7 +120,8 @@ def _score(args: argparse.Namespace) -> int:
 
         run, rows = score_to_file(args.model, args.out, window_start=start, window_end=end, quiet_hours=quiet,
                                   k=args.k, reasons=not args.no_reasons, chunk=args.batch,
-                                  include_suppressed=args.include_suppressed, progress=advance)
+                                  include_suppressed=args.include_suppressed, progress=advance,
+                                  planned_sends=planned)
     left_out = "" if args.include_suppressed else f", {run.suppressed:,} suppressed contacts left out"
     Console().print(f"{args.model} v{run.model_version}: {rows:,} rows{left_out} -> {args.out} "
                     f"({time.perf_counter() - t0:.1f} s)")

@@ -73,17 +73,22 @@ class BatchScoring:
     contact yields nothing). Suppressed contacts are left out unless `include_suppressed`, which
     adds their reason in a `suppressed` column (None for mailable contacts); `suppressed` counts
     them either way. `progress(done, total)` (contacts) is called per batch. Every row carries
-    `model_version`, `scored_at` (UTC, the start of the pass) and `snapshot_date`.
+    `model_version`, `scored_at` (UTC, the start of the pass) and `snapshot_date`. `planned_sends`
+    (lead_scoring only): the sender's sends per contact over the model's horizon (`LeadScorer.score`).
     """
 
     def __init__(self, name: str, settings=None, window_start=None, window_end=None, quiet_hours=(21, 7),
                  k: int | None = 3, reasons: bool = True, chunk: int = DEFAULT_BATCH,
-                 include_suppressed: bool = False, progress: Callable[[int, int], None] | None = None):
+                 include_suppressed: bool = False, progress: Callable[[int, int], None] | None = None,
+                 planned_sends: float | None = None):
         from inbox.settings import load_settings
         from models.contact_batches import ContactBatches
         from models.datasets import latest_content_features
         from models.loading import load_champion
 
+        if planned_sends is not None and name != "lead_scoring":
+            raise ValueError(f"planned_sends: applies to lead_scoring only, not {name}")
+        self.planned_sends = planned_sends
         self.name, self.settings = name, settings or load_settings()
         self.model = load_champion(name, tracking_uri=self.settings.tracking_uri)
         self.contacts = ContactBatches(self.model.services, self.settings, batch=chunk)
@@ -118,7 +123,7 @@ class BatchScoring:
         if frame.empty:
             return None
         if self.name == "lead_scoring":
-            out = self.model.score(frame, reasons=self.reasons)
+            out = self.model.score(frame, reasons=self.reasons, planned_sends=self.planned_sends)
         elif self.name == "send_time":
             tz = frame["timezone"] if "timezone" in frame.columns else pd.Series("UTC", index=frame.index)
             out = self.model.best_slots(frame, tz.fillna("UTC").to_numpy(), *self.window,
