@@ -49,3 +49,31 @@ def test_contributions_add_up_and_round_trip():
     assert np.array_equal(back.logit(X), m.logit(X))
     with pytest.raises(ValueError, match="X: expected 4"):
         m.logit(X[:, :3])
+
+
+def test_recency_kernels_fit_a_decaying_effect_and_round_trip():
+    """A response that decays with the days since an event (NaN = never): one linear term misses the shape,
+    the exp(-days / tau) kernels fit it; their contributions belong to the days-since column."""
+    import json
+
+    from models import metrics as M
+    from models.linear import LinearLogit
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    days = rng.exponential(8.0, n).astype(np.float32)
+    days[rng.random(n) < 0.4] = np.nan
+    X = np.column_stack([days, rng.normal(size=n)]).astype(np.float32)
+    logit = -3 + 3.0 * np.exp(-np.nan_to_num(days, nan=np.inf) / 1.0) + 0.5 * X[:, 1]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    plain = LinearLogit().fit(X, y, categorical=[])
+    kernels = LinearLogit(recency_days=[0.5, 1.0, 3.0, 10.0]).fit(X, y, categorical=[], recency=[0])
+    assert M.auc(y, kernels.logit(X)) > M.auc(y, plain.logit(X)) + 0.02
+    c = kernels.contributions(X[:100])
+    assert c.shape == (100, 3) and np.allclose(c.sum(axis=1), kernels.logit(X[:100]))
+    back = LinearLogit.from_dict(json.loads(json.dumps(kernels.to_dict())))
+    assert np.array_equal(back.logit(X), kernels.logit(X))
+    old = {k: v for k, v in plain.to_dict().items() if k not in ("recency", "recency_days")}  # a version before
+    assert np.array_equal(LinearLogit.from_dict(old).logit(X), plain.logit(X))
+    with pytest.raises(ValueError, match="recency"):
+        LinearLogit(recency_days=[1.0]).fit(X, y, categorical=[1], recency=[1])
