@@ -10,21 +10,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained_lead(small_world_dir, tmp_path_factory):
     """The shared small world with the lead model trained (fast) into a fresh MLflow store, and its prepared rows."""
-    from inbox.settings import load_settings
+    from trained_store import trained_into_fresh_store
     from models.harness import TrainingContext
-    from models.training import make_spec, train_model
+    from models.training import make_spec
 
-    mlruns = tmp_path_factory.mktemp("send_plan") / "mlruns"
-    mlruns.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("INBOX_DATA_DIR", str(small_world_dir / "data"))
-        mp.setenv("INBOX_ARTIFACT_ROOT", str(mlruns))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlruns / 'mlflow.db'}")
-        settings = load_settings()
-        result = train_model("lead_scoring", settings=settings, progress=False, fast=True)
+    with trained_into_fresh_store(small_world_dir, tmp_path_factory, ["lead_scoring"], "send_plan") as (settings, r):
         spec = make_spec("lead_scoring", fast=True)
         ctx = TrainingContext(settings)
-        yield settings, result, spec, ctx, spec.prepare(ctx)
+        yield settings, r["lead_scoring"], spec, ctx, spec.prepare(ctx)
 
 
 def test_stored_send_volume_line_round_trips_through_mlflow(trained_lead):
