@@ -83,6 +83,18 @@ def _met(name: str, rec: dict, share: float | None) -> tuple[bool | None, str]:
     return (None, "unknown: " + ", ".join(unknown)) if unknown else (True, "met")
 
 
+def _calibration(rec: dict) -> str:
+    """The served calibration ratio; for lead scoring with the send plan, the no-plan ratio and ECE beside it."""
+    if rec["calibration_ratio"] is None:
+        return "-"
+    m = rec["metrics"]
+    if "test_calibration_ratio_no_plan" not in m:
+        return f"{rec['calibration_ratio']:.2f}"
+    plan = "with the plan" if m.get("test_served_with_plan") else "no plan (no line)"
+    return (f"{rec['calibration_ratio']:.2f} {plan}, ECE {m['test_ece_over_base_rate']:.2f} x base\n"
+            f"(no plan {m['test_calibration_ratio_no_plan']:.2f}, ECE {m['test_ece_over_base_rate_no_plan']:.2f} x base)")
+
+
 def report(results: list[Path], ceilings: list[Path]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -113,7 +125,7 @@ def report(results: list[Path], ceilings: list[Path]) -> None:
                 "\n".join(f"{k} {v:.4f}" for k, v in rec["baselines"].items()), ps, f"{rec['oracle']:.4f}",
                 "-" if c is None else f"{c['value']:.4f} [{c['ci'][0]:.4f}, {c['ci'][1]:.4f}]",
                 "-" if share is None else f"{share:.3f}",
-                "-" if rec["calibration_ratio"] is None else f"{rec['calibration_ratio']:.2f}",
+                _calibration(rec),
                 ("[green]" if met else "[red]" if met is False else "") + why + ("[/]" if met is not None else ""))
         console.print(table)
         lead = res["models"].get("lead_scoring")

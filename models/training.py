@@ -85,7 +85,8 @@ def print_summary(results: list[dict]) -> None:
     from rich.table import Table
 
     num = lambda v, f=".4f": "-" if v is None else format(v, f)  # noqa: E731
-    table = Table(title="inbox train (test period; p: paired test of ours <= baseline)")
+    table = Table(title="inbox train (test period; p: paired test of ours <= baseline; calib.: mean predicted / "
+                        "observed as served, lead with the test window's send plan)")
     for col in ("model", "metric", "baseline", "ours", "p", "oracle", "ceiling", "share", "calib.", "target",
                 "champion"):
         table.add_column(col, justify="left" if col in ("model", "metric", "baseline", "champion") else "right")
