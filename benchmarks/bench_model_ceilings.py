@@ -252,8 +252,9 @@ class LeadInformation:
         return bayes[self.back], prior_only[self.back]
 
 
-def lead_ceiling(ctx, prep, draws: int = 200, seeds=(1, 2, 3, 4, 5)) -> dict:
-    """The corrected lead ceiling: mean AUC over `seeds` of the plan's draws, its 95% t-interval, the checks."""
+def lead_ceiling(ctx, prep, draws: int = 200, seeds=(1, 2, 3, 4, 5), rows: list | None = None) -> dict:
+    """The corrected lead ceiling: mean AUC over `seeds` of the plan's draws, its 95% t-interval, the checks.
+    `rows`: a list that receives each seed's per-row ceiling probabilities (test order)."""
     from scipy import stats
 
     from models import metrics as M
@@ -271,6 +272,8 @@ def lead_ceiling(ctx, prep, draws: int = 200, seeds=(1, 2, 3, 4, 5)) -> dict:
     for seed in seeds:
         k_pool, t_pool = info.future_pool(draws, seed)
         bayes, prior_only = info.observable(k_pool, t_pool)
+        if rows is not None:
+            rows.append(bayes)
         aucs.append(M.auc(y, bayes))
         prior_aucs.append(M.auc(y, prior_only))
         if seed == seeds[0]:  # check 2: no click history -> the Bayes row equals the prior-only row
@@ -282,6 +285,36 @@ def lead_ceiling(ctx, prep, draws: int = 200, seeds=(1, 2, 3, 4, 5)) -> dict:
     out.update(value=float(np.mean(aucs)), ci=[float(np.mean(aucs) - q * se), float(np.mean(aucs) + q * se)],
                per_seed=aucs, prior_only=float(np.mean(prior_aucs)))
     return out
+
+
+def lead_share_ci(ctx, prep, ceiling_rows: list, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Share of the ceiling's AUC lift of the lead model trained here (the harness's fit on the same rows), with
+    a paired bootstrap over test contacts (one row each): every replicate recomputes our AUC and each draw
+    seed's ceiling AUC on the same resampled rows, so the interval is the test rows' noise of the share."""
+    from sklearn.metrics import roc_auc_score
+
+    from models.training import make_spec
+
+    spec = make_spec("lead_scoring")
+    ours = spec.test_scores(spec.fit(prep, ctx), prep, ctx)
+    y = prep.test["converted"].to_numpy()
+    ceil = np.stack(ceiling_rows)
+
+    def share(idx):
+        a = roc_auc_score(y[idx], ours[idx])
+        c = np.mean([roc_auc_score(y[idx], r[idx]) for r in ceil])
+        return (a - 0.5) / (c - 0.5), a, c
+
+    point, auc_ours, auc_ceiling = share(np.arange(len(y)))
+    rng = np.random.default_rng(seed)
+    reps = []
+    while len(reps) < n_boot:
+        idx = rng.integers(0, len(y), len(y))
+        if 0 < y[idx].sum() < len(idx):
+            reps.append(share(idx)[0])
+    reps = np.asarray(reps)
+    return {"share": point, "auc": auc_ours, "ceiling": auc_ceiling, "ci": np.quantile(reps, [0.025, 0.975]).tolist(),
+            "p_below_0_90": float((reps < 0.90).mean()), "n_boot": n_boot}
 
 
 AFFINITY_SD = 0.7  # topic affinity ~ N(industry + seniority mean, 0.7) (`simulation.world._traits`)
@@ -465,13 +498,16 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the ceilings (value, CI, checks) here")
     ap.add_argument("--draws", type=int, default=200, help="lead: future sends drawn per seed (shared by contacts)")
     ap.add_argument("--seeds", type=int, default=5, help="lead: seeds of the draws")
+    ap.add_argument("--share-ci", action="store_true",
+                    help="lead: also train the lead model on the same rows and bootstrap its share of the lift")
     args = ap.parse_args()
     ctx = TrainingContext(load_settings(), seed=7)
     console = Console(width=160)
     out = {"world_seed": ctx.world_seed()}
     if args.only in (None, "lead"):
         _, prep = _prepared("lead_scoring", ctx, args.cache)
-        c = lead_ceiling(ctx, prep, draws=args.draws, seeds=tuple(range(1, args.seeds + 1)))
+        rows = [] if args.share_ci else None
+        c = lead_ceiling(ctx, prep, draws=args.draws, seeds=tuple(range(1, args.seeds + 1)), rows=rows)
         out["lead_scoring"] = c
         table = Table(title=f"lead: information ceiling (test AUC, world seed {out['world_seed']}, "
                             f"{c['n_bar']:.2f} planned sends per eligible contact)")
@@ -488,6 +524,11 @@ def main() -> None:
                  f"check: Bayes given no history = this row (max |diff| {c['check_no_history_max_abs_diff']:.2g})")):
             table.add_row(name, f"{value:.4f}", note)
         console.print(table)
+        if args.share_ci:
+            sc = c["share_ci"] = lead_share_ci(ctx, prep, rows)
+            console.print(f"lead model: AUC {sc['auc']:.4f} vs ceiling {sc['ceiling']:.4f}, share of lift "
+                          f"{sc['share']:.3f}, paired bootstrap over test contacts 95% CI [{sc['ci'][0]:.3f}, "
+                          f"{sc['ci'][1]:.3f}], {sc['p_below_0_90']:.0%} of {sc['n_boot']} replicates below 0.90")
     if args.only in (None, "content"):
         c = content_ceiling(ctx, args.cache)
         out["content_preference"] = c
