@@ -14,18 +14,9 @@ WINDOW = (pd.Timestamp("2026-07-15T00:00Z"), pd.Timestamp("2026-07-16T00:00Z"))
 @pytest.fixture(scope="module")
 def trained(small_world_dir, tmp_path_factory):
     """The shared small world with all three models trained (fast) into a fresh MLflow store, once per module."""
-    from inbox.settings import load_settings
-    from models.training import train_model
+    from trained_store import trained_into_fresh_store
 
-    mlruns = tmp_path_factory.mktemp("scoring") / "mlruns"
-    mlruns.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("INBOX_DATA_DIR", str(small_world_dir / "data"))
-        mp.setenv("INBOX_ARTIFACT_ROOT", str(mlruns))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlruns / 'mlflow.db'}")
-        settings = load_settings()
-        for name in MODELS:
-            train_model(name, settings=settings, progress=False, fast=True)
+    with trained_into_fresh_store(small_world_dir, tmp_path_factory, MODELS, label="scoring") as (settings, _):
         yield settings
 
 
