@@ -117,8 +117,8 @@ class LeadScorer:
         """
         if "contact_id" not in features_df.columns:
             raise ValueError("features_df: missing column 'contact_id'")
-        if planned_sends is not None and self.send_volume is None:
-            self.planned_probability(np.zeros(0), planned_sends)  # raises before any work
+        if planned_sends is not None:
+            self.planned_probability(np.zeros(0), planned_sends)  # a bad plan or no stored line: raise before any work
         X = self.matrix(features_df)
         p = self.probability_from_matrix(X)
         score = self.score_from_probability(p)

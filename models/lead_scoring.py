@@ -37,7 +37,8 @@ evaluation's `calibration_under_drift` table compares the raw model, Platt on
 the latest period without a plan, Saerens' EM prior from the unlabelled test
 rows, the plan's prior shift and the oracle. EM assumes p(x | y) unchanged,
 which fewer sends break (the features of who converts change with the volume),
-so it moves the wrong way; the plan's shift is the one that follows the cause.
+so it can miss the change, move the wrong way or overshoot; the plan's shift is
+the one that follows the cause.
 """
 from __future__ import annotations
 

@@ -60,6 +60,8 @@ def test_a_plan_moves_the_mean_to_its_rate_and_keeps_the_ranking(trained_lead):
             == np.argsort(plain["probability"].to_numpy(), kind="stable")).all()
     pd.testing.assert_frame_equal(shifted[["contact_id", "score", "tier"]], plain[["contact_id", "score", "tier"]])
     assert model.score(rows, reasons=False, planned_sends=None)["probability"].equals(plain["probability"])
+    with pytest.raises(ValueError, match="^planned_sends: expected a finite number"):
+        model.score(rows, reasons=False, planned_sends=-1.0)
     old = copy.copy(model)
     old.send_volume = None  # a version trained before the line was stored
     with pytest.raises(ValueError, match="^planned_sends: .*no stored send-volume relation"):
