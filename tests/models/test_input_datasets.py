@@ -4,6 +4,7 @@ import json
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 
 from models.input_datasets import SCHEMA_SAMPLE_ROWS, FrameDataset
 
@@ -15,7 +16,17 @@ def _frame(n: int = 3 * SCHEMA_SAMPLE_ROWS) -> pd.DataFrame:
                          "label": rng.integers(0, 2, n).astype(np.int8)})
 
 
-def test_schema_digest_and_profile_match_the_whole_frame(tmp_path):
+@pytest.fixture()
+def own_store(tmp_path):
+    """A fresh MLflow store for this test; the previous tracking URI is restored after it."""
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("input-datasets")  # not an experiment id another test left active in another store
+    yield
+    mlflow.set_tracking_uri(before)
+
+
+def test_schema_digest_and_profile_match_the_whole_frame(own_store):
     frame = _frame()
     ours = FrameDataset(frame, "train", targets="label")
     whole = mlflow.data.from_pandas(frame, name="train", targets="label")
@@ -23,7 +34,6 @@ def test_schema_digest_and_profile_match_the_whole_frame(tmp_path):
     assert ours.digest == whole.digest
     assert ours.profile == {"num_rows": len(frame), "num_elements": frame.size}
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     with mlflow.start_run() as run:
         mlflow.log_input(ours, context="training")
     logged = mlflow.get_run(run.info.run_id).inputs.dataset_inputs[0]
