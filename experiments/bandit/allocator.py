@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .decision_log import DecisionBatch, DecisionLog, UnknownDecisionError
+from .decision_log import LEARN_FROM, DecisionBatch, DecisionLog, SentMarks, UnknownDecisionError
 from .features import VariantEncoder, context_matrix, joint_features
 from .learner import DEFAULT_REWARD_RANGE, RefusedUpdate, check_posterior, reward_range
 from .linear import LinearPosterior
@@ -67,6 +67,7 @@ class Allocator:
         self.reload_refused: tuple[int, str | None] = (0, None)  # (version, why) of the last snapshot not loaded
         self._refused_versions: set[int] = set()
         self.learn_refusals: dict[str, str] = {}  # campaign -> why, from the last learn()
+        self.learn_unsent: dict[str, int] = {}    # campaign -> closed decisions left out as never mailed
         self.reload()
 
     @classmethod
@@ -92,7 +93,7 @@ class Allocator:
                           default_reward: float = 0.0, aggregation: str = "first", ridge: float = 1.0,
                           apprentice: bool = False, apprentice_baseline: str = "control",
                           reward_value: str = "count", reward_range: tuple[float, float] = DEFAULT_REWARD_RANGE,
-                          topic: str | None = None) -> None:
+                          topic: str | None = None, learn_from: str = "all") -> None:
         """Create (or re-configure) a campaign. Variants: `content_id` + feature columns.
 
         `reward_event` is the event type that pays (click by default); `reward_value`
@@ -100,7 +101,11 @@ class Allocator:
         conversion). `reward_range` (lo, hi) is the declared range of one reward value
         (default [0, 1]): a reward outside it is refused on arrival; `default_reward`
         must lie in it. `topic` is the consent topic of the campaign's mail: the server
-        refuses contacts who opted out of it (`serving.decide.mailable`).
+        refuses contacts who opted out of it (`serving.decide.mailable`). `learn_from`
+        'all' (default) learns from every closed decision, a decision without a reward as
+        `default_reward`; 'sent' only from decisions marked sent (`mark_sent`) or rewarded,
+        so a decision logged but never mailed is not learned as "sent and ignored"
+        (`learn` counts those it leaves out).
         """
         if not campaign_id or not isinstance(campaign_id, str):
             raise ValueError("campaign_id: must be a non-empty string")
@@ -114,6 +119,8 @@ class Allocator:
             raise ValueError("holdout_share: must be in [0, 1)")
         if aggregation not in ("first", "sum"):
             raise ValueError("aggregation: expected 'first' or 'sum'")
+        if learn_from not in LEARN_FROM:
+            raise ValueError(f"learn_from: expected one of {LEARN_FROM}, got {learn_from!r}")
         ids = variants["content_id"].astype(int).tolist()
         if holdout_share > 0 and control_variant is None:
             raise ValueError("control_variant: required when holdout_share > 0")
@@ -144,7 +151,7 @@ class Allocator:
             "default_reward": float(default_reward), "reward_range": [lo, hi], "aggregation": aggregation,
             "ridge": float(ridge),
             "kill_switch": None, "apprentice": bool(apprentice), "apprentice_baseline": apprentice_baseline,
-            "topic": topic,
+            "topic": topic, "learn_from": learn_from,
         }
         self._save(campaign_id, config)
 
@@ -431,6 +438,20 @@ class Allocator:
         return self.log.add_rewards([str(d) for d in decision_ids], rewards, occurred,
                                     [str(e) for e in event_ids], to_micros(now, "now"), validate=validate)
 
+    def mark_sent(self, decision_ids, sent_at=None) -> SentMarks:
+        """Record that these decisions were mailed (`sent_at`: one time or one per id; default now), what a
+        campaign with `learn_from='sent'` learns from. Idempotent; ids never logged are not marked and
+        come back in `unknown`."""
+        if isinstance(decision_ids, str):
+            raise ValueError("decision_ids: expected a list of decision ids, got one string")
+        ids = list(decision_ids)
+        bad = next((d for d in ids if not isinstance(d, str) or not 0 < len(d) <= 100), None)
+        if bad is not None:
+            raise ValueError(f"decision_ids: expected non-empty strings of at most 100 characters, got {bad!r}")
+        when = (to_micros(sent_at, "sent_at") if sent_at is None or np.ndim(sent_at) == 0
+                else micros_array(sent_at, "sent_at"))
+        return self.log.mark_sent(ids, when)
+
     def ingest_events(self, events: pd.DataFrame, sends: pd.DataFrame, now=None) -> pd.DataFrame:
         """Turn event-log rows (the `events` and `sends` tables) into rewards.
 
@@ -474,6 +495,9 @@ class Allocator:
         Resumes from the newest snapshot (live or candidate) and returns the
         new version. Only in-window rewards are used (late ones are stored,
         not learned from); decisions with no reward get the default reward.
+        A campaign with `learn_from='sent'` folds only decisions marked sent
+        or rewarded; the closed ones it leaves out are counted per campaign in
+        `learn_unsent` and the snapshot's meta (`unsent`).
         Without `gate` every new snapshot is live at once. With `gate` a new
         snapshot is a candidate; it is promoted (made live) by a later
         `learn` when, on the decisions closed since its cutoff, its DR lower
@@ -492,12 +516,13 @@ class Allocator:
         pending = gate and newest > live
         campaigns: dict[str, CampaignState] = {}
         refused: dict[str, str] = {}
+        unsent: dict[str, int] = {}
         self.gate_decisions = []
         with threadpool_limits(1):
             for cid in self.log.campaign_ids():
                 cache = self._campaign(cid)
                 state = base.campaigns.get(cid)
-                rows, upto = closed_decisions(self.log, cid, cache.config, state, now_us)
+                rows, upto, unsent[cid] = closed_decisions(self.log, cid, cache.config, state, now_us)
                 served = rows[rows["mode"] == "policy"]
                 if pending and state is not None and len(served) >= min_gate_rows:
                     dr, on_policy = candidate_dr(served, state.posterior, cache.config, cache.Z, cache.slot_of,
@@ -516,10 +541,11 @@ class Allocator:
                     if state is not None:
                         campaigns[cid] = state
         self.learn_refusals = refused
+        self.learn_unsent = unsent = {cid: n for cid, n in unsent.items() if n}
         if pending and self.gate_decisions and all(d.promote for _, d in self.gate_decisions):
             self.snapshots.promote(newest)
-        snapshot = Snapshot(version=newest + 1, campaigns=campaigns, live=not gate,
-                            meta={"refused": refused} if refused else {})
+        meta = {**({"refused": refused} if refused else {}), **({"unsent": unsent} if unsent else {})}
+        snapshot = Snapshot(version=newest + 1, campaigns=campaigns, live=not gate, meta=meta)
         self.snapshots.write(snapshot)
         return snapshot.version
 

@@ -139,6 +139,8 @@ def _learn(args: argparse.Namespace) -> int:
             print(f"{cid}: {'promote' if decision.promote else 'keep live'}: {decision.reason}")
         for cid, why in alloc.learn_refusals.items():
             print(f"{cid}: {why}", file=sys.stderr)
+        for cid, n in alloc.learn_unsent.items():
+            print(f"{cid}: {n:,} closed decisions not learned from: never marked sent nor rewarded (learn_from: sent)")
         if not args.gate:
             print(f"snapshot v{version} written and live")
             return 1 if alloc.learn_refusals else 0

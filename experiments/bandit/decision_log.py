@@ -56,6 +56,28 @@ RewardCheck = Callable[[str, float, int, int], "str | None"]
 """validate(campaign_id, reward, occurred_at_us, decided_at_us) -> None, or why the reward is refused."""
 
 
+@dataclass(frozen=True)
+class SentMarks:
+    """What one `mark_sent` call did: ids newly marked, ids marked before (idempotent), ids never logged."""
+
+    marked: int
+    already: int
+    unknown: list[str]
+
+
+def sent_pairs(decision_ids: Sequence[str], sent_at: int | Sequence[int]) -> list[tuple[str, int]]:
+    """(decision id, sent_at us) per distinct id, first occurrence kept; `sent_at` one time or one per id."""
+    ids = [str(d) for d in decision_ids]
+    times = ([int(sent_at)] * len(ids) if np.ndim(sent_at) == 0
+             else np.asarray(sent_at, dtype=np.int64).tolist())
+    if len(times) != len(ids):
+        raise ValueError(f"sent_at: one time per decision id ({len(ids)}), got {len(times)}")
+    first: dict[str, int] = {}
+    for d, t in zip(ids, times):
+        first.setdefault(d, t)
+    return list(first.items())
+
+
 class DecisionLog(Protocol):
     def save_campaign(self, campaign_id: str, config: dict) -> int: ...
     def campaign(self, campaign_id: str) -> tuple[int, dict]: ...
@@ -64,8 +86,10 @@ class DecisionLog(Protocol):
     def log_decisions(self, batch: DecisionBatch, window_us: int = 0) -> None: ...
     def add_rewards(self, decision_ids: list[str], rewards: np.ndarray, occurred_at: np.ndarray,
                     event_ids: list[str], received_at: int, validate: RewardCheck | None = None) -> list[str]: ...
+    def mark_sent(self, decision_ids: Sequence[str], sent_at: int | Sequence[int]) -> SentMarks: ...
     def joined(self, campaign_id: str, after: int, upto: int, aggregation: str,
-               default_reward: float, reward_range: tuple[float, float] | None = None) -> pd.DataFrame: ...
+               default_reward: float, reward_range: tuple[float, float] | None = None,
+               learn_from: str = "all") -> pd.DataFrame: ...
     def decisions(self, campaign_id: str | None = None) -> pd.DataFrame: ...
     def erase_contact(self, contact_ids: Sequence[int]) -> dict[str, int]: ...
     def close(self) -> None: ...
@@ -88,6 +112,8 @@ CREATE INDEX IF NOT EXISTS rewards_by_decision ON rewards (decision_id, late, oc
 CREATE TABLE IF NOT EXISTS reward_audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT, event_id TEXT, reward REAL,
     occurred_at INTEGER, received_at INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sent (
+    decision_id TEXT PRIMARY KEY, sent_at INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -111,13 +137,24 @@ def decision_rows(batch: DecisionBatch, window_us: int = 0) -> list[tuple]:
     ))
 
 
-JOINED_COLUMNS = "decision_id, decided_at, context, eligible, variant, propensity, policy_version, mode, reward"
+JOINED_COLUMNS = "decision_id, decided_at, context, eligible, variant, propensity, policy_version, mode, reward, mailed"
+LEARN_FROM = ("all", "sent")
 
 
 def joined_query(placeholder: str, campaign_id: str, after: int, upto: int, aggregation: str,
-                 default_reward: float, reward_range: tuple[float, float] | None) -> tuple[str, tuple]:
+                 default_reward: float, reward_range: tuple[float, float] | None,
+                 learn_from: str = "all") -> tuple[str, tuple]:
     """The decisions-joined-with-rewards query and its parameters, shared by every `DecisionLog`
-    backend (`placeholder`: the driver's parameter marker, `?` for sqlite3, `%s` for psycopg)."""
+    backend (`placeholder`: the driver's parameter marker, `?` for sqlite3, `%s` for psycopg).
+
+    `mailed` is 1 when the decision is known to have been mailed (a `sent` row, or any stored
+    reward: an event came back for it) with `learn_from="sent"`; with "all" every decision
+    counts as mailed (1) and nothing more is read."""
+    if learn_from not in LEARN_FROM:
+        raise ValueError(f"learn_from: expected one of {LEARN_FROM}, got {learn_from!r}")
+    mailed = "1" if learn_from == "all" else (
+        "CASE WHEN EXISTS (SELECT 1 FROM sent s WHERE s.decision_id = d.decision_id)"
+        " OR EXISTS (SELECT 1 FROM rewards r WHERE r.decision_id = d.decision_id) THEN 1 ELSE 0 END")
     q = placeholder
     bounded = "" if reward_range is None else f" AND r.reward >= {q} AND r.reward <= {q}"
     bounds = () if reward_range is None else (float(reward_range[0]), float(reward_range[1]))
@@ -129,7 +166,7 @@ def joined_query(placeholder: str, campaign_id: str, after: int, upto: int, aggr
     else:
         raise ValueError(f"aggregation: expected 'first' or 'sum', got {aggregation!r}")
     sql = (f"SELECT d.decision_id, d.decided_at, d.context, d.eligible, d.variant, d.propensity, d.policy_version,"
-           f" d.mode, COALESCE({agg}, {q}) AS reward FROM decisions d"
+           f" d.mode, COALESCE({agg}, {q}) AS reward, {mailed} AS mailed FROM decisions d"
            f" WHERE d.campaign_id = {q} AND d.decided_at > {q} AND d.decided_at <= {q} ORDER BY d.seq")
     return sql, (*bounds, float(default_reward), campaign_id, int(after), int(upto))
 
@@ -278,8 +315,38 @@ class SQLiteDecisionLog:
             self._wrote(len(statuses))
         return statuses
 
+    # sent marks --------------------------------------------------------------
+    def mark_sent(self, decision_ids: Sequence[str], sent_at: int | Sequence[int]) -> SentMarks:
+        """Record that these decisions were mailed (`sent_at`: epoch us, one or one per id). Idempotent: a
+        decision marked before keeps its first time and counts as `already`; ids never logged are marked
+        nowhere and returned as `unknown`."""
+        pairs = sent_pairs(decision_ids, sent_at)
+        if not pairs:
+            return SentMarks(0, 0, [])
+        blob = json.dumps(pairs)
+        with self._writing():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                known = {r[0] for r in self._db.execute(
+                    "SELECT decision_id FROM decisions WHERE decision_id IN"
+                    " (SELECT json_extract(value, '$[0]') FROM json_each(?))", (blob,))}
+                marked = self._db.execute(
+                    "INSERT OR IGNORE INTO sent (decision_id, sent_at) SELECT d.decision_id, p.t FROM"
+                    " (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS t FROM json_each(?)) p"
+                    " JOIN decisions d ON d.decision_id = p.id", (blob,)).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._wrote(marked)
+        return SentMarks(marked, len(known) - marked, [d for d, _ in pairs if d not in known])
+
+    def sent(self) -> pd.DataFrame:
+        """Every sent mark: [decision_id, sent_at (epoch us)]."""
+        return pd.read_sql_query("SELECT decision_id, sent_at FROM sent ORDER BY decision_id", self._db)
+
     def erase_contact(self, contact_ids: Sequence[int]) -> dict[str, int]:
-        """Delete these contacts' decisions, their rewards and their audited rewards (a privacy erasure);
+        """Delete these contacts' decisions, their rewards, audited rewards and sent marks (a privacy erasure);
         rows removed per table. Idempotent. The file is then compacted (`VACUUM`, WAL truncated) so no
         copy of a deleted row stays in free pages, interior b-tree pages or the write-ahead log."""
         ids = json.dumps([int(c) for c in contact_ids])
@@ -288,7 +355,7 @@ class SQLiteDecisionLog:
         with self._writing():
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for table in ("rewards", "reward_audit"):
+                for table in ("rewards", "reward_audit", "sent"):
                     counts[table] = self._db.execute(
                         f"DELETE FROM {table} WHERE decision_id IN ({mine})", (ids,)).rowcount
                 counts["decisions"] = self._db.execute(
@@ -309,15 +376,18 @@ class SQLiteDecisionLog:
         return pd.read_sql_query("SELECT * FROM rewards", self._db)
 
     def joined(self, campaign_id: str, after: int, upto: int, aggregation: str = "first",
-               default_reward: float = 0.0, reward_range: tuple[float, float] | None = None) -> pd.DataFrame:
+               default_reward: float = 0.0, reward_range: tuple[float, float] | None = None,
+               learn_from: str = "all") -> pd.DataFrame:
         """Decisions with after < decided_at <= upto joined with their in-window rewards.
 
         aggregation 'first' takes the earliest in-window reward, 'sum' adds them;
         decisions without a reward get `default_reward`. With `reward_range` (lo, hi) a
         stored reward outside [lo, hi] is not joined, as if it had been refused on
-        arrival (only a log written before rewards were validated can hold one).
+        arrival (only a log written before rewards were validated can hold one). `mailed`: see
+        `joined_query` (`learn_from`).
         """
-        sql, params = joined_query("?", campaign_id, after, upto, aggregation, default_reward, reward_range)
+        sql, params = joined_query("?", campaign_id, after, upto, aggregation, default_reward, reward_range,
+                                   learn_from)
         df = pd.read_sql_query(sql, self._db, params=params)
         df["context"] = [np.frombuffer(b, dtype="<f8") for b in df["context"]]
         df["eligible"] = [np.frombuffer(b, dtype="<i8") for b in df["eligible"]]

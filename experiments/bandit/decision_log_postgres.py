@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .decision_log import JOINED_COLUMNS, DecisionBatch, RewardCheck, decision_rows, joined_query
+from .decision_log import JOINED_COLUMNS, DecisionBatch, RewardCheck, SentMarks, decision_rows, joined_query, sent_pairs
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -42,6 +42,7 @@ CREATE INDEX IF NOT EXISTS rewards_by_decision ON rewards (decision_id, late, oc
 CREATE TABLE IF NOT EXISTS reward_audit (
     id BIGSERIAL PRIMARY KEY, decision_id TEXT, event_id TEXT, reward DOUBLE PRECISION,
     occurred_at BIGINT, received_at BIGINT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sent (decision_id TEXT PRIMARY KEY, sent_at BIGINT NOT NULL);
 """
 SCHEMA_LOCK = 7_216_016  # pg_advisory_xact_lock key: replicas starting together create the tables once
 
@@ -238,18 +239,46 @@ class PostgresDecisionLog:
             return _frame(self._pg.connection().execute(f"SELECT {cols} FROM rewards"), cols)
 
     def joined(self, campaign_id: str, after: int, upto: int, aggregation: str = "first",
-               default_reward: float = 0.0, reward_range: tuple[float, float] | None = None) -> pd.DataFrame:
+               default_reward: float = 0.0, reward_range: tuple[float, float] | None = None,
+               learn_from: str = "all") -> pd.DataFrame:
         """Decisions with after < decided_at <= upto joined with their in-window rewards (as the SQLite log)."""
-        sql, params = joined_query("%s", campaign_id, after, upto, aggregation, default_reward, reward_range)
+        sql, params = joined_query("%s", campaign_id, after, upto, aggregation, default_reward, reward_range,
+                                   learn_from)
         with self._pg.lock:
             df = _frame(self._pg.connection().execute(sql, params), JOINED_COLUMNS)
         df = _vectors(df, (("context", "<f8"), ("eligible", "<i8")))
         return df.astype({"decided_at": "int64", "variant": "int64", "propensity": "float64",
-                          "policy_version": "int64", "reward": "float64"})
+                          "policy_version": "int64", "reward": "float64", "mailed": "int64"})
+
+    # sent marks --------------------------------------------------------------
+    def mark_sent(self, decision_ids: Sequence[str], sent_at: int | Sequence[int]) -> SentMarks:
+        """Record that these decisions were mailed (as the SQLite log): one INSERT ... SELECT over the logged
+        ones, `ON CONFLICT DO NOTHING` (idempotent, also when two replicas mark the same id at once)."""
+        pairs = sent_pairs(decision_ids, sent_at)
+        if not pairs:
+            return SentMarks(0, 0, [])
+        ids, times = [d for d, _ in pairs], [t for _, t in pairs]
+        with self._pg.lock:
+            db = self._pg.connection()
+            with db.transaction():
+                known = {r[0] for r in db.execute(
+                    "SELECT decision_id FROM decisions WHERE decision_id = ANY(%s)", (ids,))}
+                marked = db.execute(
+                    "INSERT INTO sent (decision_id, sent_at) SELECT p.id, p.t FROM unnest(%s::text[], %s::int8[])"
+                    " AS p(id, t) JOIN decisions d ON d.decision_id = p.id ON CONFLICT (decision_id) DO NOTHING",
+                    (ids, times)).rowcount
+        return SentMarks(marked, len(known) - marked, [d for d in ids if d not in known])
+
+    def sent(self) -> pd.DataFrame:
+        """Every sent mark: [decision_id, sent_at (epoch us)]."""
+        with self._pg.lock:
+            df = _frame(self._pg.connection().execute("SELECT decision_id, sent_at FROM sent ORDER BY decision_id"),
+                        "decision_id, sent_at")
+        return df.astype({"sent_at": "int64"})
 
     # privacy -----------------------------------------------------------------
     def erase_contact(self, contact_ids: Sequence[int]) -> dict[str, int]:
-        """Delete the contacts' decisions, their rewards and reward_audit rows in one transaction; counts
+        """Delete the contacts' decisions, their rewards, reward_audit rows and sent marks in one transaction; counts
         per table (idempotent: a second call deletes nothing). A plain VACUUM then frees the rows' space for
         reuse (VACUUM FULL, which rewrites the tables, would lock out the replicas)."""
         ids = [int(c) for c in contact_ids]
@@ -259,7 +288,8 @@ class PostgresDecisionLog:
                 mine = "SELECT decision_id FROM decisions WHERE contact_id = ANY(%s)"
                 rewards = db.execute(f"DELETE FROM rewards WHERE decision_id IN ({mine})", (ids,)).rowcount
                 audit = db.execute(f"DELETE FROM reward_audit WHERE decision_id IN ({mine})", (ids,)).rowcount
+                sent = db.execute(f"DELETE FROM sent WHERE decision_id IN ({mine})", (ids,)).rowcount
                 decisions = db.execute("DELETE FROM decisions WHERE contact_id = ANY(%s)", (ids,)).rowcount
-            if decisions or rewards or audit:
-                db.execute("VACUUM rewards, reward_audit, decisions")
-        return {"decisions": decisions, "rewards": rewards, "reward_audit": audit}
+            if decisions or rewards or audit or sent:
+                db.execute("VACUUM rewards, reward_audit, sent, decisions")
+        return {"decisions": decisions, "rewards": rewards, "reward_audit": audit, "sent": sent}

@@ -4,6 +4,10 @@ the campaign's posterior.
 A decision made at t is final at t + wait_window (no in-window reward can
 arrive later), so the learner's cutoff only moves forward and every decision
 is folded in exactly once; a snapshot's cutoff makes training resumable.
+A campaign with `learn_from: sent` folds only decisions known to have been
+mailed (marked sent by the send pipeline, or rewarded): one that was logged
+but never mailed (a worker killed before replying, a sender that died before
+its outbox write) is not a "sent and ignored" zero; it is counted instead.
 
 An update is checked before it is kept (`check_posterior`): a stored reward
 outside the campaign's declared range is not joined, and a posterior that is
@@ -50,15 +54,26 @@ def check_posterior(post: LinearPosterior) -> None:
         raise RefusedUpdate(f"the posterior mean reaches {np.abs(mean).max():.3g} (limit {MAX_COEFFICIENT:g})")
 
 
+def learn_from(config: dict) -> str:
+    """A campaign's `learn_from`: 'all' (every closed decision) or 'sent' (only those known to be mailed);
+    campaigns registered before the setting existed learn from all."""
+    return config.get("learn_from", "all")
+
+
 def closed_decisions(log: DecisionLog, campaign_id: str, config: dict, state: CampaignState | None,
-                     now_us: int) -> tuple[pd.DataFrame, int]:
-    """Joined decisions that closed after the state's cutoff, and the new cutoff."""
+                     now_us: int) -> tuple[pd.DataFrame, int, int]:
+    """Joined decisions that closed after the state's cutoff, the new cutoff, and how many closed
+    decisions were left out because nothing says they were mailed (`learn_from` 'sent': no sent
+    mark and no reward; always 0 with 'all'). A decision left out is never folded in later: the
+    cutoff passes it like any other."""
     after = 0 if state is None else state.cutoff_us
-    upto = now_us - config["wait_window_us"]
-    bounds = reward_range(config)
-    if upto <= after:
-        return log.joined(campaign_id, after, after, config["aggregation"], config["default_reward"], bounds), after
-    return log.joined(campaign_id, after, upto, config["aggregation"], config["default_reward"], bounds), upto
+    upto = max(after, now_us - config["wait_window_us"])
+    rows = log.joined(campaign_id, after, upto, config["aggregation"], config["default_reward"],
+                      reward_range(config), learn_from(config))
+    mailed = rows["mailed"].to_numpy(dtype=bool)
+    if mailed.all():
+        return rows, upto, 0
+    return rows[mailed].reset_index(drop=True), upto, int((~mailed).sum())
 
 
 def fold_closed_decisions(rows: pd.DataFrame, upto: int, config: dict, Z: np.ndarray,

@@ -64,6 +64,38 @@ def test_postgres_log_answers_as_sqlite(tmp_path, pg_url, monkeypatch):
     sqlite.close(), pg.close()
 
 
+def _sent_scenario(alloc: Allocator) -> dict:
+    """A `learn_from='sent'` campaign: 100 decisions, 30 rewarded, 50 more marked sent, 20 never mailed."""
+    alloc.register_campaign("mailed", VARIANTS, ["x1"], wait_window="1h", learn_from="sent")
+    ids = [f"m{i:03d}" for i in range(100)]
+    alloc.choose("mailed", np.arange(100), pd.DataFrame({"x1": (np.arange(100) % 3).astype(float)}), now=T0,
+                 decision_ids=ids)
+    alloc.rewards(ids[:30], np.ones(30), [T0 + pd.Timedelta("5m")] * 30, [f"r{i}" for i in range(30)])
+    marks = [alloc.mark_sent(ids[20:80] + ["unknown-id"], T0 + pd.Timedelta("1m")),
+             alloc.mark_sent(ids[20:80], [T0 + pd.Timedelta("2m")] * 60)]
+    version = alloc.learn(now=T0 + pd.Timedelta("2h"))
+    post = alloc.snapshots.read(version).campaigns["mailed"].posterior
+    out = {"marks": marks, "unsent": alloc.learn_unsent, "meta": alloc.snapshots.read(version).meta,
+            "sent": alloc.log.sent(), "joined": alloc.log.joined("mailed", 0, 2**62, "first", 0.0, None, "sent"),
+            "n": post.n, "A": post.A, "b": post.b}
+    alloc.close()
+    return out
+
+
+def test_sent_marks_and_learn_from_sent_answer_as_sqlite(tmp_path, pg_url, monkeypatch):
+    a = _sent_scenario(Allocator.open(tmp_path / "sqlite"))
+    monkeypatch.setenv(DECISION_LOG_ENV, pg_url)
+    b = _sent_scenario(Allocator.open(tmp_path / "unused"))
+    for r in (a, b):
+        assert [(m.marked, m.already, m.unknown) for m in r["marks"]] == [(60, 0, ["unknown-id"]), (0, 60, [])]
+        assert r["unsent"] == {"mailed": 20} and r["meta"]["unsent"] == {"mailed": 20} and r["n"] == 80
+        assert r["joined"]["mailed"].tolist() == [1] * 80 + [0] * 20
+    pd.testing.assert_frame_equal(a["sent"], b["sent"])
+    assert (a["sent"]["sent_at"] == (T0 + pd.Timedelta("1m")).value // 1000).all()  # the first mark's time
+    np.testing.assert_array_equal(a["A"], b["A"])
+    np.testing.assert_array_equal(a["b"], b["b"])
+
+
 def test_replicas_share_decisions_rewards_and_snapshots(tmp_path, pg_url, monkeypatch):
     """Two serving processes and a learner on one database: each decision is visible to the others at
     once, a reward reaches its decision through either replica, the learner's snapshot reaches both."""
@@ -118,9 +150,11 @@ def test_erase_contact(pg_url):
     alloc.register_campaign("spring", VARIANTS, ["x1"], wait_window="1h")
     out = alloc.choose("spring", [1, 2, 2, 3], None, now=T0)
     alloc.rewards(out["decision_id"][1:3], [1.0, 5.0], [T0] * 2, ["r1", "r2"])  # 5.0: refused, audited
-    assert alloc.log.erase_contact([2]) == {"decisions": 2, "rewards": 1, "reward_audit": 1}
-    assert alloc.log.erase_contact([2]) == {"decisions": 0, "rewards": 0, "reward_audit": 0}
+    alloc.mark_sent(out["decision_id"][:2].tolist(), T0)
+    assert alloc.log.erase_contact([2]) == {"decisions": 2, "rewards": 1, "reward_audit": 1, "sent": 1}
+    assert alloc.log.erase_contact([2]) == {"decisions": 0, "rewards": 0, "reward_audit": 0, "sent": 0}
     assert sorted(alloc.log.decisions()["contact_id"]) == [1, 3]
+    assert alloc.log.sent()["decision_id"].tolist() == [out["decision_id"][0]]
     alloc.snapshots.write(Snapshot(version=1))
     with pytest.raises(Exception, match="already written"):  # two learners never overwrite each other
         alloc.snapshots.write(Snapshot(version=1))
