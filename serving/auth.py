@@ -23,7 +23,7 @@ from serving.api_keys import KeyTable
 
 ROUTE_SCOPES: dict[str, str] = {
     "/decide": "send", "/score": "send", "/send_time": "send", "/rank_content": "send",
-    "/choose_variant": "send", "/reward": "reward", "/reload": "admin",
+    "/choose_variant": "send", "/sent": "send", "/reward": "reward", "/reload": "admin",
 }
 DEFAULT_SCOPE = "admin"
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/docs", "/docs.json", "/", "/schema.json"})
@@ -139,7 +139,7 @@ def secure_openapi(spec: dict) -> dict:
     spec.setdefault("components", {}).setdefault("securitySchemes", {})[SCHEME] = {
         "type": "http", "scheme": "bearer",
         "description": "An API key from `inbox keys create --scope send|reward|admin`; scopes: "
-                       "send (decide, score, send_time, rank_content, choose_variant), reward, admin."}
+                       "send (decide, score, send_time, rank_content, choose_variant, sent), reward, admin."}
     for path, item in spec.get("paths", {}).items():
         needed = required_scope(path)
         for op in item.values():

@@ -38,6 +38,7 @@ from serving.schemas import (
     Decision, LeadScore, PlannedSends, RankedContent, RankResponse, ReloadResponse, RewardResponse, ScoreResponse,
     SendSlot, SendTimeResponse, SendWindow, UtcDatetime,
 )
+from serving.sent_marks import SentDecisionIds, SentResponse
 from serving.webhook_app import create_webhook_app
 
 logger = logging.getLogger("inbox.serving")
@@ -262,6 +263,20 @@ class InboxService:
         except STORAGE_ERRORS as exc:
             return self.faults.trip("reward", exc)
         return RewardResponse(decision_id=decision_id, status=status)
+
+    @bentoml.api
+    async def sent(self, decision_ids: SentDecisionIds, sent_at: UtcDatetime | None = None) -> SentResponse:
+        """Mark decisions as mailed (what a campaign with `learn_from: sent` learns from; `serving.sent_marks`).
+        Idempotent; ids the decision log does not hold are listed under `unknown`, not marked."""
+        from serving.sent_marks import mark_sent
+
+        state = self.state
+        if state is None:
+            return self._not_ready()
+        try:
+            return mark_sent(state.allocator, decision_ids, sent_at)
+        except STORAGE_ERRORS as exc:
+            return self.faults.trip("sent", exc)
 
     @bentoml.api
     async def decide(self, campaign_id: CampaignId, contact_ids: ContactIds, window: SendWindow | None = None,
