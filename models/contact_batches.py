@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
@@ -58,13 +59,17 @@ def newest_snapshot(path: Path) -> pd.Timestamp:
 
 
 def snapshot_contacts(path: Path, ts: pd.Timestamp) -> np.ndarray:
-    """Sorted ids of the contacts with a row at or before `ts`, streamed over the key column."""
-    data = pads.dataset(str(path), format="parquet")
+    """Sorted ids of the contacts with a row at or before `ts`, streamed a row group at a time over the key
+    and time columns (a filtered dataset scan of the same columns holds far more in Arrow's pool)."""
     if pd.isna(ts):
         return np.empty(0, dtype=np.int64)
-    flt = pc.field("event_timestamp") <= pc.scalar(ts.to_pydatetime()).cast(data.schema.field("event_timestamp").type)
-    parts = [np.unique(b.column(0).to_numpy(zero_copy_only=False).astype(np.int64))
-             for b in data.scanner(columns=["contact_id"], filter=flt, **SCAN).to_batches() if b.num_rows]
+    limit = pd.Timestamp(ts).value // 1000  # ns -> us, rounded down
+    parts = []
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=SCAN["batch_size"],
+                                                   columns=["contact_id", "event_timestamp"]):
+        ids = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        us = pc.cast(batch.column(1), pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        parts.append(np.unique(ids[us <= limit]))
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
 
 
