@@ -72,7 +72,12 @@ def result_table(result):
             ("refused by /decide", result.refused)]
     rows += [(f"skipped: {reason}", n) for reason, n in sorted(result.skipped.items())]
     rows += [(f"outbox: {status}", n) for status, n in sorted(result.outbox.items())]
-    rows += [("sent", result.sent), ("no features (fallback)", result.fallback),
+    rows += [("sent", result.sent)]
+    if result.sent_marks:
+        m = result.sent_marks
+        rows += [("decisions marked sent (new, before, unknown to the service)",
+                  f"{m['marked']:,}, {m['already']:,}, {m['unknown']:,}")]
+    rows += [("no features (fallback)", result.fallback),
              ("predictions computed live (no current published row)", result.live)]
     rows += [(f"variant {v}", n) for v, n in result.variants.items()]
     if result.oracle_reward is not None:

@@ -23,8 +23,9 @@ Replies: 2xx sent; 4xx deferred and retried after `backoff * 2**(attempt-1)`
 event in the event log, which suppresses the contact). One drainer per outbox
 at a time (an exclusive file lock); within it, `connections` SMTP connections
 deliver in parallel threads (a remote relay's round trips overlap; each
-message's `handed` commit is still its own). Every so often and at the end the
-sends rows are appended to the event log (`sending.records`).
+message's `handed` commit is still its own). Every `RECORD_EVERY` messages, before
+waiting for a scheduled one and at the end the sends rows are appended to the
+event log (`sending.records`).
 """
 from __future__ import annotations
 
@@ -154,6 +155,9 @@ def drain(outbox, connect: Callable[[], object], clock, *, campaign: tuple[str, 
                     nxt = outbox.next_due_us(campaign)
                     if nxt is None or not wait_for_scheduled:
                         break
+                    if record is not None and since_record:  # what left is recorded (and marked sent) before a wait
+                        record()
+                        since_record = 0
                     clock.sleep(min(max((nxt - us(now)) / 1e6, 0.0), poll_s))
                     continue
                 if connections == 1:

@@ -31,6 +31,7 @@ PENDING = ("queued", "deferred")
 FINAL = ("sent", "bounced", "failed")  # the body and address are dropped: the outbox does not grow with history
 _DROP = ", message = X'', rcpt = ''"
 RECORDED_STATES = ("sent", "unknown", "bounced")  # these have a row in the event log's sends table
+MAILED_STATES = ("sent", "unknown")  # handed to SMTP and accepted (or so we must assume): their decisions were mailed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);

@@ -12,7 +12,10 @@
    outbox in one transaction, with the decided `send_at`;
 4. drains the outbox (`sending.delivery`): each message leaves when due, at
    most once, by default through a local SMTP sink started for the run;
-5. appends the sends (decision id, propensity) to `sends.parquet`.
+5. appends the sends (decision id, propensity) to `sends.parquet` and marks the
+   mailed decisions sent (`POST /sent`, `sending.sent_marks`): the campaign is
+   registered with `learn_from: sent`, so a decision the run took but never
+   mailed is not learned as "sent and ignored".
 
 A failure (service unreachable, `/decide` answering 503, SMTP host down) stops
 the run with a `SendError` (one line); what was queued stays queued and
@@ -33,8 +36,7 @@ import numpy as np
 import pandas as pd
 
 from sending.campaign import VARIANT_FEATURES, CampaignConfig
-
-DELIVERED = ("sent", "unknown")
+from sending.outbox import MAILED_STATES as DELIVERED
 
 
 class SendError(RuntimeError):
@@ -61,6 +63,7 @@ class RoundResult:
     events_posted: int = 0
     webhook_calls: int = 0
     rewards: dict = field(default_factory=dict)
+    sent_marks: dict = field(default_factory=dict)  # POST /sent totals: marked, already, unknown
     oracle_reward: float | None = None
     oracle_uniform: float | None = None
     decided_at: datetime | None = None
@@ -86,7 +89,7 @@ def ensure_campaign(settings, config: CampaignConfig, content: pd.DataFrame) -> 
         alloc.register_campaign(config.campaign_id, variants.reset_index(drop=True), config.context_features,
                                 reward_event=config.reward_event, wait_window=config.wait_window,
                                 policy=config.policy, floor=config.floor,
-                                reward_range=tuple(config.reward_range), topic=config.topic)
+                                reward_range=tuple(config.reward_range), topic=config.topic, learn_from="sent")
         return True
     finally:
         alloc.close()
@@ -226,7 +229,9 @@ def smtp_target(config: CampaignConfig, mbox_path: Path | None):
 
 
 def deliver_campaign(config: CampaignConfig, settings, outbox, clock, mbox_path: Path | None = None,
-                     wait_for_scheduled: bool = True):
+                     wait_for_scheduled: bool = True, mark=None):
+    """Drain the run's messages; the sends rows are recorded as they go and, with `mark`
+    (`sending.sent_marks.SentMarker`), the mailed decisions are marked sent with the service."""
     from sending.delivery import drain
     from sending.records import record_sends
 
@@ -236,7 +241,7 @@ def deliver_campaign(config: CampaignConfig, settings, outbox, clock, mbox_path:
         return drain(outbox, connect, clock, campaign=(config.campaign_id, config.run_key()),
                      rates={config.sender_domain: d.rate_per_second} if d.rate_per_second else None,
                      max_attempts=d.max_attempts, backoff_s=d.backoff_seconds, connections=d.connections,
-                     record=lambda: record_sends(settings, outbox), wait_for_scheduled=wait_for_scheduled)
+                     record=lambda: record_sends(settings, outbox, mark), wait_for_scheduled=wait_for_scheduled)
 
 
 def run_campaign(config: CampaignConfig, base_url: str, settings, demo: bool = False, *, clock=None,
@@ -245,6 +250,7 @@ def run_campaign(config: CampaignConfig, base_url: str, settings, demo: bool = F
     """Enqueue the campaign run (resuming it) and, with `deliver`, drain it; see the module docstring."""
     from sending.clock import SystemClock, VirtualClock
     from sending.outbox import Outbox
+    from sending.sent_marks import SentMarker
     from serving.eventsink import flush
 
     clock = clock or (VirtualClock() if demo else SystemClock())
@@ -252,8 +258,10 @@ def run_campaign(config: CampaignConfig, base_url: str, settings, demo: bool = F
     with Outbox.open(settings) as outbox:
         enqueue_campaign(config, base_url, settings, outbox, clock, progress=progress, result=result)
         if deliver:
-            drained = deliver_campaign(config, settings, outbox, clock, mbox_path)
+            marker = SentMarker(base_url)
+            drained = deliver_campaign(config, settings, outbox, clock, mbox_path, mark=marker)
             result.max_lateness_s = drained.max_lateness_s
+            result.sent_marks = marker.tally.as_dict()
         rows = outbox.run_rows(config.campaign_id, result.run)
     result.outbox = rows["status"].value_counts().to_dict()
     out = rows[rows["status"].isin(DELIVERED)]

@@ -170,6 +170,27 @@ def test_4xx_is_retried_with_exponential_backoff_and_5xx_is_a_hard_bounce(settin
     assert sorted(sends["send_id"]) == ids and sends["decision_id"].notna().all()
 
 
+def test_mailed_decisions_are_marked_before_each_wait_and_bounces_are_not(settings):
+    """`record_sends`' mark gets the decisions of sent messages (not of a 5xx bounce), and the sender records
+    before waiting for a scheduled message, so a campaign spread over days marks what left as it leaves."""
+    from simulation.eventlog import read_table, table_path
+
+    now = datetime.now(timezone.utc)
+    clock = VirtualClock(now)
+    marks: list[tuple[datetime, list[str]]] = []
+    with Outbox.open(settings) as outbox:
+        ids = enqueue(settings, campaign(), outbox, [now, now, now + timedelta(days=2)], now=now)
+        handler = SinkHandler(reply=lambda m: "550 5.1.1 mailbox unavailable"
+                              if m["To"].startswith("anna.schmidt0@") else None)
+        with smtp_sink(handler=handler) as (host, port, _):
+            drain(outbox, lambda: SmtpSender(host, port), clock,
+                  record=lambda: record_sends(settings, outbox, lambda d: marks.append((clock.now(), d))))
+    sends = read_table("sends", table_path(settings.events_dir, "sends")).set_index("send_id")
+    assert sorted(sends.index) == ids
+    assert [d for _, d in marks] == [[sends.loc[ids[1], "decision_id"]], [sends.loc[ids[2], "decision_id"]]]
+    assert marks[0][0] < now + timedelta(days=2) <= marks[1][0]  # the first was marked before the 2-day wait
+
+
 def test_4xx_until_max_attempts_fails_without_delivery(settings):
     now = datetime.now(timezone.utc)
     with Outbox.open(settings) as outbox:

@@ -47,6 +47,16 @@ def _mailable(settings, n: int | None, skip: set = frozenset(), clean: bool = Tr
     return contacts[ok] if n is None else contacts[ok].head(n)
 
 
+def _marked_sent(settings) -> set[str]:
+    from experiments.bandit import Allocator
+
+    alloc = Allocator.open(settings.bandit_dir)
+    try:
+        return set(alloc.log.sent()["decision_id"])
+    finally:
+        alloc.close()
+
+
 def _sink_messages(mbox):
     return [email.message_from_bytes(m.as_bytes(), policy=default) for m in mailbox.mbox(mbox)]
 
@@ -73,6 +83,8 @@ def test_send_honors_consent_records_sends_and_the_one_click_post_unsubscribes(s
         send = mine.loc[int(m["X-Inbox-Send-Id"])]
         assert m["X-Inbox-Decision-Id"] == send["decision_id"] and 0 < send["propensity"] <= 1
         assert send["decision_id"] in m["X-SMTPAPI"] and send["decision_id"] in m["X-Mailgun-Variables"]
+    assert result.sent_marks == {"marked": 4, "already": 0, "unknown": 0}
+    assert set(mine["decision_id"]) <= _marked_sent(serving_world)  # what was delivered is marked sent
     # RFC 8058: a mail client POSTs List-Unsubscribe=One-Click to the https URL of List-Unsubscribe
     victim = messages[0]
     url = re.search(r"<(https://[^>]+)>", str(victim["List-Unsubscribe"])).group(1)
@@ -248,16 +260,13 @@ def test_kill_9_of_the_sender_mid_campaign_then_rerun_mails_everyone_exactly_onc
     assert (rows["status"] == "unknown").sum() <= 1  # only a kill between the dot and its reply leaves one
 
 
-def test_decide_503_mid_campaign_leaves_a_resumable_run(service, serving_world, api_key):
-    """A proxy in front of the real service answers the third /decide with 503; the re-run resumes."""
+def _proxy(upstream: str, answer):
+    """A local HTTP proxy to `upstream`, started in a thread: `answer(n, forward)` gives the n-th POST's
+    (status, body); `forward()` passes the request on and returns the upstream's. Stop it with shutdown()."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     import httpx
-
-    from experiments.bandit import Allocator
-    from sending.outbox import Outbox
-    from sending.pipeline import SendError, run_campaign
 
     calls = {"n": 0}
 
@@ -265,13 +274,14 @@ def test_decide_503_mid_campaign_leaves_a_resumable_run(service, serving_world, 
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             calls["n"] += 1
-            if calls["n"] == 3:
-                status, data = 503, b'{"error": "service: not ready", "field": "service"}'
-            else:
-                r = httpx.post(service.url + self.path, content=body, timeout=60,
+
+            def forward():
+                r = httpx.post(upstream + self.path, content=body, timeout=60,
                                headers={"Content-Type": "application/json",
                                         "Authorization": self.headers["Authorization"]})
-                status, data = r.status_code, r.content
+                return r.status_code, r.content
+
+            status, data = answer(calls["n"], forward)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -283,6 +293,19 @@ def test_decide_503_mid_campaign_leaves_a_resumable_run(service, serving_world, 
 
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    return proxy
+
+
+def test_decide_503_mid_campaign_leaves_a_resumable_run(service, serving_world, api_key):
+    """A proxy in front of the real service answers the third /decide with 503; the re-run resumes."""
+    from experiments.bandit import Allocator
+    from sending.outbox import Outbox
+    from sending.pipeline import SendError, run_campaign
+
+    def third_is_503(n, forward):
+        return (503, b'{"error": "service: not ready", "field": "service"}') if n == 3 else forward()
+
+    proxy = _proxy(service.url, third_is_503)
     people = _mailable(serving_world, 50)
     config = parse_campaign({"campaign_id": "flaky", "variants": [0, 1], "batch_size": 10,
                              "audience": {"contact_ids": people["contact_id"].tolist()}})
@@ -301,6 +324,46 @@ def test_decide_503_mid_campaign_leaves_a_resumable_run(service, serving_world, 
     finally:
         alloc.close()
     assert len(decided) == 50 and decided["contact_id"].is_unique  # nobody decided twice
+
+
+def test_decisions_whose_answer_was_lost_are_not_learned(service, serving_world, tmp_path):
+    """A proxy passes the third /decide to the real service (10 decisions logged) but loses its answer: the
+    re-run decides those recipients again. Only the mailed decisions are marked sent (they equal the sends
+    rows), and the campaign (registered by the pipeline with learn_from: sent) leaves the 10 others out."""
+    from experiments.bandit import Allocator
+    from experiments.bandit.learner import closed_decisions
+    from sending.pipeline import SendError, run_campaign
+    from simulation.eventlog import read_table, table_path
+
+    def third_answer_lost(n, forward):
+        answer = forward()  # the service logs the decisions either way
+        return (502, b'{"error": "proxy: upstream answer lost"}') if n == 3 else answer
+
+    proxy = _proxy(service.url, third_answer_lost)
+    people = _mailable(serving_world, 50)
+    config = parse_campaign({"campaign_id": "lost-answer", "variants": [0, 1], "batch_size": 10,
+                             "audience": {"contact_ids": people["contact_id"].tolist()}})
+    try:
+        with pytest.raises(SendError, match="HTTP 502"):
+            run_campaign(config, f"http://127.0.0.1:{proxy.server_port}", serving_world, clock=VirtualClock())
+    finally:
+        proxy.shutdown()
+    result = run_campaign(config, service.url, serving_world, clock=VirtualClock(), mbox_path=tmp_path / "s.mbox")
+    assert result.sent == 50 and result.sent_marks == {"marked": 50, "already": 0, "unknown": 0}
+    sends = read_table("sends", table_path(serving_world.events_dir, "sends"))
+    mailed = set(sends.loc[sends["campaign_id"] == "lost-answer", "decision_id"])
+    alloc = Allocator.open(serving_world.bandit_dir)
+    try:
+        decided = alloc.log.decisions("lost-answer")
+        marked = set(alloc.log.sent()["decision_id"]) & set(decided["decision_id"])
+        _, cfg = alloc.log.campaign("lost-answer")
+        now_us = int(decided["decided_at"].max().value // 1000) + cfg["wait_window_us"] + 1
+        rows, _, unsent = closed_decisions(alloc.log, "lost-answer", cfg, None, now_us)
+    finally:
+        alloc.close()
+    assert len(decided) == 60 and decided["contact_id"].nunique() == 50  # 10 recipients decided twice
+    assert marked == mailed and len(mailed) == 50
+    assert cfg["learn_from"] == "sent" and unsent == 10 and set(rows["decision_id"]) == mailed
 
 
 def test_unreachable_service_or_smtp_is_one_line_and_exit_1_and_resumable(service, serving_world, api_key,
