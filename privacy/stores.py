@@ -7,7 +7,7 @@
 | simulator world | `data/world/contacts.parquet`, `traits.npz` | the contact's row and latent traits |
 | feature tables | `data/features/*.parquet` with a `contact_id` column | every snapshot row |
 | online store | `data/feast/online.db`, every table (or Redis) | the contact's entity rows: features and the published `contact_predictions` |
-| decision log | `DecisionLog.erase_contact` (SQLite or PostgreSQL) | decisions, their rewards and audited rewards |
+| decision log | `DecisionLog.erase_contact` (SQLite or PostgreSQL) | decisions, their rewards, audited rewards and sent marks |
 | MLflow artifacts | logged models' `input_example.json` / `serving_input_example.json` | see `privacy.mlflow_artifacts` |
 | event log contacts | `data/events/contacts.parquet` | the contact's row (erased next to last) |
 | consent ledger | `data/privacy/consent.db` | events, state, address mapping; the address digest stays suppressed |
@@ -264,7 +264,7 @@ def _export_decisions(settings, subject: Subject) -> list[dict]:
     rows = [{"table": "decisions", **r} for r in _sqlite_rows(
         path, "SELECT decision_id, campaign_id, decided_at, contact_id, variant, propensity, policy_version, mode"
         " FROM decisions WHERE contact_id IN (SELECT value FROM json_each(?))", (ids,))]
-    for table in ("rewards", "reward_audit"):
+    for table in ("rewards", "reward_audit", "sent"):
         rows += [{"table": table, **r} for r in _sqlite_rows(
             path, f"SELECT * FROM {table} WHERE decision_id IN ({mine})", (ids,))]
     return rows
