@@ -264,9 +264,12 @@ def _export_decisions(settings, subject: Subject) -> list[dict]:
     rows = [{"table": "decisions", **r} for r in _sqlite_rows(
         path, "SELECT decision_id, campaign_id, decided_at, contact_id, variant, propensity, policy_version, mode"
         " FROM decisions WHERE contact_id IN (SELECT value FROM json_each(?))", (ids,))]
-    for table in ("rewards", "reward_audit", "sent"):
+    for table in ("rewards", "reward_audit"):
         rows += [{"table": table, **r} for r in _sqlite_rows(
             path, f"SELECT * FROM {table} WHERE decision_id IN ({mine})", (ids,))]
+    rows += [{"table": "sent_marks", **r} for r in _sqlite_rows(
+        path, "SELECT d.decision_id, s.sent_at FROM sent_marks s JOIN decisions d ON d.seq = s.seq"
+        " WHERE d.contact_id IN (SELECT value FROM json_each(?))", (ids,))]
     return rows
 
 
