@@ -112,8 +112,7 @@ CREATE INDEX IF NOT EXISTS rewards_by_decision ON rewards (decision_id, late, oc
 CREATE TABLE IF NOT EXISTS reward_audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT, event_id TEXT, reward REAL,
     occurred_at INTEGER, received_at INTEGER NOT NULL, reason TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sent (
-    decision_id TEXT PRIMARY KEY, sent_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sent_marks (seq INTEGER PRIMARY KEY, sent_at INTEGER NOT NULL);
 """
 
 
@@ -147,13 +146,15 @@ def joined_query(placeholder: str, campaign_id: str, after: int, upto: int, aggr
     """The decisions-joined-with-rewards query and its parameters, shared by every `DecisionLog`
     backend (`placeholder`: the driver's parameter marker, `?` for sqlite3, `%s` for psycopg).
 
-    `mailed` is 1 when the decision is known to have been mailed (a `sent` row, or any stored
-    reward: an event came back for it) with `learn_from="sent"`; with "all" every decision
-    counts as mailed (1) and nothing more is read."""
+    `mailed` is 1 when the decision is known to have been mailed (a `sent_marks` row, or any
+    stored reward: an event came back for it) with `learn_from="sent"`; with "all" every decision
+    counts as mailed (1) and nothing more is read. Marks are keyed by the decision's `seq`, so the
+    query probes them in key order (by decision id, random by design, each probe would land on
+    a random page)."""
     if learn_from not in LEARN_FROM:
         raise ValueError(f"learn_from: expected one of {LEARN_FROM}, got {learn_from!r}")
     mailed = "1" if learn_from == "all" else (
-        "CASE WHEN EXISTS (SELECT 1 FROM sent s WHERE s.decision_id = d.decision_id)"
+        "CASE WHEN EXISTS (SELECT 1 FROM sent_marks s WHERE s.seq = d.seq)"
         " OR EXISTS (SELECT 1 FROM rewards r WHERE r.decision_id = d.decision_id) THEN 1 ELSE 0 END")
     q = placeholder
     bounded = "" if reward_range is None else f" AND r.reward >= {q} AND r.reward <= {q}"
@@ -331,7 +332,7 @@ class SQLiteDecisionLog:
                     "SELECT decision_id FROM decisions WHERE decision_id IN"
                     " (SELECT json_extract(value, '$[0]') FROM json_each(?))", (blob,))}
                 marked = self._db.execute(
-                    "INSERT OR IGNORE INTO sent (decision_id, sent_at) SELECT d.decision_id, p.t FROM"
+                    "INSERT OR IGNORE INTO sent_marks (seq, sent_at) SELECT d.seq, p.t FROM"
                     " (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS t FROM json_each(?)) p"
                     " JOIN decisions d ON d.decision_id = p.id", (blob,)).rowcount
                 self._db.execute("COMMIT")
@@ -343,7 +344,8 @@ class SQLiteDecisionLog:
 
     def sent(self) -> pd.DataFrame:
         """Every sent mark: [decision_id, sent_at (epoch us)]."""
-        return pd.read_sql_query("SELECT decision_id, sent_at FROM sent ORDER BY decision_id", self._db)
+        return pd.read_sql_query("SELECT d.decision_id, s.sent_at FROM sent_marks s JOIN decisions d ON d.seq = s.seq"
+                                 " ORDER BY d.decision_id", self._db)
 
     def erase_contact(self, contact_ids: Sequence[int]) -> dict[str, int]:
         """Delete these contacts' decisions, their rewards, audited rewards and sent marks (a privacy erasure);
@@ -355,9 +357,12 @@ class SQLiteDecisionLog:
         with self._writing():
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for table in ("rewards", "reward_audit", "sent"):
+                for table in ("rewards", "reward_audit"):
                     counts[table] = self._db.execute(
                         f"DELETE FROM {table} WHERE decision_id IN ({mine})", (ids,)).rowcount
+                counts["sent_marks"] = self._db.execute(
+                    "DELETE FROM sent_marks WHERE seq IN (SELECT seq FROM decisions WHERE contact_id IN"
+                    " (SELECT value FROM json_each(?)))", (ids,)).rowcount
                 counts["decisions"] = self._db.execute(
                     "DELETE FROM decisions WHERE contact_id IN (SELECT value FROM json_each(?))", (ids,)).rowcount
                 self._db.execute("COMMIT")

@@ -42,7 +42,7 @@ CREATE INDEX IF NOT EXISTS rewards_by_decision ON rewards (decision_id, late, oc
 CREATE TABLE IF NOT EXISTS reward_audit (
     id BIGSERIAL PRIMARY KEY, decision_id TEXT, event_id TEXT, reward DOUBLE PRECISION,
     occurred_at BIGINT, received_at BIGINT NOT NULL, reason TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sent (decision_id TEXT PRIMARY KEY, sent_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS sent_marks (seq BIGINT PRIMARY KEY, sent_at BIGINT NOT NULL);
 """
 SCHEMA_LOCK = 7_216_016  # pg_advisory_xact_lock key: replicas starting together create the tables once
 
@@ -264,16 +264,17 @@ class PostgresDecisionLog:
                 known = {r[0] for r in db.execute(
                     "SELECT decision_id FROM decisions WHERE decision_id = ANY(%s)", (ids,))}
                 marked = db.execute(
-                    "INSERT INTO sent (decision_id, sent_at) SELECT p.id, p.t FROM unnest(%s::text[], %s::int8[])"
-                    " AS p(id, t) JOIN decisions d ON d.decision_id = p.id ON CONFLICT (decision_id) DO NOTHING",
+                    "INSERT INTO sent_marks (seq, sent_at) SELECT d.seq, p.t FROM unnest(%s::text[], %s::int8[])"
+                    " AS p(id, t) JOIN decisions d ON d.decision_id = p.id ON CONFLICT (seq) DO NOTHING",
                     (ids, times)).rowcount
         return SentMarks(marked, len(known) - marked, [d for d in ids if d not in known])
 
     def sent(self) -> pd.DataFrame:
         """Every sent mark: [decision_id, sent_at (epoch us)]."""
         with self._pg.lock:
-            df = _frame(self._pg.connection().execute("SELECT decision_id, sent_at FROM sent ORDER BY decision_id"),
-                        "decision_id, sent_at")
+            df = _frame(self._pg.connection().execute(
+                "SELECT d.decision_id, s.sent_at FROM sent_marks s JOIN decisions d ON d.seq = s.seq"
+                " ORDER BY d.decision_id COLLATE \"C\""), "decision_id, sent_at")
         return df.astype({"sent_at": "int64"})
 
     # privacy -----------------------------------------------------------------
@@ -288,8 +289,9 @@ class PostgresDecisionLog:
                 mine = "SELECT decision_id FROM decisions WHERE contact_id = ANY(%s)"
                 rewards = db.execute(f"DELETE FROM rewards WHERE decision_id IN ({mine})", (ids,)).rowcount
                 audit = db.execute(f"DELETE FROM reward_audit WHERE decision_id IN ({mine})", (ids,)).rowcount
-                sent = db.execute(f"DELETE FROM sent WHERE decision_id IN ({mine})", (ids,)).rowcount
+                sent = db.execute("DELETE FROM sent_marks WHERE seq IN (SELECT seq FROM decisions WHERE contact_id = ANY(%s))",
+                                  (ids,)).rowcount
                 decisions = db.execute("DELETE FROM decisions WHERE contact_id = ANY(%s)", (ids,)).rowcount
             if decisions or rewards or audit or sent:
-                db.execute("VACUUM rewards, reward_audit, sent, decisions")
-        return {"decisions": decisions, "rewards": rewards, "reward_audit": audit, "sent": sent}
+                db.execute("VACUUM rewards, reward_audit, sent_marks, decisions")
+        return {"decisions": decisions, "rewards": rewards, "reward_audit": audit, "sent_marks": sent}

@@ -95,9 +95,9 @@ def test_erase_removes_sent_marks(allocator, make_contexts):
     out = allocator.choose("spring", [7, 8], make_contexts(2), now=T0)
     allocator.mark_sent(out["decision_id"].tolist(), T0)
     counts = allocator.log.erase_contact([7])
-    assert counts["sent"] == 1 and counts["decisions"] == 1
+    assert counts["sent_marks"] == 1 and counts["decisions"] == 1
     assert allocator.log.sent()["decision_id"].tolist() == [out["decision_id"][1]]
-    assert allocator.log.erase_contact([7])["sent"] == 0
+    assert allocator.log.erase_contact([7])["sent_marks"] == 0
 
 
 def test_bandit_learn_prints_unsent(bandit_env, capsys, make_contexts):

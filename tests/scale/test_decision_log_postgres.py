@@ -151,8 +151,8 @@ def test_erase_contact(pg_url):
     out = alloc.choose("spring", [1, 2, 2, 3], None, now=T0)
     alloc.rewards(out["decision_id"][1:3], [1.0, 5.0], [T0] * 2, ["r1", "r2"])  # 5.0: refused, audited
     alloc.mark_sent(out["decision_id"][:2].tolist(), T0)
-    assert alloc.log.erase_contact([2]) == {"decisions": 2, "rewards": 1, "reward_audit": 1, "sent": 1}
-    assert alloc.log.erase_contact([2]) == {"decisions": 0, "rewards": 0, "reward_audit": 0, "sent": 0}
+    assert alloc.log.erase_contact([2]) == {"decisions": 2, "rewards": 1, "reward_audit": 1, "sent_marks": 1}
+    assert alloc.log.erase_contact([2]) == {"decisions": 0, "rewards": 0, "reward_audit": 0, "sent_marks": 0}
     assert sorted(alloc.log.decisions()["contact_id"]) == [1, 3]
     assert alloc.log.sent()["decision_id"].tolist() == [out["decision_id"][0]]
     alloc.snapshots.write(Snapshot(version=1))
