@@ -16,9 +16,16 @@ the truth it reaches the oracle; given no history it is the prior-only row.
   outcomes, or integrated over its prior (the no-history row).
 * content preference (NDCG@3 over the harness's test groups; `content_ceiling`):
   each (contact, topic) affinity is inferred by exact Bayes on a grid from the
-  contact's observed past sends of that topic (no open / open / click), every
-  other trait exact; candidates scored by the posterior-expected true P(click)
-  at the contact's first test send time. CI: bootstrap over contacts.
+  contact's observed past sends of that topic (no open / open / click), and each
+  item's latent open and click appeal (N(0, 0.2) and N(0, 0.3) log-odds, "learnable
+  only from history") by exact Bayes from every contact's observed sends of that
+  item (an item never sent before the test keeps its prior); every other trait
+  exact, and the affinities exact when inferring the appeals (more than any
+  model knows, so still a bound). Candidates are scored by the posterior-expected
+  true P(click) at the contact's first test send time. CI: bootstrap over
+  contacts. The rows also show the earlier ceiling that was given each item's
+  true appeal: not a bound on what history can tell, since no history tells the
+  appeal of an item that was never sent.
 * send time (uplift share; `send_time_ceiling`): the Bayes chooser of
   `bench_send_time_ceiling.py`, CI by bootstrap over contacts.
 
@@ -349,7 +356,59 @@ def _affinity_free_logits(rm, ci, ki, t_us, recent):
     return logit(p["open"]) - 0.25 * aff, logit(p["click"]) - 0.9 * aff, p["bounce"]
 
 
-def content_ceiling(ctx, cache=None, grid: int = 41) -> dict:
+OPEN_APPEAL_SD, CLICK_APPEAL_SD = 0.2, 0.3  # latent item appeal ~ N(0, sd) log-odds (`simulation.world`)
+
+
+def _expected_sigmoid(base: np.ndarray, offsets: np.ndarray, weights: np.ndarray, chunk: int = 4000) -> np.ndarray:
+    """sum_m weights[r, m] * sigmoid(base[r, j] + offsets[m]) for every row r and column j (an appeal integrated
+    over its grid posterior), in row chunks to bound memory."""
+    out = np.empty_like(base)
+    for lo in range(0, len(base), chunk):
+        b, w = base[lo:lo + chunk], weights[lo:lo + chunk]
+        out[lo:lo + chunk] = np.einsum("rjm,rm->rj", 1 / (1 + np.exp(-(b[:, :, None] + offsets[None, None, :]))), w)
+    return out
+
+
+def item_appeal_posteriors(ctx, rm, test_start, z: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid posteriors (content rows x grid, rows sum to 1) of each item's open and click appeal from every
+    contact's sends of it observed by the test start (3-day purge): opens given the true open logit without the
+    appeal, clicks given an open likewise (contact affinities exact: more than a model knows). An item never
+    sent keeps its N(0, sd) prior. The open and click likelihoods factor, so each appeal has its own grid."""
+    from simulation.response import recent_send_counts, to_utc_us
+
+    sends, ev = ctx.events["sends"], ctx.events["events"]
+    t_all = to_utc_us(sends["sent_at"])
+    recent = recent_send_counts(sends["contact_id"].to_numpy(np.int64), t_all)
+    past = (sends["sent_at"] < test_start - pd.Timedelta(days=3)).to_numpy()
+    h = sends[past]
+    ci = rm._rows(h["contact_id"].to_numpy(np.int64), rm._contact_ids, "contact_id")
+    ki = rm._rows(h["content_id"].to_numpy(np.int64), rm._content_ids, "content_id")
+    p = rm.conditional(ci, ki, t_all[past], recent[past])
+    logit = lambda q: np.log(np.clip(q, 1e-12, 1)) - np.log(np.clip(1 - q, 1e-12, 1))  # noqa: E731
+    ct = ctx.world.content_traits
+    o0, c0 = logit(p["open"]) - ct.open_appeal[ki], logit(p["click"]) - ct.click_appeal[ki]
+    sid = h["send_id"].to_numpy()
+    kinds = ev[ev["send_id"].isin(sid)].groupby("type")["send_id"].agg(set)
+    bounced = np.isin(sid, list(kinds.get("bounce", set())))
+    clicked = np.isin(sid, list(kinds.get("click", set())))
+    opened = np.isin(sid, list(kinds.get("open", set()))) | clicked
+    keep = ~bounced
+    n_items = len(rm._content_ids)
+    log_prior = -0.5 * z ** 2
+    out = []
+    for sd, base, hit, among in ((OPEN_APPEAL_SD, o0, opened, keep), (CLICK_APPEAL_SD, c0, clicked, keep & opened)):
+        ll = np.zeros((n_items, grid))
+        for j, zj in enumerate(z):
+            q = 1 / (1 + np.exp(-(base[among] + sd * zj)))
+            ll[:, j] = np.bincount(ki[among], weights=np.where(hit[among], np.log(q + 1e-300), np.log1p(-q + 1e-300)),
+                                   minlength=n_items)
+        lp = log_prior[None, :] + ll
+        w = np.exp(lp - lp.max(axis=1, keepdims=True))
+        out.append(w / w.sum(axis=1, keepdims=True))
+    return out[0], out[1]
+
+
+def content_ceiling(ctx, cache=None, grid: int = 41, keep_scores: bool = False) -> dict:
     """History-aware content ceiling: each (contact, topic) affinity inferred by exact Bayes (a grid over its
     N(public mean, 0.7) prior) from the contact's observed past sends of that topic (no open / open / click by
     the test start, every other trait exact), then the posterior-expected true P(click) of each candidate at
@@ -413,12 +472,25 @@ def content_ceiling(ctx, cache=None, grid: int = 41) -> dict:
     has = (pos < len(ukey)) & (ukey[np.minimum(pos, len(ukey) - 1)] == gkey)
     ll_rows = np.where(has[:, None], loglik[np.minimum(pos, len(ukey) - 1)], 0.0)
 
-    def posterior_mean(ll):
+    def posterior_mean(ll, p):
         lp = log_prior[None, :] + ll
         w = np.exp(lp - lp.max(axis=1, keepdims=True))
-        return (w * p_grid).sum(axis=1) / w.sum(axis=1)
+        return (w * p).sum(axis=1) / w.sum(axis=1)
 
-    bayes, prior_only = posterior_mean(ll_rows), posterior_mean(np.zeros_like(ll_rows))
+    appeal_exact = posterior_mean(ll_rows, p_grid)  # the earlier ceiling: each item's true appeal given
+    # each item's open and click appeal by exact Bayes from every contact's observed sends of it before the test
+    ct = world.content_traits
+    open_w, click_w = item_appeal_posteriors(ctx, rm, test_start, z, grid)
+    krow = gk  # content rows of the candidates
+    go0n, gc0n = go0 - ct.open_appeal[krow], gc0 - ct.click_appeal[krow]
+    p_items = (1 - gb)[:, None] * _expected_sigmoid(go0n[:, None] + 0.25 * a_grid, OPEN_APPEAL_SD * z, open_w[krow]) \
+        * _expected_sigmoid(gc0n[:, None] + 0.9 * a_grid, CLICK_APPEAL_SD * z, click_w[krow])
+    flat = np.full_like(open_w, 1.0 / grid) * np.exp(log_prior - log_prior.max())[None, :]
+    flat /= flat.sum(axis=1, keepdims=True)
+    p_prior = (1 - gb)[:, None] * _expected_sigmoid(go0n[:, None] + 0.25 * a_grid, OPEN_APPEAL_SD * z, flat[krow]) \
+        * _expected_sigmoid(gc0n[:, None] + 0.9 * a_grid, CLICK_APPEAL_SD * z, flat[krow])
+    bayes, prior_only = posterior_mean(ll_rows, p_items), posterior_mean(np.zeros_like(ll_rows), p_prior)
+    items_without_history = float(np.mean(np.isclose(open_w[krow], flat[krow]).all(axis=1)))
     true_aff = tr.topic_affinity[gc, gtopic]
     truth = (1 - gb) / (1 + np.exp(-(go0 + 0.25 * true_aff))) / (1 + np.exp(-(gc0 + 0.9 * true_aff)))
     content_only = rm.probabilities(g["contact_id"].to_numpy(np.int64), g["content_id"].to_numpy(np.int64),
@@ -434,14 +506,19 @@ def content_ceiling(ctx, cache=None, grid: int = 41) -> dict:
         ("oracle: true P(click), one send time per contact, no fatigue", ndcg(content_only), "content-only oracle"),
         ("check: ceiling computation told the true affinity", ndcg(truth),
          f"max |p - oracle| {np.abs(truth - content_only).max():.2g}"),
-        ("ceiling: affinity by exact Bayes from the observed history", ndcg(bayes),
-         f"95% CI [{np.quantile(boot, 0.025):.4f}, {np.quantile(boot, 0.975):.4f}] (bootstrap over contacts)"),
-        ("  ... no history: affinity integrated over its prior", ndcg(prior_only),
+        ("earlier ceiling: affinity by exact Bayes, every item's true appeal", ndcg(appeal_exact),
+         "not a bound: no history tells the appeal of an item never sent"),
+        ("ceiling: affinity and item appeal by exact Bayes from the observed history", ndcg(bayes),
+         f"95% CI [{np.quantile(boot, 0.025):.4f}, {np.quantile(boot, 0.975):.4f}] (bootstrap over contacts); "
+         f"{items_without_history:.1%} of test pairs' items never sent before the test"),
+        ("  ... no history: affinity and appeal integrated over their priors", ndcg(prior_only),
          f"check: history-free Bayes = prior ({len(ukey):,} contact-topic histories, {len(h):,} past sends)"),
     ]
     return {"value": ndcg(bayes), "ci": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
             "random": random, "oracle": ndcg(content_only), "check_truth": ndcg(truth),
             "check_truth_max_abs_diff": float(np.abs(truth - content_only).max()), "prior_only": ndcg(prior_only),
+            "appeal_exact": ndcg(appeal_exact), "items_without_history": items_without_history,
+            "scores": bayes if keep_scores else None, "groups_frame": g if keep_scores else None,
             "groups": int(g["contact_id"].nunique()), "rows": rows}
 
 
