@@ -60,10 +60,6 @@ def test_train_register_load_and_promotion(trained):
     cf = latest_contact_features(("content_preference", "lead_scoring"), settings).head(20)
     ranking = ranker.rank(cf, catalog, k=None)
     assert len(ranking) == len(cf) * len(catalog)
-    # the service serves the lifetime per-topic counts; the tower does not take them (they drift with age)
-    from models.content_preference_training import LIFETIME_TOPIC_COUNTS
-    assert [c for c in cf.columns if c.startswith(LIFETIME_TOPIC_COUNTS)]
-    assert not [c for c in ranker.contact_encoder.encoder.columns if c.startswith(LIFETIME_TOPIC_COUNTS)]
     assert np.isfinite(ranking["score"]).all()
     new = ranking[ranking["content_id"] >= 10_000]
     assert not set(new["content_id"]) & trained_on
