@@ -6,7 +6,7 @@ between the feature pipeline and every reader, and these descriptions are the
 project's data dictionary (`inbox features schema` prints it). Building the
 views checks each Parquet table the pipeline wrote against the declaration and
 fails naming the column that differs. The one data-dependent part is the topic
-view: `click_affinity_<topic>` and `topic_{sends,opens,clicks}_<topic>` per topic in the content table.
+view: one `click_affinity_<topic>` feature per topic in the content table.
 
 Feature names are unique across views, so services can be read without view
 prefixes. `contact_predictions` (registered and written by `inbox publish`, not
@@ -46,7 +46,7 @@ VIEW_DESCRIPTIONS = {
                           "where a count changes, so it never expires. Sufficient statistics: the send-time model "
                           "does the smoothing (features.send_hours).",
     "contact_topics": "Daily snapshot of a contact's 90-day clicks per send of each content topic, shrunk to the "
-                      "population's topic click rate, and lifetime sends / opens / clicks of each topic.",
+                      "population's topic click rate.",
     "contact_profile": "Contact attributes and email-address quality, valid from the contact's creation (no expiry).",
     "content_features": "Daily snapshot of a content item's traits and smoothed historical rates.",
 }
@@ -105,19 +105,10 @@ def _send_hours_fields() -> list[Field]:
     return f
 
 
-_TOPIC_COUNT = {"sends": "emails of topic '{t}' sent to the contact",
-                "opens": "distinct sends of topic '{t}' first opened", "clicks": "distinct sends of topic '{t}' first clicked"}
-
-
 def _topic_fields(topics: list[str]) -> list[Field]:
-    from features.table_schemas import TOPIC_COUNTS
-
-    f = [Field(name=f"click_affinity_{t}", dtype=Float64,
-               description=f"90-day clicks per send of topic '{t}', shrunk to the population's topic click rate")
-         for t in topics]
-    f += [Field(name=f"topic_{m}_{t}", dtype=Int64, description=_TOPIC_COUNT[m].format(t=t) + ", all history before "
-                "the snapshot") for m in TOPIC_COUNTS for t in topics]
-    return f
+    return [Field(name=f"click_affinity_{t}", dtype=Float64,
+                  description=f"90-day clicks per send of topic '{t}', shrunk to the population's topic click rate")
+            for t in topics]
 
 
 _PROFILE = [

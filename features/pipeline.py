@@ -12,7 +12,7 @@ Feast feature view:
                                 (sent_{wd,we}_hHH, sent_opened_{wd,we}_hHH, sends_weekday/weekend),
                                 one row per contact on the snapshots where they change
                                 (see `features.send_hours`; its Feast view never expires)
-- `contact_topics.parquet`      per-topic smoothed click affinity and lifetime sends / opens / clicks
+- `contact_topics.parquet`      per-topic smoothed click affinity
 - `contact_profile.parquet`     attributes + email quality (event_timestamp = created_at)
 - `content_features.parquet`    per content item per snapshot: traits + smoothed CTR
 
@@ -260,8 +260,7 @@ def _event_arrays(con, topics: list[str]) -> EventArrays:
         f"SELECT s.contact_id, epoch_us(s.sent_at) AS t, {topic_case} AS topic FROM sends s JOIN content c USING (content_id)"
     ).fetchnumpy()
     opens = con.execute(
-        f"SELECT s.contact_id, epoch_us(f.first_open) AS t, epoch_us(s.sent_at) AS st, {topic_case} AS topic "
-        "FROM firsts f JOIN sends s USING (send_id) JOIN content c ON c.content_id = s.content_id "
+        "SELECT s.contact_id, epoch_us(f.first_open) AS t, epoch_us(s.sent_at) AS st FROM firsts f JOIN sends s USING (send_id) "
         "WHERE f.first_open IS NOT NULL"
     ).fetchnumpy()
     clicks = con.execute(
@@ -303,7 +302,6 @@ def _event_arrays(con, topics: list[str]) -> EventArrays:
         topics=[topic_slug(t) for t in topics],
         send_c=pos(sends["contact_id"], "sends"), send_t=arr(sends["t"]), send_topic=arr(sends["topic"]),
         open_c=pos(opens["contact_id"], "events"), open_t=arr(opens["t"]), open_send_t=arr(opens["st"]),
-        open_topic=arr(opens["topic"]),
         click_c=pos(clicks["contact_id"], "events"), click_t=arr(clicks["t"]), click_topic=arr(clicks["topic"]),
         other_c=pos(other["contact_id"], "events"), other_t=arr(other["t"]), other_kind=arr(other["kind"]),
         other_value=arr(other["value"], np.float64),

@@ -37,7 +37,6 @@ class EventArrays:
     open_c: np.ndarray
     open_t: np.ndarray
     open_send_t: np.ndarray       # send time of each opened send (for the send-hour profile)
-    open_topic: np.ndarray
     click_c: np.ndarray
     click_t: np.ndarray
     click_topic: np.ndarray
@@ -142,9 +141,9 @@ class SnapshotEngine:
         ev.send_c = ev.send_t = ev.send_topic = None
         # opens binned by the local hour their send went out (counted on the day of the open)
         open_send_bins = local_hour_bins(ev.open_c, ev.open_send_t, ev.tz_codes, ev.zones)
-        self.facts["open"] = self._by_contact(ev.open_c, ev.open_t, open_bins, open_send_bins, ev.open_topic)
+        self.facts["open"] = self._by_contact(ev.open_c, ev.open_t, open_bins, open_send_bins)
         del open_bins, open_send_bins
-        ev.open_c = ev.open_t = ev.open_send_t = ev.open_topic = None
+        ev.open_c = ev.open_t = ev.open_send_t = None
         self.facts["click"] = self._by_contact(ev.click_c, ev.click_t, ev.click_topic)
         ev.click_c = ev.click_t = ev.click_topic = None
         self.facts["other"] = self._by_contact(ev.other_c, ev.other_t, ev.other_kind, ev.other_value)
@@ -219,7 +218,7 @@ class SnapshotEngine:
         S = len(self.snaps)
 
         sc, sd, st_, stop, sb = self._slice("send", lo, hi)
-        oc, od, ot, ob, osb, otop = self._slice("open", lo, hi)
+        oc, od, ot, ob, osb = self._slice("open", lo, hi)
         kc, kd, kt, ktop = self._slice("click", lo, hi)
         xc, xd, xt, xk, xv = self._slice("other", lo, hi)
 
@@ -306,11 +305,6 @@ class SnapshotEngine:
         pt = np.where(pn > 0, pk / np.maximum(pn, 1), 0.0)
         topics = {f"click_affinity_{t}": _shrunk(k90[:, i], n90[:, i], pt[:, i, None], self.a)
                   for i, t in enumerate(ev.topics)}
-        # lifetime per-topic counts (sufficient statistics: the content model does its own shrinkage)
-        topens = _cum0(_dense(oc, od, nc, nd, groups=otop, n_groups=nt))
-        for name, cum_t in (("sends", tsends), ("opens", topens), ("clicks", tclicks)):
-            at = self._at(cum_t)
-            topics.update({f"topic_{name}_{t}": at[:, i].astype(np.int64) for i, t in enumerate(ev.topics)})
 
         # local-time open profile (lifetime), shrunk to the population's profile
         bins = self._at(_cum0(_dense(oc, od, nc, nd, groups=ob, n_groups=48)))   # (S, 48, nc)

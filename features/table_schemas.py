@@ -40,14 +40,8 @@ def send_time_schema() -> pa.Schema:
     return _schema(cols + [("best_hour_weekday", pa.int64()), ("best_hour_weekend", pa.int64())])
 
 
-TOPIC_COUNTS = ("sends", "opens", "clicks")
-
-
 def topics_schema(topic_slugs: list[str]) -> pa.Schema:
-    """90-day shrunk click affinity per topic, then lifetime sends / opens / clicks per topic."""
-    topics = list(dict.fromkeys(topic_slugs))
-    return _schema([(f"click_affinity_{t}", pa.float64()) for t in topics]
-                   + [(f"topic_{m}_{t}", pa.int64()) for m in TOPIC_COUNTS for t in topics])
+    return _schema([(f"click_affinity_{t}", pa.float64()) for t in dict.fromkeys(topic_slugs)])
 
 
 def send_hours_schema() -> pa.Schema:
