@@ -9,6 +9,9 @@ An unsubscribe or complaint is an opt-out from all mail in the consent ledger
 A decision's reward is its campaign's `reward_event` (click by default):
 reward 1.0 (a conversion's revenue when the campaign rewards conversions).
 The allocator deduplicates rewards by event id, like the journal does events.
+An event that says the recipient got the message (delivered, open, click, ...)
+also marks its decision sent (`Allocator.mark_sent`, idempotent): what a campaign
+with `learn_from: sent` learns from, whoever sent the mail.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from serving.schemas import WebhookResponse
 from serving.webhooks import ProviderEvent, to_event_rows
 
 OPT_OUT_EVENTS = ("unsubscribe", "complaint")
+MAILED_EVENTS = ("delivered", "open", "click", "conversion", "unsubscribe", "complaint")  # not a bounce
 
 
 def reward_events(events: list[ProviderEvent], reward_event_of) -> list[ProviderEvent]:
@@ -50,6 +54,10 @@ def ingest(provider: str, events: list[ProviderEvent], journal, allocator, looku
         rows = opt_outs(provider, accepted)
         if rows:
             consent.record(rows)
+
+    mailed = [e for e in accepted if e.decision_id is not None and e.type in MAILED_EVENTS]
+    if mailed:
+        allocator.mark_sent([e.decision_id for e in mailed], [e.occurred_at for e in mailed])
 
     cache: dict = {}
 

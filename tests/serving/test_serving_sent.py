@@ -1,6 +1,8 @@
 """`POST /sent` over HTTP: marks decisions as mailed, idempotent, unknown ids reported, validated, scoped."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from serving_provider_samples import CAMPAIGN
@@ -8,11 +10,14 @@ from serving_provider_samples import CAMPAIGN
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-def _decide(client, settings, n=2) -> list[str]:
+def _contacts(settings, n=2) -> list[int]:
     from simulation.eventlog import read_table, table_path
 
-    contacts = read_table("contacts", table_path(settings.events_dir, "contacts"))["contact_id"].iloc[10:10 + n]
-    r = client.post("/decide", json={"campaign_id": CAMPAIGN, "contact_ids": contacts.tolist()})
+    return read_table("contacts", table_path(settings.events_dir, "contacts"))["contact_id"].iloc[10:10 + n].tolist()
+
+
+def _decide(client, settings, n=2) -> list[str]:
+    r = client.post("/decide", json={"campaign_id": CAMPAIGN, "contact_ids": _contacts(settings, n)})
     assert r.status_code == 200, r.text
     return [d["decision_id"] for d in r.json()["decisions"]]
 
@@ -53,3 +58,25 @@ def test_sent_needs_the_send_scope(anonymous_client, serving_world):
     assert anonymous_client.post("/sent", json=body, headers={"Authorization": f"Bearer {reward_key}"}).status_code == 403
     ok = anonymous_client.post("/sent", json=body, headers={"Authorization": f"Bearer {send_key}"})
     assert ok.status_code == 200 and ok.json()["unknown"] == ["b" * 32]
+
+
+def test_a_verified_delivered_event_marks_its_decision_sent(client, serving_world, allocator):
+    from datetime import datetime, timezone
+
+    from serving.demo_webhook_keys import demo_signers
+    from serving_provider_samples import record_sends, sendgrid_events
+
+    r = client.post("/decide", json={"campaign_id": CAMPAIGN, "contact_ids": _contacts(serving_world)})
+    decisions = r.json()["decisions"]
+    ids = [d["decision_id"] for d in decisions]
+    assert len(ids) == 2, r.text
+    sends = record_sends(serving_world, decisions, 970_000)  # webhook events must match a known send
+    delivered = [ev for ev in sendgrid_events(**sends[0], when=int(datetime.now(timezone.utc).timestamp()))
+                 if ev["event"] == "delivered"]
+    delivered[0]["sg_event_id"] = "delivered-marks-sent"
+    body = json.dumps(delivered).encode()
+    r = client.post("/webhooks/sendgrid", content=body,
+                    headers={"Content-Type": "application/json", **demo_signers(serving_world).sendgrid_headers(body)})
+    assert r.status_code == 200 and r.json()["recorded"] == 1, r.text
+    marked = set(allocator.log.sent()["decision_id"])
+    assert ids[0] in marked and ids[1] not in marked
