@@ -267,9 +267,11 @@ def _export_decisions(settings, subject: Subject) -> list[dict]:
     for table in ("rewards", "reward_audit"):
         rows += [{"table": table, **r} for r in _sqlite_rows(
             path, f"SELECT * FROM {table} WHERE decision_id IN ({mine})", (ids,))]
-    rows += [{"table": "sent_marks", **r} for r in _sqlite_rows(
-        path, "SELECT d.decision_id, s.sent_at FROM sent_marks s JOIN decisions d ON d.seq = s.seq"
-        " WHERE d.contact_id IN (SELECT value FROM json_each(?))", (ids,))]
+    if _sqlite_rows(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", ("sent_marks",)):
+        # a log that no version with sent marks has opened yet has no such table, and so no marks
+        rows += [{"table": "sent_marks", **r} for r in _sqlite_rows(
+            path, "SELECT d.decision_id, s.sent_at FROM sent_marks s JOIN decisions d ON d.seq = s.seq"
+            " WHERE d.contact_id IN (SELECT value FROM json_each(?))", (ids,))]
     return rows
 
 
