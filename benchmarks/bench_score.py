@@ -7,7 +7,8 @@ runs as its own process: the baseline once, then the streaming CLI once per `--b
     baseline  the same CLI with the `models` package of `--baseline REV` first on sys.path (git archive;
               default: the last revision whose score_all held every contact's features and every output row)
 
-Peak RSS is the kernel's high-water mark of the process (`wait4` rusage), wall time is process start to
+Peak RSS is the kernel's high-water mark of the process and CPU its user + system seconds (`wait4` rusage;
+CPU is less sensitive than wall time to other load on the machine), wall time is process start to
 exit (imports and model loading included; the feature tables are read once beforehand so neither run
 pays a cold page cache). Both outputs are compared: same rows, same contacts, largest
 difference of the score column. The models are one MLflow store's champions (`--mlruns`, e.g. a 50k
@@ -129,7 +130,7 @@ def main(argv=None) -> int:
     except ValueError:
         p.error(f"--batch: expected integers separated by commas, got {args.batch!r}")
 
-    console = Console(width=160)
+    console = Console(width=200)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_score_") as tmp:
         tmp = Path(tmp)
@@ -155,12 +156,13 @@ def main(argv=None) -> int:
                     old_out.unlink()
 
     table = Table(title=f"inbox score: streaming vs the in-memory score_all of {args.baseline}")
-    for col in ("world", "model", "rows", "batch", "baseline s", "new s", "baseline peak RSS", "new peak RSS",
-                "RSS ratio", "same rows", "max |score diff|"):
+    for col in ("world", "model", "rows", "batch", "baseline s", "new s", "baseline CPU s", "new CPU s",
+                "baseline peak RSS", "new peak RSS", "RSS ratio", "same rows", "max |score diff|"):
         table.add_column(col, justify="left" if col in ("world", "model") else "right")
     for r in rows:
         table.add_row(r["world"], r["model"], f"{r['rows']:,}", f"{r['batch']:,}", f"{r['baseline']['seconds']:.1f}",
-                      f"{r['new']['seconds']:.1f}", f"{r['baseline']['peak_rss'] / GiB:.2f} GiB",
+                      f"{r['new']['seconds']:.1f}", f"{r['baseline']['cpu_seconds']:.1f}",
+                      f"{r['new']['cpu_seconds']:.1f}", f"{r['baseline']['peak_rss'] / GiB:.2f} GiB",
                       f"{r['new']['peak_rss'] / GiB:.2f} GiB", f"{r['new']['peak_rss'] / r['baseline']['peak_rss']:.2f}",
                       "yes" if r["same_rows"] else "NO", f"{r['max_score_diff']:.1e}")
     console.print(table)
