@@ -395,23 +395,19 @@ def _write_content(con, cfg: PipelineConfig, out_dir: Path) -> int:
     return _copy(con, query, out_dir / TABLE_FILES["content_features"])
 
 
-PROFILE_ROW_GROUP = 65_536
-
-
 def _write_profile(con, out_dir: Path) -> int:
     """Static attributes, valid from the contact's creation; email quality checked per distinct address."""
     import pyarrow as pa
 
     prof = con.execute(
         """SELECT contact_id, created_at AS event_timestamp, email, industry, company_size, seniority,
-                  country, timezone, signup_source, consent FROM contacts ORDER BY contact_id"""
+                  country, timezone, signup_source, consent FROM contacts"""
     ).df()
     quality = email_quality(prof.pop("email"))
     prof = prof.join(quality)
     table = pa.Table.from_pandas(prof, preserve_index=False)
     path = out_dir / TABLE_FILES["contact_profile"]
     tmp = path.with_name(f".{path.name}.tmp")
-    # contact-ordered row groups small enough that a scoring batch's contact-id range reads one or two of them
-    pq.write_table(table, tmp, compression="zstd", row_group_size=PROFILE_ROW_GROUP)
+    pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)
     return table.num_rows
