@@ -93,7 +93,7 @@ class ContactBatches:
         if pd.notna(self.snapshot) and self.snapshot.tzinfo is None:
             raise ValueError(f"as_of: expected a timezone-aware time, got {as_of!r}")
         self.ids = snapshot_contacts(path, self.snapshot)
-        self._store = _feast_store(settings)
+        self.store = _feast_store(settings)  # the Feast store every batch's join plans its reads from
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -103,4 +103,4 @@ class ContactBatches:
 
         for lo in range(0, len(self.ids), self.batch):
             entity = pd.DataFrame({"contact_id": self.ids[lo : lo + self.batch], "event_timestamp": self.snapshot})
-            yield feature_frame(entity, self.services, self.settings, store=self._store)
+            yield feature_frame(entity, self.services, self.settings, store=self.store)

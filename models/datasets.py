@@ -263,7 +263,7 @@ def latest_contact_features(services, settings, as_of=None) -> pd.DataFrame:
 
     contacts = ContactBatches(services, settings, as_of=as_of)
     return feature_frame(pd.DataFrame({"contact_id": contacts.ids, "event_timestamp": contacts.snapshot}),
-                         services, settings)
+                         services, settings, store=contacts.store)
 
 
 def latest_content_features(settings, as_of=None) -> pd.DataFrame:
