@@ -187,9 +187,7 @@ class LeadScoringSpec:
     def send_volume_prior(self, prepared: Prepared, ctx: TrainingContext) -> SendVolumePrior | None:
         """The rate-vs-sends line of the label windows before the test period and the validation rate (the
         calibrator's period); None when they do not vary enough in sends to fit a line."""
-        volume = prepared.extra.get("window_sends")
-        if volume is None:
-            volume = prepared.extra["window_sends"] = self.window_sends(prepared, ctx)
+        volume = self._window_sends(prepared, ctx)
         past = prepared.frame[prepared.frame["block"] != "test"]
         rates = past.groupby("event_timestamp")[LABEL].mean()
         try:
@@ -308,12 +306,16 @@ class LeadScoringSpec:
             out[t] = float(np.isin(who[lo:hi], rows.to_numpy(np.int64)).sum() / len(rows))
         return pd.Series(out).sort_index()
 
+    def _window_sends(self, prepared: Prepared, ctx: TrainingContext) -> pd.Series:
+        """`window_sends`, computed once per `prepared` (the send-volume line and the plan both read it)."""
+        if prepared.extra.get("window_sends") is None:
+            prepared.extra["window_sends"] = self.window_sends(prepared, ctx)
+        return prepared.extra["window_sends"]
+
     def planned_sends(self, prepared: Prepared, ctx: TrainingContext) -> float:
         """The evaluation's send plan: the sender's sends per contact in the test label window (population level,
         from the send log), what a sender knows of its own calendar when it scores."""
-        volume = prepared.extra.get("window_sends")
-        if volume is None:
-            volume = prepared.extra["window_sends"] = self.window_sends(prepared, ctx)
+        volume = self._window_sends(prepared, ctx)
         return float(volume[prepared.test["event_timestamp"].iloc[0]])
 
     def calibration_under_drift(self, predictor: LeadScorer, prepared: Prepared, p: np.ndarray,
