@@ -145,7 +145,8 @@ def _epoch(value: Any, field: str) -> datetime:
     return _plausible(ts, field)
 
 
-def _iso(value: Any, field: str) -> datetime:
+def iso_time(value: Any, field: str) -> datetime:
+    """An ISO 8601 time with a zone, as UTC; WebhookPayloadError (400) naming `field` otherwise."""
     if not isinstance(value, str):
         raise WebhookPayloadError(field, "expected an ISO 8601 timestamp")
     try:
@@ -290,7 +291,7 @@ def parse_ses_message(message_id: str, raw: Any) -> list[ProviderEvent]:
     detail = _optional(message, detail_key, "Message", dict, {})
     stamp = detail.get("timestamp")
     field = f"Message.{detail_key}.timestamp" if stamp is not None else "Message.mail.timestamp"
-    occurred = _iso(stamp if stamp is not None else _require(mail, "timestamp", "Message.mail"), field)
+    occurred = iso_time(stamp if stamp is not None else _require(mail, "timestamp", "Message.mail"), field)
     return [ProviderEvent("ses", message_id, ses_type(kind, detail), occurred, **_ses_ids(mail))]
 
 
