@@ -318,16 +318,16 @@ class LeadScoringSpec:
         volume = self._window_sends(prepared, ctx)
         return float(volume[prepared.test["event_timestamp"].iloc[0]])
 
-    def calibration_under_drift(self, predictor: LeadScorer, prepared: Prepared, p: np.ndarray,
+    def calibration_under_drift(self, predictor: LeadScorer, prepared: Prepared, raw: np.ndarray, p: np.ndarray,
                                 oracle: np.ndarray, plan: float) -> pd.DataFrame:
-        """Calibration of the test probabilities under each correction of `models.drift`, one row each; `p`
-        the calibrated probabilities without a plan, `plan` the sends per contact of the test label window."""
+        """Calibration of the test probabilities under each correction of `models.drift`, one row each; `raw` and
+        `p` the test rows' raw and calibrated probabilities without a plan, `plan` the sends per contact of the
+        test label window."""
         from models import drift
 
         test = prepared.test
         y = test[LABEL].to_numpy()
         source = float(prepared.valid[LABEL].mean())  # the calibrator's period
-        raw = predictor.raw_probability(predictor.matrix(test))
         fitted_rate = float(self._fitting_rows(prepared)[LABEL].mean())
         candidates = {
             "raw model (fit on train + validation)": (raw, f"base rate of its fitting rows {fitted_rate:.4f}"),
@@ -370,7 +370,7 @@ class LeadScoringSpec:
         paired = {"logreg": vs_base}
         if predictor.linear is not None:  # ablation: what the trees add to our own linear part
             paired["no_trees"] = self.paired(p, predictor.linear.probability(X), prepared, ctx)
-        drift_table = self.calibration_under_drift(predictor, prepared, p_no_plan, oracle, plan)
+        drift_table = self.calibration_under_drift(predictor, prepared, raw, p_no_plan, oracle, plan)
         ratio = float(p.mean() / rate)
         ece_no_plan = M.expected_calibration_error(y, p_no_plan)
         metrics = {
