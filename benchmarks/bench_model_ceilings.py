@@ -348,12 +348,16 @@ def _content_test_groups(ctx, spec) -> tuple[pd.DataFrame, pd.Timestamp]:
     return g, split.test_start
 
 
+def _logit(q: np.ndarray) -> np.ndarray:
+    """log(q / (1 - q)), q clipped to [1e-12, 1] on both sides of the ratio."""
+    return np.log(np.clip(q, 1e-12, 1)) - np.log(np.clip(1 - q, 1e-12, 1))
+
+
 def _affinity_free_logits(rm, ci, ki, t_us, recent):
     """Open and click logits without the topic-affinity terms, and P(bounce) (`ResponseModel.conditional`)."""
     p = rm.conditional(ci, ki, t_us, recent)
     aff = rm.traits.topic_affinity[ci, rm._topic[ki]]
-    logit = lambda q: np.log(np.clip(q, 1e-12, 1)) - np.log(np.clip(1 - q, 1e-12, 1))  # noqa: E731
-    return logit(p["open"]) - 0.25 * aff, logit(p["click"]) - 0.9 * aff, p["bounce"]
+    return _logit(p["open"]) - 0.25 * aff, _logit(p["click"]) - 0.9 * aff, p["bounce"]
 
 
 OPEN_APPEAL_SD, CLICK_APPEAL_SD = 0.2, 0.3  # latent item appeal ~ N(0, sd) log-odds (`simulation.world`)
@@ -384,9 +388,8 @@ def item_appeal_posteriors(ctx, rm, test_start, z: np.ndarray, grid: int) -> tup
     ci = rm._rows(h["contact_id"].to_numpy(np.int64), rm._contact_ids, "contact_id")
     ki = rm._rows(h["content_id"].to_numpy(np.int64), rm._content_ids, "content_id")
     p = rm.conditional(ci, ki, t_all[past], recent[past])
-    logit = lambda q: np.log(np.clip(q, 1e-12, 1)) - np.log(np.clip(1 - q, 1e-12, 1))  # noqa: E731
     ct = ctx.world.content_traits
-    o0, c0 = logit(p["open"]) - ct.open_appeal[ki], logit(p["click"]) - ct.click_appeal[ki]
+    o0, c0 = _logit(p["open"]) - ct.open_appeal[ki], _logit(p["click"]) - ct.click_appeal[ki]
     sid = h["send_id"].to_numpy()
     kinds = ev[ev["send_id"].isin(sid)].groupby("type")["send_id"].agg(set)
     bounced = np.isin(sid, list(kinds.get("bounce", set())))
