@@ -27,7 +27,9 @@ def _model_line(r: dict) -> str:
     metric = r.get("metric", "metric")
     base = f", {r['baseline_name']} {_num(r['baseline'])}" if r.get("baseline_name") else ""
     oracle = f", oracle {_num(r['oracle'])}" if r.get("oracle") is not None else ""
-    return f"{r.get('model')} v{r.get('version')}: {metric} {_num(r.get('ours'))}{base}{oracle}; {verdict}"
+    choice = r.get("model_choice", "ours")
+    served = "" if choice == "ours" else f"; registered the {choice.replace(': ', ' ')} (it won)"
+    return f"{r.get('model')} v{r.get('version')}: {metric} {_num(r.get('ours'))}{base}{oracle}{served}; {verdict}"
 
 
 def _experiments(result: dict) -> str:

@@ -50,6 +50,11 @@ def test_demo_summary_is_words_without_paths():
     line = describe("train", [{"model": "lead_scoring", "metric": "AUC", "baseline_name": "logistic",
                                "baseline": 0.79, "ours": 0.8123, "oracle": 0.85, "version": "2", "promoted": False}])
     assert line == "lead_scoring v2: AUC 0.8123, logistic 0.79, oracle 0.85; kept as challenger"
+    line = describe("train", [{"model": "lead_scoring", "metric": "AUC", "baseline_name": "logistic",
+                               "baseline": 0.82, "ours": 0.8123, "oracle": 0.85, "version": "1", "promoted": True,
+                               "model_choice": "baseline: logistic regression"}])
+    assert line == ("lead_scoring v1: AUC 0.8123, logistic 0.82, oracle 0.85; registered the baseline logistic "
+                    "regression (it won); promoted to champion")
 
 
 def test_version_and_a_bad_flag_shows_the_sub_command_usage(capsys):
