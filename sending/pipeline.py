@@ -110,24 +110,30 @@ def next_send_id(events_dir: Path) -> int:
 
 
 # --- decide ---------------------------------------------------------------------
-def call_decide(client, base_url: str, config: CampaignConfig, contact_ids: np.ndarray, start, end) -> dict:
+def post_service(client, base_url: str, route: str, body: dict, doing: str = "") -> dict:
+    """POST `body` to `{base_url}/{route}` and return the JSON answer; a `SendError` (one line) when the
+    service is unreachable (`doing` names what for) or answers other than 200."""
     import httpx
 
-    body = {"campaign_id": config.campaign_id, "contact_ids": [int(c) for c in contact_ids],
-            "window": {"start": start.isoformat(), "end": end.isoformat(),
-                       "quiet_hours": list(config.window.quiet_hours)},
-            "k": max(config.content_blocks, 1)}
     try:
-        r = client.post(f"{base_url}/decide", json=body)
+        r = client.post(f"{base_url}/{route}", json=body)
     except httpx.HTTPError as exc:
-        raise SendError(f"service {base_url} unreachable ({type(exc).__name__})") from None
+        raise SendError(f"service {base_url} unreachable{doing} ({type(exc).__name__})") from None
     if r.status_code != 200:
         try:
             detail = r.json().get("error", "")
         except ValueError:
             detail = r.text[:200]
-        raise SendError(f"{base_url}/decide answered HTTP {r.status_code}{': ' + detail if detail else ''}")
+        raise SendError(f"{base_url}/{route} answered HTTP {r.status_code}{': ' + detail if detail else ''}")
     return r.json()
+
+
+def call_decide(client, base_url: str, config: CampaignConfig, contact_ids: np.ndarray, start, end) -> dict:
+    body = {"campaign_id": config.campaign_id, "contact_ids": [int(c) for c in contact_ids],
+            "window": {"start": start.isoformat(), "end": end.isoformat(),
+                       "quiet_hours": list(config.window.quiet_hours)},
+            "k": max(config.content_blocks, 1)}
+    return post_service(client, base_url, "decide", body)
 
 
 # --- render ---------------------------------------------------------------------

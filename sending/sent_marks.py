@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sending.pipeline import SendError
+from sending.pipeline import SendError, post_service
 
 logger = logging.getLogger("inbox.sending")
 CHUNK = 5000  # the route's limit per call (serving.sent_marks.MAX_SENT_IDS)
@@ -52,14 +52,10 @@ class SentMarker:
             for lo in range(0, len(decision_ids), CHUNK):
                 chunk = decision_ids[lo: lo + CHUNK]
                 try:
-                    r = client.post(f"{self.base_url}/sent", json={"decision_ids": chunk})
-                except httpx.HTTPError as exc:
-                    raise SendError(f"service {self.base_url} unreachable while marking sent decisions "
-                                    f"({type(exc).__name__}); re-run the same campaign to resume") from None
-                if r.status_code != 200:
-                    raise SendError(f"{self.base_url}/sent answered HTTP {r.status_code}: {r.text[:200]}; "
-                                    "re-run the same campaign to resume")
-                answer = r.json()
+                    answer = post_service(client, self.base_url, "sent", {"decision_ids": chunk},
+                                          " while marking sent decisions")
+                except SendError as exc:
+                    raise SendError(f"{exc}; re-run the same campaign to resume") from None
                 self.tally.marked += answer["marked"]
                 self.tally.already += answer["already"]
                 self.tally.unknown += len(answer["unknown"])
