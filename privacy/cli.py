@@ -37,7 +37,7 @@ def _erase(args) -> int:
     settings, subject = _subject(args)
     out = erase(settings, subject, progress=lambda name: print(f"erasing: {name}", file=sys.stderr))
     for name, n in out.stores.items():
-        print(f"{name}: {n}")
+        print(f"{name}: {n}" + (f" ({out.notes[name]})" if name in out.notes else ""))
     print(f"audit subject: {out.subject_hash}")
     return 0
 

@@ -1,6 +1,7 @@
 """Export or erase one data subject across every store (GDPR Art. 15/20 access, Art. 17 erasure).
 
-A store is a `Store(name, erase, export)`: `erase(settings, subject) -> rows removed` must be
+A store is a `Store(name, erase, export)`: `erase(settings, subject) -> rows removed` (or an
+`Erased(rows, note)` when the store has more to say, e.g. which persistence files it rewrote) must be
 idempotent and atomic within the store (temp file + rename, or one transaction and a compaction:
 `privacy.files`); `export(settings, subject) -> list of JSON-able dicts`. The built-in stores are in
 `privacy.stores`; a package owning another store lists its own in a module named in
@@ -52,11 +53,20 @@ class Store:
     export: Callable[[object, Subject], list]
 
 
+@dataclass(frozen=True)
+class Erased:
+    """A store's erasure result with a note for the caller and the audit line (no personal data)."""
+
+    rows: int
+    note: str
+
+
 @dataclass
 class Outcome:
     subject_hash: str
     stores: dict[str, int] = field(default_factory=dict)
     data: dict[str, list] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def stores() -> list[Store]:
@@ -158,15 +168,19 @@ def erase(settings, subject: Subject, progress: Callable[[str], None] | None = N
     pending["email_digests"] = sorted(set(pending["email_digests"]) | set(subject.email_digests))
     subject = Subject(tuple(pending["contact_ids"]), tuple(pending["email_digests"]))
     _write_json(pending_path, pending)
+    notes = pending.setdefault("notes", {})
     for store in stores():
-        if store.name in pending["done"]:
-            out.stores[store.name] = pending["done"][store.name]
-            continue
-        if progress:
-            progress(store.name)
-        out.stores[store.name] = int(store.erase(settings, subject))
-        pending["done"][store.name] = out.stores[store.name]
-        _write_json(pending_path, pending)
+        if store.name not in pending["done"]:
+            if progress:
+                progress(store.name)
+            result = store.erase(settings, subject)
+            pending["done"][store.name] = result.rows if isinstance(result, Erased) else int(result)
+            if isinstance(result, Erased):
+                notes[store.name] = result.note
+            _write_json(pending_path, pending)
+        out.stores[store.name] = pending["done"][store.name]
+        if store.name in notes:
+            out.notes[store.name] = notes[store.name]
     _audit(settings, "erase", out, complete=True)
     pending_path.unlink()
     return out
@@ -196,8 +210,9 @@ def _audit(settings, action: str, out: Outcome, complete: bool) -> None:
     """Append one line without personal data: the subject's keyed hash, time, stores and counts."""
     path = privacy_dir(settings) / "audit.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    line = json.dumps({"at": datetime.now(timezone.utc).isoformat(), "action": action,
-                       "subject": out.subject_hash, "stores": out.stores, "complete": complete})
+    record = {"at": datetime.now(timezone.utc).isoformat(), "action": action,
+              "subject": out.subject_hash, "stores": out.stores, "complete": complete}
+    line = json.dumps({**record, "notes": out.notes} if out.notes else record)
     with open(path, "a") as fh:
         fh.write(line + "\n")
         fh.flush()

@@ -7,6 +7,7 @@
 | simulator world | `data/world/contacts.parquet`, `traits.npz` | the contact's row and latent traits |
 | feature tables | `data/features/*.parquet` with a `contact_id` column | every snapshot row |
 | online store | `data/feast/online.db`, every table (or Redis) | the contact's entity rows: features and the published `contact_predictions` |
+| online store persistence | Redis's `dump.rdb` / append-only files (the scale profile) | the deleted keys' copies on disk: rewritten from memory (`privacy.redis_persistence`) |
 | decision log | `DecisionLog.erase_contact` (SQLite or PostgreSQL) | decisions, their rewards, audited rewards and sent marks |
 | MLflow artifacts | logged models' `input_example.json` / `serving_input_example.json` | see `privacy.mlflow_artifacts` |
 | event log contacts | `data/events/contacts.parquet` | the contact's row (erased next to last) |
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from privacy.erase import Store, Subject
+from privacy.erase import Erased, Store, Subject
 from privacy.files import ids_json, parquet_rows, parquet_without, sqlite_delete
 
 
@@ -185,14 +187,9 @@ def _erase_online(settings, subject: Subject) -> int:
     if found is None or not subject.contact_ids:
         return 0
     store, keys = found
-    if getattr(store.config.online_store, "type", None) == "redis":
-        from features.online_redis import RedisSource
-
-        source = RedisSource(store)
-        try:
+    if _on_redis(store):
+        with _redis(store) as source:
             return int(source.client.delete(*[k + source.project for k in keys]))
-        finally:
-            source.close()
     from features.online_store import db_path
 
     path = Path(db_path(store.config))
@@ -207,6 +204,37 @@ def _erase_online(settings, subject: Subject) -> int:
     marks = ",".join("?" * len(keys))
     counts = sqlite_delete(path, [(f'DELETE FROM "{t}" WHERE entity_key IN ({marks})', tuple(keys)) for t in tables])
     return sum(counts.values())
+
+
+def _on_redis(store) -> bool:
+    return getattr(store.config.online_store, "type", None) == "redis"
+
+
+@contextmanager
+def _redis(store):
+    """A `features.online_redis.RedisSource` on the store's Redis (its client and project), closed after."""
+    from features.online_redis import RedisSource
+
+    source = RedisSource(store)
+    try:
+        yield source
+    finally:
+        source.close()
+
+
+def _erase_online_persistence(settings, subject: Subject) -> int | Erased:
+    """On Redis, after the online store's keys are deleted: rewrite the RDB snapshot and/or append-only
+    file from memory and wait for it (`privacy.redis_persistence`), so the deleted values are not left in
+    them; rows = persistence rewrites done. Nothing to do on the SQLite store (compacted by its eraser).
+    It runs even when the online store found no keys: a resumed erasure may have deleted them before."""
+    found = _online(settings, subject)
+    if found is None or not subject.contact_ids or not _on_redis(found[0]):
+        return 0
+    from privacy.redis_persistence import REWRITE_TIMEOUT, rewrite_persistence
+
+    with _redis(found[0]) as source:
+        done = rewrite_persistence(source.client, REWRITE_TIMEOUT)
+    return Erased(len(done.commands), done.describe())
 
 
 def _export_online(settings, subject: Subject) -> list[dict]:
@@ -316,6 +344,7 @@ STORES = [
     Store("simulator world", _erase_world, _export_world),
     Store("feature tables", _erase_features, _export_features),
     Store("online store", _erase_online, _export_online),
+    Store("online store persistence", _erase_online_persistence, lambda settings, subject: []),
     Store("decision log", _erase_decisions, _export_decisions),
     _mlflow_store(),
     _event_table("contacts"),
