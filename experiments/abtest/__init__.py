@@ -10,7 +10,7 @@ Public API (imported lazily so that ``inbox --help`` stays fast):
 """
 from __future__ import annotations
 
-import importlib
+from experiments import lazy_exports
 
 _EXPORTS = {
     "analyze": "experiments.abtest.analysis",
@@ -38,8 +38,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'experiments.abtest' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
