@@ -35,7 +35,7 @@ SHARE_TARGET = {"lead_scoring": 0.90, "send_time": 0.95, "content_preference": 0
 
 def run(out: Path, models: list[str], seed: int) -> None:
     from inbox.settings import load_settings
-    from models.harness import TrainingContext
+    from models.harness import TrainingContext, choose_predictor
     from models.training import make_spec
 
     ctx = TrainingContext(load_settings(), seed=seed, progress=lambda m: print(m, flush=True))
@@ -48,6 +48,7 @@ def run(out: Path, models: list[str], seed: int) -> None:
         prepared = spec.prepare(ctx)
         predictor = spec.fit(prepared, ctx)
         ev = spec.evaluate(predictor, prepared, ctx)
+        _, choice, _ = choose_predictor(spec, ev, predictor, prepared, ctx)  # what training would register
         rec = {"metric": METRIC[name], "ours": ev.ours, "oracle": ev.oracle, "random": ev.random,
                "calibration_ratio": ev.calibration_ratio, "baseline_name": ev.baseline_name,
                "baselines": {k.split("_baseline_", 1)[1]: v for k, v in ev.metrics.items()
@@ -55,7 +56,7 @@ def run(out: Path, models: list[str], seed: int) -> None:
                "paired": {k: t.as_dict() for k, t in ev.paired.items()}, "best_baseline": ev.best_baseline,
                "metrics": {k: v for k, v in ev.metrics.items() if isinstance(v, (int, float))},
                "tables": {k: t.to_dict(orient="records") for k, t in ev.tables.items()},
-               "seconds": time.perf_counter() - t0}
+               "choice": choice, "seconds": time.perf_counter() - t0}
         result["models"][name] = rec
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=1, default=float))
@@ -81,6 +82,27 @@ def _met(name: str, rec: dict, share: float | None) -> tuple[bool | None, str]:
     if missed:
         return False, "missed: " + ", ".join(missed)
     return (None, "unknown: " + ", ".join(unknown)) if unknown else (True, "met")
+
+
+def _served(name: str, rec: dict, c: dict | None) -> list[str] | None:
+    """A row for what training registers instead of ours when a baseline beats it (`choose_predictor`): its
+    metric, its paired tests against the other baselines (when the spec logs them) and its share of lift."""
+    choice = rec.get("choice", "ours")
+    if choice == "ours":
+        return None
+    best, m = rec["best_baseline"], rec["metrics"]
+    value = rec["baselines"][best]
+    share = None if c is None or rec["random"] is None else (value - rec["random"]) / (c["value"] - rec["random"])
+    others = {k: (m[f"paired_{best}_vs_{k}_p"], m[f"paired_{best}_vs_{k}_ci_low"]) for k in rec["baselines"]
+              if f"paired_{best}_vs_{k}_p" in m}
+    parts = {"share": None if share is None else share >= SHARE_TARGET[name],
+             **{f"> {k}": ci_low > 0 and p < 0.05 for k, (p, ci_low) in others.items()}}
+    missed = [k for k, v in parts.items() if v is False]
+    why = ("missed: " + ", ".join(missed)) if missed else "unknown: share" if share is None else "met"
+    colour = "red" if missed else "green" if share is not None else "white"
+    return [f"  served: {choice}", rec["metric"], f"{value:.4f}", "",
+            "\n".join(f"{k}: {p:.3g}" for k, (p, _) in others.items()), "", "",
+            "-" if share is None else f"{share:.3f}", "", f"[{colour}]{why} (as served)[/]"]
 
 
 def _calibration(rec: dict) -> str:
@@ -127,6 +149,9 @@ def report(results: list[Path], ceilings: list[Path]) -> None:
                 "-" if share is None else f"{share:.3f}",
                 _calibration(rec),
                 ("[green]" if met else "[red]" if met is False else "") + why + ("[/]" if met is not None else ""))
+            served = _served(name, rec, c)
+            if served is not None:
+                table.add_row(*served)
         console.print(table)
         lead = res["models"].get("lead_scoring")
         if lead and "calibration_under_drift.json" in lead["tables"]:

@@ -2,6 +2,10 @@
 
 Wraps the exported two-tower torch module (`models.two_tower`) with its
 input encoders (category vocabularies, numeric standardization; plain JSON).
+`inputs` names what the encoders read: "features" (the feature frames as they
+are: the trained two-tower) or "structural" (`models.structural_logit`'s views
+of them: the structural logistic regression in linear towers, registered when
+it beats the two-tower). Both score through the same towers.
 """
 from __future__ import annotations
 
@@ -24,8 +28,8 @@ class TowerEncoder:
     std: list[float] = field(default_factory=list)
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, exclude=()) -> "TowerEncoder":
-        enc = FeatureEncoder.fit(frame, exclude=exclude)
+    def fit(cls, frame: pd.DataFrame, exclude=(), max_categories: int = 200) -> "TowerEncoder":
+        enc = FeatureEncoder.fit(frame, exclude=exclude, max_categories=max_categories)
         cats = [c for c in enc.columns if c in enc.categorical]
         nums = [c for c in enc.columns if c not in enc.categorical]
         enc = FeatureEncoder(cats + nums, enc.categorical)
@@ -72,7 +76,10 @@ class ContentRanker:
     services = ("content_preference", "lead_scoring")  # topics + content, engagement + profile
 
     def __init__(self, module, contact_encoder: TowerEncoder, content_encoder: TowerEncoder, version=None,
-                 batch_rows: int = 65_536):
+                 batch_rows: int = 65_536, inputs: str = "features"):
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs: expected one of {sorted(INPUTS)}, got {inputs!r}")
+        self.inputs = inputs
         self.module = module
         self.contact_encoder = contact_encoder
         self.content_encoder = content_encoder
@@ -97,11 +104,11 @@ class ContentRanker:
 
     def contact_vectors(self, contact_features_df: pd.DataFrame) -> np.ndarray:
         """Contact-tower output per contact row (what `inbox publish` stores)."""
-        return self.contact_side(self.contact_encoder.transform(contact_features_df))
+        return self.contact_side(self.contact_encoder.transform(self._views[0](contact_features_df)))
 
     def content_vectors(self, content_features_df: pd.DataFrame) -> np.ndarray:
         """Content-tower output per content row."""
-        return self.content_side(self.content_encoder.transform(content_features_df))
+        return self.content_side(self.content_encoder.transform(self._views[1](content_features_df)))
 
     def contact_side(self, A: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """Contact-tower output (len(A), out_dim + 1), float32, for encoded contact rows."""
@@ -154,7 +161,8 @@ class ContentRanker:
     def pair_matrix(self, contact_df: pd.DataFrame, content_df: pd.DataFrame) -> np.ndarray:
         """Row-aligned pairs: row i of `contact_df` with row i of `content_df`."""
         return np.ascontiguousarray(
-            np.hstack([self.contact_encoder.transform(contact_df), self.content_encoder.transform(content_df)]),
+            np.hstack([self.contact_encoder.transform(self._views[0](contact_df)),
+                       self.content_encoder.transform(self._views[1](content_df))]),
             dtype=np.float32)
 
     def predict_pairs(self, contact_df: pd.DataFrame, content_df: pd.DataFrame) -> np.ndarray:
@@ -193,15 +201,24 @@ class ContentRanker:
         return out.sort_values(["contact_id", "rank"], kind="stable").reset_index(drop=True)
 
     # --- persistence ----------------------------------------------------------
-    def metadata(self, config: dict | None = None) -> dict:
-        return {"kind": "content_preference", "feature_service": self.feature_service,
-                "contact_encoder": self.contact_encoder.to_dict(), "content_encoder": self.content_encoder.to_dict(),
-                "two_tower": config or {}}
+    @property
+    def _views(self):
+        """(contact view, content view): what the encoders read, derived from the feature frames."""
+        if self.inputs == "structural":
+            from models.structural_logit import contact_view, content_view
 
-    def write_metadata(self, directory: Path, config: dict | None = None) -> Path:
+            return contact_view, content_view
+        return _as_is, _as_is
+
+    def metadata(self) -> dict:
+        return {"kind": "content_preference", "feature_service": self.feature_service, "inputs": self.inputs,
+                "contact_encoder": self.contact_encoder.to_dict(), "content_encoder": self.content_encoder.to_dict(),
+                "two_tower": self.towers.config.to_dict()}
+
+    def write_metadata(self, directory: Path) -> Path:
         from models.tracking import write_predictor_metadata
 
-        return write_predictor_metadata(directory, self.metadata(config))
+        return write_predictor_metadata(directory, self.metadata())
 
     @classmethod
     def load(cls, model_dir: Path, version=None) -> "ContentRanker":
@@ -213,7 +230,15 @@ class ContentRanker:
         meta = read_predictor_metadata(model_dir)
         module = mlflow.pytorch.load_model(str(model_dir))
         return cls(module, TowerEncoder.from_dict(meta["contact_encoder"]),
-                   TowerEncoder.from_dict(meta["content_encoder"]), version=version)
+                   TowerEncoder.from_dict(meta["content_encoder"]), version=version,
+                   inputs=meta.get("inputs", "features"))
+
+
+INPUTS = frozenset({"features", "structural"})
+
+
+def _as_is(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame
 
 
 MIN_ROWS = 16  # float32 GEMMs on fewer rows may take another kernel (last-bit differences): padded up to this
@@ -225,14 +250,18 @@ def _padded(X: np.ndarray) -> np.ndarray:
 
 
 def _tower_layout(weights: dict, prefix: str):
+    """(layout, embedding_dim, hidden, out_dim) of one tower from its parameter shapes (hidden 0: linear)."""
     from models.two_tower import TowerLayout
 
     embeddings = sorted((k for k in weights if k.startswith(f"{prefix}.embeddings.") and k.endswith(".weight")),
                         key=lambda k: int(k.split(".")[2]))
+    cards = tuple(int(weights[k].shape[0]) for k in embeddings)
+    if f"{prefix}.linear.weight" in weights:
+        width, n_num = weights[f"{prefix}.linear.weight"].shape
+        return TowerLayout(len(embeddings), int(n_num), cards), int(width), 0, int(width) - 1
     dim = int(weights[embeddings[0]].shape[1]) if embeddings else 1
     hidden, width = weights[f"{prefix}.mlp.0.weight"].shape
     out_dim = int(weights[f"{prefix}.mlp.2.weight"].shape[0]) - 1
-    cards = tuple(int(weights[k].shape[0]) for k in embeddings)
     return TowerLayout(len(embeddings), int(width) - len(embeddings) * dim, cards), dim, int(hidden), out_dim
 
 

@@ -9,8 +9,8 @@ content items sent and at least one click, the items are ranked; relevance =
 clicked. NDCG@3 and recall@3 for the model, for the baselines (global
 popularity = training-period click rate of the item; the contact's smoothed
 click rate on the item's topic; a logistic regression on exactly the
-interactions of the simulator's click model, `structural_logit`) and for the
-oracle (the simulator's true click probability of each send). AUC over all
+interactions of the simulator's click model, `models.structural_logit`) and
+for the oracle (the simulator's true click probability of each send). AUC over all
 test sends. The model and each baseline are compared by a paired bootstrap
 over contacts of their per-contact NDCG@3 (`models.paired`).
 """
@@ -154,7 +154,6 @@ class ContentPreferenceSpec:
         model.load_state_dict(best_state)
         model.eval()
         prepared.extra["valid_loss_by_epoch"] = history
-        prepared.extra["two_tower_config"] = tt_cfg.to_dict()
         ranker.module = model
         return ranker
 
@@ -208,7 +207,24 @@ class ContentPreferenceSpec:
                 topic_rate[m] = pd.to_numeric(rows.loc[m, col], errors="coerce").to_numpy(float)
         topic_rate = np.where(np.isfinite(topic_rate), topic_rate, np.nanmean(topic_rate))
         return {"global popularity": popularity, "contact's topic click rate": topic_rate,
-                "structural logistic regression": structural_logit(train, rows)}
+                "structural logistic regression": self.structural(prepared).predict_pairs(
+                    self._contact_part(rows), self._content_part(rows))}
+
+    def structural(self, prepared: Prepared) -> ContentRanker:
+        """The structural logistic regression fitted on the training rows (once per training), as a ranker."""
+        from models import structural_logit
+
+        if "structural" not in prepared.extra:
+            train = prepared.train
+            prepared.extra["structural"] = structural_logit.fit(self._contact_part(train), self._content_part(train),
+                                                                train[LABEL].to_numpy(), threads=self.config.threads)
+        return prepared.extra["structural"]
+
+    def baseline_predictor(self, prepared: Prepared, ctx: TrainingContext, predictor: ContentRanker,
+                           baseline: str) -> ContentRanker | None:
+        """The structural logistic regression, when it is the baseline that beats ours (it is served in the
+        two-tower's form); popularity and the topic rate are not served (None)."""
+        return self.structural(prepared) if baseline == "structural_logit" else None
 
     def test_scores(self, predictor: ContentRanker, prepared: Prepared, ctx: TrainingContext) -> np.ndarray:
         """Scores of the deduplicated test (contact, content) pairs (what the paired tests compare)."""
@@ -255,6 +271,11 @@ class ContentPreferenceSpec:
         base = {n: r[f"ndcg@{k}"] for n, r in ranking.items() if n not in ("ours", "oracle")}
         best_base = max(base, key=base.get)
         paired = {slug[n][len("_baseline_"):]: self.paired(scores["ours"], scores[n], prepared, ctx) for n in base}
+        structural = "structural logistic regression"  # registered instead of ours when it wins: against the others
+        for n in base:
+            if n != structural:
+                metrics.update(self.paired(scores[structural], scores[n], prepared, ctx).as_metrics(
+                    f"paired_structural_logit_vs_{slug[n][len('_baseline_'):]}"))
         met = bool(all(t.wins for t in paired.values()))
         figures = {f"ndcg_at_{k}.png": plots.bars(f"NDCG@{k} on the test period",
                                                   {n: r[f"ndcg@{k}"] for n, r in ranking.items()}, f"NDCG@{k}")}
@@ -281,45 +302,9 @@ class ContentPreferenceSpec:
         signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, example.shape[1]))]),
                                    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,))]))
         with tempfile.TemporaryDirectory() as tmp:
-            meta = predictor.write_metadata(Path(tmp), prepared.extra.get("two_tower_config"))
+            meta = predictor.write_metadata(Path(tmp))
             return mlflow.pytorch.log_model(
                 predictor.module, name="model", serialization_format="pt2", input_example=example,
                 signature=signature, pip_requirements=list(pinned("torch", "numpy")), extra_files=[str(meta)],
             )
 
-
-def structural_logit(train: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
-    """P(click) of `rows` by a logistic regression on exactly the interactions of the simulator's click model
-    (industry x topic, seniority x topic, seniority x format, free mail x emoji, urgency x topic,
-    personalization, the item) plus the contact's topic click rate: the right structure, the same data."""
-    import scipy.sparse as sp
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import OneHotEncoder
-    from threadpoolctl import threadpool_limits
-
-    def cats(d):
-        s = lambda c: d[c].astype(str)  # noqa: E731
-        return pd.DataFrame({"ind_topic": s("industry") + s("content_topic"),
-                             "sen_topic": s("seniority") + s("content_topic"),
-                             "sen_format": s("seniority") + s("content_format"),
-                             "free_emoji": s("email_free_mail") + s("has_emoji"),
-                             "urgent_topic": s("has_urgency") + s("content_topic"),
-                             "personal": s("has_personalization"), "item": s("content_id")})
-
-    def nums(d):
-        from features.pipeline import topic_slug
-
-        own = np.zeros(len(d))
-        slugs = d["content_topic"].astype(str).map(topic_slug)
-        for topic in slugs.unique():
-            m = (slugs == topic).to_numpy()
-            col = f"click_affinity_{topic}"
-            own[m] = pd.to_numeric(d.loc[m, col], errors="coerce").to_numpy(float) if col in d else 0.0
-        return np.nan_to_num(np.column_stack([np.log(own + 1e-3), np.log1p(d["clicks_total"]), d["click_rate_90d"],
-                                              np.log(d["content_click_rate"] + 1e-3)]))
-
-    enc = OneHotEncoder(handle_unknown="ignore").fit(cats(train))
-    design = lambda d: sp.hstack([enc.transform(cats(d)), sp.csr_matrix(nums(d))]).tocsr()  # noqa: E731
-    with threadpool_limits(limits=1):
-        model = LogisticRegression(C=0.5, max_iter=500).fit(design(train), train[LABEL].to_numpy())
-    return model.predict_proba(design(rows))[:, 1]

@@ -20,7 +20,7 @@ does the rest in the same order for every model:
    zero) and only if the challenger is not significantly worse than the best
    baseline (`models.registry.decide`). When the best baseline beats ours
    (CI of the difference below zero) and the spec can serve it
-   (`spec.baseline_predictor`), the baseline is registered instead (tag
+   (`spec.baseline_predictor` returns a predictor for it), the baseline is registered instead (tag
    `model_choice`): choosing the model is part of training. Every paired test (challenger vs each
    baseline, vs the champion) is logged: metrics `paired_vs_<name>_{diff,
    ci_low, ci_high, z, p, p_noninferior}` and `paired_tests.json`.
@@ -273,13 +273,7 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
             tracking.log_figure(fig, filename)
         for filename, table in ev.tables.items():
             mlflow.log_table(table, f"tables/{filename}")
-        vs_baseline = ev.paired.get(ev.best_baseline)
-        choice = "ours"
-        if vs_baseline is not None and vs_baseline.significantly_worse and hasattr(spec, "baseline_predictor"):
-            # model choice is part of training: the baseline that beats ours is what gets registered and served
-            ctx.progress(f"{spec.name}: the baseline {ev.baseline_name} beats ours on the same rows; registering it")
-            predictor = spec.baseline_predictor(prepared, ctx, predictor)
-            choice, vs_baseline = f"baseline: {ev.baseline_name}", None
+        predictor, choice, vs_baseline = choose_predictor(spec, ev, predictor, prepared, ctx)
         mlflow.set_tag("model_choice", choice)
         ctx.progress(f"{spec.name}: logging and registering the model")
         info = spec.log_model(predictor, prepared)
@@ -296,7 +290,7 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
                                   prepared, ctx),
             vs_baseline,
             baseline_name=ev.baseline_name,
-            baseline_servable=hasattr(spec, "baseline_predictor"),
+            baseline_servable=choice != "ours",  # ours worse and still "ours": the baseline cannot be served
         )
         registry.log_decision(decision)
         tracking.log_comparison(decision)
@@ -324,6 +318,22 @@ def run_training(spec: ModelSpec, ctx: TrainingContext) -> TrainResult:
         p_vs_baseline=None if ev.best_baseline not in ev.paired else ev.paired[ev.best_baseline].p_superior,
         model_choice=choice,
     )
+
+
+def choose_predictor(spec: ModelSpec, ev: Evaluation, predictor, prepared, ctx: TrainingContext):
+    """(what to register, "ours" or "baseline: <name>", ours' paired test against the best baseline or None).
+
+    Model choice is part of training: when the best baseline beats ours on the same rows (CI of the
+    difference below zero) and the spec can serve it (`spec.baseline_predictor` returns a predictor), the
+    baseline is what gets registered and served."""
+    vs_baseline = ev.paired.get(ev.best_baseline)
+    if vs_baseline is None or not vs_baseline.significantly_worse or not hasattr(spec, "baseline_predictor"):
+        return predictor, "ours", vs_baseline
+    servable = spec.baseline_predictor(prepared, ctx, predictor, ev.best_baseline)
+    if servable is None:
+        return predictor, "ours", vs_baseline
+    ctx.progress(f"{spec.name}: the baseline {ev.baseline_name} beats ours on the same rows; registering it")
+    return servable, f"baseline: {ev.baseline_name}", None
 
 
 def log_paired_tests(paired: dict) -> None:

@@ -233,11 +233,15 @@ class LeadScoringSpec:
                 threads=self.config.threads)
         return prepared.extra["baseline_logreg"]
 
-    def baseline_predictor(self, prepared: Prepared, ctx: TrainingContext, predictor: LeadScorer) -> LeadScorer:
+    def baseline_predictor(self, prepared: Prepared, ctx: TrainingContext, predictor: LeadScorer,
+                           baseline: str = "logreg") -> LeadScorer | None:
         """The logistic-regression baseline as a servable lead model (registered when it beats ours): the
         baseline's linear part, no trees (one single-leaf tree of value 0: the LightGBM format needs a tree),
         Platt-calibrated on the validation period, score percentiles from it, the same send-volume line."""
         import lightgbm as lgb
+
+        if baseline != "logreg":
+            return None
 
         linear = self.baseline(prepared, predictor.encoder, predictor)
         rows = self._fitting_rows(prepared)

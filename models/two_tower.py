@@ -13,6 +13,11 @@ The module takes ONE float32 matrix per (contact, content) pair, laid out as
 (codes are small integers stored as floats, 0 = unknown), and returns
 P(click). One tensor in, one out: `torch.export` (MLflow's `pt2` format) and
 the pyfunc wrapper both work on it.
+
+With `hidden = 0` the towers are linear (`LinearTower`: one vector per category
+plus an affine map of the numbers), so the logit is bilinear in the contact's
+and the content's features: a logistic regression on contact x content
+crosses in the same served form (`models.structural_logit`).
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ class TwoTowerConfig:
     contact: TowerLayout
     content: TowerLayout
     embedding_dim: int = 8
-    hidden: int = 64
+    hidden: int = 64  # 0: linear towers (`LinearTower`)
     out_dim: int = 16
 
     def to_dict(self) -> dict:
@@ -61,14 +66,37 @@ class Tower(nn.Module):
         return self.mlp(torch.cat(parts, dim=1))
 
 
+class LinearTower(nn.Module):
+    """Sum of one (out_dim + 1)-vector per categorical code and an affine map of the numbers."""
+
+    def __init__(self, layout: TowerLayout, out_dim: int):
+        super().__init__()
+        self.n_cat, self.n_num = layout.n_cat, layout.n_num
+        self.embeddings = nn.ModuleList(nn.Embedding(c, out_dim + 1) for c in layout.cardinalities)
+        self.linear = nn.Linear(layout.n_num, out_dim + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        codes = x[:, : self.n_cat].long()
+        out = self.linear(x[:, self.n_cat : self.n_cat + self.n_num])
+        for i, emb in enumerate(self.embeddings):
+            out = out + emb(codes[:, i])
+        return out
+
+
+def make_tower(layout: TowerLayout, config: "TwoTowerConfig") -> nn.Module:
+    if config.hidden == 0:
+        return LinearTower(layout, config.out_dim)
+    return Tower(layout, config.embedding_dim, config.hidden, config.out_dim)
+
+
 class TwoTower(nn.Module):
     def __init__(self, config: TwoTowerConfig):
         super().__init__()
         self.config = config
         c = config
         self.contact_width = c.contact.n_cat + c.contact.n_num
-        self.contact_tower = Tower(c.contact, c.embedding_dim, c.hidden, c.out_dim)
-        self.content_tower = Tower(c.content, c.embedding_dim, c.hidden, c.out_dim)
+        self.contact_tower = make_tower(c.contact, c)
+        self.content_tower = make_tower(c.content, c)
         self.bias = nn.Parameter(torch.zeros(1))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
