@@ -98,7 +98,7 @@ def _served(name: str, rec: dict, c: dict | None) -> list[str] | None:
     parts = {"share": None if share is None else share >= SHARE_TARGET[name],
              **{f"> {k}": ci_low > 0 and p < 0.05 for k, (p, ci_low) in others.items()}}
     missed = [k for k, v in parts.items() if v is False]
-    why = ("missed: " + ", ".join(missed)) if missed else "unknown: share" if share is None else "met"
+    why = ("missed: " + ", ".join(missed)) if missed else "unknown: share" if share is None else "met: " + ", ".join(parts)
     colour = "red" if missed else "green" if share is not None else "white"
     return [f"  served: {choice}", rec["metric"], f"{value:.4f}", "",
             "\n".join(f"{k}: {p:.3g}" for k, (p, _) in others.items()), "", "",

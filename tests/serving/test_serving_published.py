@@ -305,3 +305,43 @@ def test_serving_modules_import_without_a_cycle():
         out = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True,
                              cwd=SERVING.parent, timeout=120)
         assert out.returncode == 0, out.stderr
+
+
+def test_a_structural_champion_is_served_live_until_published_then_from_its_rows(serving_world):
+    """The structural regression as champion (model choice, `models.structural_logit`): its contact vectors
+    have another width than the published two-tower's, so every row is computed live with the same ranking as
+    the model; `inbox publish` for it re-applies the view and serving reads its rows, with the same ranking."""
+    from models.content_preference_training import ContentPreferenceSpec
+    from models.harness import TrainingContext
+    from serving.predict import ContactBatch, content_rankings
+    from serving.publish import publish
+    from serving.state import ServingState
+
+    spec = ContentPreferenceSpec(ContentPreferenceSpec().config.fast())
+    structural = spec.structural(spec.prepare(TrainingContext(serving_world, fast=True)))
+    structural.version = "999"
+
+    def served(st):
+        st.models["content_preference"] = structural
+        ids = st.reader.contact_ids(st.contact_services)[:25]
+        batch = ContactBatch.read(st, ids)
+        ref = structural.rank(batch.merged, st.catalog, k=3)
+        pd.testing.assert_frame_equal(content_rankings(st, batch, None, 3), ref, check_exact=True)
+        return batch.source
+
+    st = ServingState.load(serving_world)
+    try:
+        assert structural.tower_width != st.models["content_preference"].tower_width
+        assert (served(st) == "live").all()
+        models = {**st.models, "content_preference": structural}
+    finally:
+        st.close()
+    try:
+        publish(serving_world, progress=False, models=models)
+        st = ServingState.load(serving_world)
+        try:
+            assert (served(st) == "published").all()
+        finally:
+            st.close()
+    finally:
+        publish(serving_world, progress=False)  # the champions' rows again, for the other tests
