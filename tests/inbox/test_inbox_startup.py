@@ -26,3 +26,15 @@ def test_command_tree_loads_no_third_party_package(argv):
     out = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [], f"inbox {' '.join(argv)} imported these at start-up"
+
+
+def test_batch_scoring_modules_import_no_heavy_library():
+    """`inbox score`'s modules import Feast (the registry), MLflow and the model libraries inside the functions
+    that use them, so importing them (as the CLI handler does before any argument is checked) stays cheap."""
+    probe = ("import sys\n"
+             "import models.scoring, models.contact_batches, models.datasets, models.score_file, models.cli\n"
+             "heavy = ('feast', 'mlflow', 'torch', 'bentoml', 'lightgbm', 'sklearn', 'dask', 'typeguard')\n"
+             "print(sorted(name for name in heavy if name in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
