@@ -59,3 +59,9 @@ def test_a_winning_structural_regression_is_registered_and_served_as_towers(mode
     assert got == pytest.approx(m["ndcg_at_3_baseline_structural_logit"], abs=1e-9)
     contacts = latest_contact_features(served.services, model_settings).head(50)
     assert served.contact_vectors(contacts).shape == (50, served.tower_width)
+    # `inbox score content_preference` ranks with it
+    from models.scoring import score_all
+
+    top = score_all("content_preference", model_settings, k=2)
+    assert top.attrs["model_version"] == served.version and set(top["rank"]) == {1, 2}
+    assert top["contact_id"].nunique() * 2 == len(top)
