@@ -17,6 +17,7 @@ import os
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,14 @@ def parquet_rows(path: Path, contact_ids, column: str = "contact_id") -> pa.Tabl
     return pads.dataset(str(path), format="parquet").to_table(filter=pc.field(column).isin(ids))
 
 
+def parquet_batches(source: pq.ParquetFile, batch_rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The file's rows as record batches of at most `batch_rows`, read one row group at a time by its own
+    reader: one `iter_batches` over every row group keeps buffers of each group it has passed until it
+    ends (pyarrow 25), so its memory grows with the file; this way it is bounded by one row group."""
+    for group in range(source.metadata.num_row_groups):
+        yield from source.iter_batches(batch_size=batch_rows, columns=columns, row_groups=[group])
+
+
 def parquet_without(path: Path, contact_ids, column: str = "contact_id", batch_rows: int = 1_000_000) -> int:
     """Rewrite `path` without the rows whose `column` is one of `contact_ids`; rows removed (0: untouched)."""
     if not path.exists():
@@ -54,7 +63,7 @@ def parquet_without(path: Path, contact_ids, column: str = "contact_id", batch_r
     os.close(fd)
     try:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in source.iter_batches(batch_size=batch_rows):
+            for batch in parquet_batches(source, batch_rows):
                 keep = pc.invert(pc.is_in(batch.column(column).cast(pa.int64()), value_set=ids))
                 writer.write_batch(pa.RecordBatch.from_arrays(batch.filter(keep).columns, schema=schema))
         os.chmod(tmp, 0o666 & ~_umask())
