@@ -101,7 +101,7 @@ def resolve(settings, contact_ids=(), emails=()) -> Subject:
     """The subject named by contact ids and/or addresses: every contact id with one of the addresses
     (event log, ledger, a pending erasure) and every address digest of one of the ids."""
     from privacy.consent import ConsentLedger
-    from privacy.files import parquet_rows
+    from privacy.files import parquet_batches, parquet_rows
     from privacy.suppression import email_digests, normalize_emails
     from simulation.eventlog import table_path
 
@@ -116,14 +116,14 @@ def resolve(settings, contact_ids=(), emails=()) -> Subject:
     if not ids and not digests:
         raise ValueError("contact: give --contact ID or --email ADDR")
     contacts = table_path(settings.events_dir, "contacts")
-    if digests and contacts.exists():
+    if digests and contacts.exists():  # batch by batch: the address column of a whole list is large
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        t = pq.read_table(contacts, columns=["contact_id", "email"])
         wanted = normalize_emails(list(emails))
-        hit = pc.is_in(normalize_emails(t.column("email")), value_set=wanted)
-        ids |= set(t.column("contact_id").filter(hit).to_pylist())
+        for batch in parquet_batches(pq.ParquetFile(contacts), 65_536, ["contact_id", "email"]):
+            hit = pc.is_in(normalize_emails(batch.column("email")), value_set=wanted)
+            ids |= set(batch.column("contact_id").filter(hit).to_pylist())
     for pending in _pending_records(settings):
         if ids & set(pending["contact_ids"]) or digests & set(pending["email_digests"]):
             ids |= set(pending["contact_ids"])
