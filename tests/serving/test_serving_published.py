@@ -313,6 +313,7 @@ def test_a_structural_champion_is_served_live_until_published_then_from_its_rows
     the model; `inbox publish` for it re-applies the view and serving reads its rows, with the same ranking."""
     from models.content_preference_training import ContentPreferenceSpec
     from models.harness import TrainingContext
+    from models.structural_logit import contact_view, content_view
     from serving.predict import ContactBatch, content_rankings
     from serving.publish import publish
     from serving.state import ServingState
@@ -325,6 +326,13 @@ def test_a_structural_champion_is_served_live_until_published_then_from_its_rows
         st.models["content_preference"] = structural
         ids = st.reader.contact_ids(st.contact_services)[:25]
         batch = ContactBatch.read(st, ids)
+        # the online store's values are the categories the regression was fitted on (types as in training)
+        A = structural.contact_encoder.transform(contact_view(batch.merged))
+        assert (A[:, : structural.contact_encoder.n_cat] > 0).all()
+        B = structural.content_encoder.transform(content_view(st.catalog))
+        traits = [j for j, c in enumerate(structural.content_encoder.encoder.columns[: structural.content_encoder.n_cat])
+                  if c not in ("item", "urgent_topic")]  # an item or urgency x topic pair may be new to the model
+        assert (B[:, traits] > 0).all()
         ref = structural.rank(batch.merged, st.catalog, k=3)
         pd.testing.assert_frame_equal(content_rankings(st, batch, None, 3), ref, check_exact=True)
         return batch.source
