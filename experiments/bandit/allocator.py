@@ -196,6 +196,18 @@ class Allocator:
             changes["apprentice_baseline"] = baseline
         self._update(campaign_id, **changes)
 
+    def set_learn_from(self, campaign_id: str, learn_from: str) -> str:
+        """Switch what the campaign learns from ('all' or 'sent', see `register_campaign`); the previous value.
+
+        Takes effect at the next `learn`: decisions already folded stay folded. Before switching to 'sent',
+        mark the decisions that were mailed but not yet learned (`mark_sent`), or they are left out."""
+        if learn_from not in LEARN_FROM:
+            raise ValueError(f"learn_from: expected one of {LEARN_FROM}, got {learn_from!r}")
+        _, config = self.log.campaign(campaign_id)
+        before = config.get("learn_from", "all")
+        self._update(campaign_id, learn_from=learn_from)
+        return before
+
     def set_guardrails(self, campaign_id: str, *, floor: float | None = None, holdout_share: float | None = None,
                        control_variant: int | None = None) -> None:
         changes = {}

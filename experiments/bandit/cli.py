@@ -49,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "replay a log")
     learn.set_defaults(func=_learn)
 
+    lf = sub.add_parser("learn-from", help="switch what a campaign learns from: every closed decision ('all') or "
+                        "only those marked sent or rewarded ('sent'); from the next learn on")
+    lf.add_argument("campaign", help="campaign id")
+    lf.add_argument("learn_from", choices=("all", "sent"))
+    lf.set_defaults(func=_learn_from)
+
 
 def _print_table(df, title: str, json_out: bool) -> None:
     if json_out:
@@ -110,6 +116,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate_log(data, train_share=args.train_share, epsilon=args.epsilon)
     _print_table(result, f"{args.logs}: {len(data):,} rows, {len(actions)} actions; estimates on the later "
                  f"{1 - args.train_share:.0%}", args.json)
+    return 0
+
+
+def _learn_from(args: argparse.Namespace) -> int:
+    from inbox.settings import load_settings
+
+    from . import Allocator
+
+    alloc = Allocator.open(load_settings().bandit_dir)
+    try:
+        before = alloc.set_learn_from(args.campaign, args.learn_from)
+    finally:
+        alloc.close()
+    what = {"all": "every closed decision", "sent": "closed decisions marked sent or rewarded"}
+    print(f"{args.campaign}: learns from {what[args.learn_from]} (learn_from: {args.learn_from}, was {before}), "
+          "from the next learn on")
     return 0
 
 

@@ -110,3 +110,28 @@ def test_bandit_learn_prints_unsent(bandit_env, capsys, make_contexts):
     alloc.close()
     assert main(["bandit", "learn", "--now", str(T0 + pd.Timedelta("2h"))]) == 0
     assert "spring: 3 closed decisions not learned from: never marked sent nor rewarded" in capsys.readouterr().out
+
+
+def test_a_campaign_registered_as_all_switches_to_sent_from_the_next_learn(tmp_path, monkeypatch, make_contexts, capsys):
+    from inbox.cli import main
+    from inbox.settings import load_settings
+
+    monkeypatch.setenv("INBOX_DATA_DIR", str(tmp_path / "data"))
+    alloc = Allocator.open(load_settings().bandit_dir)
+    ids = _decide_and_reward(alloc, "spring", "all", slice(None), make_contexts)
+    rewarded = set(alloc.log.rewards()["decision_id"])
+    alloc.mark_sent([d for d in ids[: N - UNSENT] if d not in rewarded], T0 + pd.Timedelta("1m"))
+    alloc.close()
+    assert main(["bandit", "learn-from", "spring", "sent"]) == 0
+    assert "was all" in capsys.readouterr().out
+    assert main(["bandit", "learn-from", "autumn", "sent"]) == 2  # unknown campaign
+    assert "unknown campaign 'autumn'" in capsys.readouterr().err
+    alloc = Allocator.open(load_settings().bandit_dir)
+    try:
+        with pytest.raises(ValueError, match="learn_from"):
+            alloc.set_learn_from("spring", "some")
+        v = alloc.learn(now=T0 + pd.Timedelta("2h"))
+        assert alloc.learn_unsent == {"spring": UNSENT}
+        assert _posterior(alloc, v, "spring").n == N - UNSENT
+    finally:
+        alloc.close()
