@@ -82,11 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    import warnings
-
-    # MLflow's SQL store (3.17) uses a SQLAlchemy loader option deprecated in SQLAlchemy 2.1: nothing a user of
-    # this CLI can act on, printed once per process that opens the store
-    warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
     try:
         code = args.func(args)
     except (UsageError, ValueError, FileNotFoundError) as exc:
