@@ -42,6 +42,24 @@ DEFAULT_EXPERIMENT_NOTE = ("MLflow's default experiment, created with the store.
                            "its runs are in the `inbox/...` experiments (models, A/B analyses, bandit races and gates).")
 
 
+def set_tracking_uri(uri: str) -> None:
+    """`mlflow.set_tracking_uri`, importing MLflow's SQL store (for a database URI) with one warning silenced.
+
+    MLflow 3.17's SQL store module configures its mappers at import with a loader option SQLAlchemy 2.1
+    deprecates (``noload``): a deprecation warning nobody running `inbox` can act on. A filter set once at
+    start-up does not hold (imported libraries put their own DeprecationWarning filters in front of it), so
+    the module is imported here, the first time, inside a filter of that one message."""
+    import warnings
+
+    import mlflow
+
+    if not uri.startswith(("http://", "https://", "databricks")):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    mlflow.set_tracking_uri(uri)
+
+
 def configure(settings: "Settings", experiment: str, description: str | None = None) -> str:
     """Point MLflow at the installation's store and select (or create) `inbox/<experiment>`.
 
@@ -50,7 +68,7 @@ def configure(settings: "Settings", experiment: str, description: str | None = N
     """
     import mlflow
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
+    set_tracking_uri(settings.tracking_uri)
     name = f"{EXPERIMENT_PREFIX}/{experiment}"
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(name)

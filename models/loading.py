@@ -29,12 +29,14 @@ def _predictor_class(name: str):
 def _client(tracking_uri: str | None):
     import mlflow
 
+    from inbox.tracking import set_tracking_uri
+
     if tracking_uri is not None:
-        mlflow.set_tracking_uri(tracking_uri)
+        set_tracking_uri(tracking_uri)
     elif not mlflow.is_tracking_uri_set():
         from inbox.settings import load_settings
 
-        mlflow.set_tracking_uri(load_settings().tracking_uri)
+        set_tracking_uri(load_settings().tracking_uri)
     return mlflow.MlflowClient()
 
 

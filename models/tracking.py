@@ -29,7 +29,9 @@ MODEL_DESCRIPTIONS = {
     "send_time": "Open probability by local hour of the week per contact (contact, segment and population "
                  "levels); serving picks the best allowed slot in a send window. Aliases as for lead_scoring.",
     "content_preference": "Two-tower ranker: contact and content embedded separately, scored by their dot "
-                          "product, so new content is ranked from its features. Aliases as for lead_scoring.",
+                          "product, so new content is ranked from its features. When the structural logistic "
+                          "regression beats it on the same rows, that regression is registered instead, in the same "
+                          "two-tower form (linear towers; tag model_choice). Aliases as for lead_scoring.",
 }
 
 
