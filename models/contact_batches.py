@@ -82,7 +82,7 @@ class ContactBatches:
     """
 
     def __init__(self, services, settings, batch: int = DEFAULT_BATCH, as_of=None):
-        from models.datasets import _feast_store
+        from models.datasets import plan_reads
 
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch: expected a positive integer, got {batch!r}")
@@ -93,7 +93,7 @@ class ContactBatches:
         if pd.notna(self.snapshot) and self.snapshot.tzinfo is None:
             raise ValueError(f"as_of: expected a timezone-aware time, got {as_of!r}")
         self.ids = snapshot_contacts(path, self.snapshot)
-        self.store = _feast_store(settings)  # the Feast store every batch's join plans its reads from
+        self.plan = plan_reads(self.services, settings)  # views and features every batch's join reads
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -103,4 +103,4 @@ class ContactBatches:
 
         for lo in range(0, len(self.ids), self.batch):
             entity = pd.DataFrame({"contact_id": self.ids[lo : lo + self.batch], "event_timestamp": self.snapshot})
-            yield feature_frame(entity, self.services, self.settings, store=self.store)
+            yield feature_frame(entity, self.services, self.settings, plan=self.plan)

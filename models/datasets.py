@@ -7,7 +7,9 @@ batches and keeps those snapshots (`_read_snapshots`). Memory follows the
 entity frame, not the contacts x days x features of the table.
 
 Feast is the source of truth for *which* features a service has (views,
-feature names, TTLs, source tables: read from the applied registry). The
+feature names, TTLs, source tables: read from the applied registry; the plan
+read is recorded per registry version, `models.read_plans`, so a process whose
+registry has not changed does not import Feast). The
 point-in-time join itself is done here with `pandas.merge_asof` over the same
 Parquet sources: Feast's `file` offline store (dask) takes seconds per ten
 thousand entity rows, i.e. many minutes for the ~10^6 rows a training set has
@@ -72,8 +74,19 @@ def _feast_store(settings):
 
 
 def plan_reads(services: tuple[str, ...], settings, store=None) -> tuple[list[ViewRead], str]:
-    """Views and features to join for the union of `services`; and where the definition came from."""
-    store = store if store is not None else _feast_store(settings)
+    """Views and features to join for the union of `services`; and where the definition came from.
+
+    Without a `store`, the plan recorded for the settings' registry (`models.read_plans`: same bytes)
+    is used when there is one, else the registry is read through Feast and its plan recorded."""
+    digest = None
+    if store is None:
+        from models import read_plans
+
+        digest = read_plans.registry_digest(settings.feast_dir)
+        recorded = read_plans.cached(settings.feast_dir, services, digest)
+        if recorded is not None:
+            return recorded, "feast-registry"
+        store = _feast_store(settings)
     reads: dict[str, ViewRead] = {}
     if store is not None:
         views = {v.name: v for v in store.list_feature_views()}
@@ -90,6 +103,8 @@ def plan_reads(services: tuple[str, ...], settings, store=None) -> tuple[list[Vi
                 ttl = view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None
                 reads[view.name] = ViewRead(view.name, view.entity_columns[0].name, Path(view.batch_source.path),
                                             ttl, feats)
+        if digest is not None and read_plans.registry_digest(settings.feast_dir) == digest:  # unchanged meanwhile
+            read_plans.record(settings.feast_dir, services, digest, reads.values())
         return list(reads.values()), "feast-registry"
     from features.pipeline import TABLE_FILES
 
@@ -190,10 +205,12 @@ def _read_snapshots(entity: pd.DataFrame, read: ViewRead, columns: list[str] | N
     return pa.Table.from_batches(kept, schema=scanner.projected_schema).to_pandas()
 
 
-def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "asof", store=None) -> pd.DataFrame:
+def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "asof", store=None,
+                  plan=None) -> pd.DataFrame:
     """`entity_df` (contact_id[, content_id], event_timestamp UTC) joined with the services' features.
 
-    `frame.attrs["feature_source"]` records the definition and engine used.
+    `frame.attrs["feature_source"]` records the definition and engine used. `plan`: what `plan_reads`
+    returned for these services (as-of engine), so that many joins of one pass share one plan.
     """
     services = (services,) if isinstance(services, str) else tuple(services)
     for col in ("contact_id", "event_timestamp"):
@@ -213,10 +230,10 @@ def feature_frame(entity_df: pd.DataFrame, services, settings, engine: str = "as
         return out
     if engine != "asof":
         raise ValueError(f"engine: expected 'asof' or 'feast', got {engine!r}")
-    return feature_frames([entity_df], services, settings, store)[0]
+    return feature_frames([entity_df], services, settings, store, plan)[0]
 
 
-def feature_frames(entity_dfs: list[pd.DataFrame], services, settings, store=None) -> list[pd.DataFrame]:
+def feature_frames(entity_dfs: list[pd.DataFrame], services, settings, store=None, plan=None) -> list[pd.DataFrame]:
     """`feature_frame` (as-of engine) of several entity frames, scanning each feature table once for all.
 
     Each result is what `feature_frame` returns for that frame alone (same rows, values and dtypes).
@@ -230,7 +247,7 @@ def feature_frames(entity_dfs: list[pd.DataFrame], services, settings, store=Non
         out = entity_df.reset_index(drop=True).copy()
         out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True).astype("datetime64[us, UTC]")
         outs.append(out)
-    reads, origin = plan_reads(services, settings, store)
+    reads, origin = plan if plan is not None else plan_reads(services, settings, store)
     parts, have = [[out] for out in outs], [set(out.columns) for out in outs]
     for r in reads:
         users = [i for i, out in enumerate(outs) if r.key in out.columns]  # content views need content ids
@@ -263,7 +280,7 @@ def latest_contact_features(services, settings, as_of=None) -> pd.DataFrame:
 
     contacts = ContactBatches(services, settings, as_of=as_of)
     return feature_frame(pd.DataFrame({"contact_id": contacts.ids, "event_timestamp": contacts.snapshot}),
-                         services, settings, store=contacts.store)
+                         services, settings, plan=contacts.plan)
 
 
 def latest_content_features(settings, as_of=None) -> pd.DataFrame:
