@@ -133,16 +133,35 @@ class ConsentLedger:
         with self.transaction():
             return self._append(rows)
 
-    def _append(self, rows: list[tuple]) -> int:
-        """Insert rows (caller holds the transaction) and re-derive the state of their contacts."""
+    def _append(self, rows: list[tuple], derive: bool = True) -> int:
+        """Insert rows (caller holds the transaction) and re-derive the state of their contacts (unless
+        `derive` is False: the caller then runs `derive_since` before committing)."""
         before = self._db.total_changes
         self._db.executemany(
             "INSERT OR IGNORE INTO events (contact_id, kind, topic, source, occurred_us, recorded_us, ref)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         added = self._db.total_changes - before
-        if added:
+        if added and derive:
             self.derive({r[0] for r in rows})
         return added
+
+    def last_seq(self) -> int:
+        """The newest event's `seq` (0 for none): events appended later have a larger one."""
+        return self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+
+    def derive_since(self, seq: int, chunk: int) -> None:
+        """Recompute `state` for every contact with an event after `seq`, `chunk` contacts at a time in
+        contact-id order: a chunk's state rows are neighbours, so one statement rewrites (and journals)
+        a few pages, not one page per contact as a chunk of scattered ids would on a large table."""
+        last = -1
+        while True:
+            ids = [r[0] for r in self._db.execute(
+                "SELECT DISTINCT contact_id FROM events WHERE contact_id > ? AND seq > ? ORDER BY contact_id LIMIT ?",
+                (last, int(seq), int(chunk)))]
+            if not ids:
+                return
+            self.derive(ids)
+            last = ids[-1]
 
     def derive(self, contact_ids: Iterable[int] | None = None) -> None:
         """Recompute `state` for these contacts (all when None) from their events, in one query."""

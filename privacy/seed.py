@@ -16,7 +16,8 @@ served); when neither table changed since the last run (size and mtime) it does 
 Both tables are read in batches of at most `batch_rows` rows (Parquet record batches, one row group
 at a time: `privacy.files.parquet_batches`), all in one ledger transaction, so memory does not grow
 with the list and a reader never sees half a seeding. A contact's newest import event is looked up
-for each batch's ids only; the suppressed contacts are derived once, after the last batch. Contact
+for each batch's ids only; the suppressed contacts are derived once, after the last batch, and the
+state of the contacts given events once at the end, in contact-id order (`derive_since`). Contact
 ids are unique in `contacts.parquet` (`simulation.eventlog`), so the result does not depend on the
 batch size.
 """
@@ -68,13 +69,15 @@ def seed_consent(settings, force: bool = False, new_world: bool = False, batch_r
             return out
         now = now_us()  # "now" of every import change and the recording time of every row of this run
         with ledger.transaction():
+            since = ledger.last_seq()
             for batch in parquet_batches(pq.ParquetFile(contacts_path), batch_rows, CONTACT_COLUMNS):
                 out["contacts"] += _map_addresses(settings, ledger, batch)
-                out["imports"] += ledger._append(_import_rows(ledger, batch, now))
+                out["imports"] += ledger._append(_import_rows(ledger, batch, now), derive=False)
             if out["contacts"]:
                 ledger.derive_suppressed()  # new or changed addresses: which of them are suppressed
             for rows in _opt_out_rows(events_path, batch_rows, now):
-                out["opt_outs"] += ledger._append(rows)
+                out["opt_outs"] += ledger._append(rows, derive=False)
+            ledger.derive_since(since, batch_rows)  # the state of every contact given an event above
             ledger.set_meta("seeded_from", fingerprint)
     return out
 
