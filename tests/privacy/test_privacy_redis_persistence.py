@@ -46,3 +46,11 @@ def test_no_persistence_means_no_rewrite(tmp_path):
         done = rewrite_persistence(client, timeout=5)
         assert done.commands == () and "nothing on disk" in done.describe()
         assert not files_holding(tmp_path / "redis", b"REDIS")
+
+
+def test_a_server_refusing_config_is_reported_not_rewritten(tmp_path):
+    from privacy.redis_persistence import rewrite_persistence
+
+    with persistent_redis(tmp_path / "redis", "--rename-command", "CONFIG", "") as (client, _):
+        done = rewrite_persistence(client, timeout=5)
+        assert done.commands == () and done.unchecked and "NOT rewritten" in done.describe()
