@@ -21,7 +21,7 @@ the online store, content vectors computed per catalog, one `ContentRanker`.
 
 Inputs (`contact_view`, `content_view`) are derived from the same feature
 frames the two-tower reads; categories are compared as strings (a missing
-value is the category "nan", as in the regression's design).
+value, whichever store it came from, is the category "nan").
 """
 from __future__ import annotations
 
@@ -46,9 +46,15 @@ def _log_rate(values) -> np.ndarray:
         return np.nan_to_num(np.log(pd.to_numeric(values, errors="coerce").to_numpy(np.float64) + FLOOR))
 
 
+def _text(values: pd.Series) -> np.ndarray:
+    """Categories as strings; missing (NaN, None, NA: the offline and online stores differ) is "nan"."""
+    values = values.astype(object)
+    return np.where(pd.isna(values), "nan", values.astype(str)).astype(object)
+
+
 def contact_view(frame: pd.DataFrame) -> pd.DataFrame:
     """The regression's contact inputs from a contact feature frame."""
-    text = lambda c: frame[c].astype(str).to_numpy(object)  # noqa: E731
+    text = lambda c: _text(frame[c])  # noqa: E731
     out = {"contact_id": frame["contact_id"].to_numpy()} if "contact_id" in frame else {}
     out.update({"industry": text("industry"), "seniority": text("seniority"), "free_mail": text("email_free_mail")})
     for col in frame.columns:
@@ -62,7 +68,7 @@ def contact_view(frame: pd.DataFrame) -> pd.DataFrame:
 
 def content_view(frame: pd.DataFrame) -> pd.DataFrame:
     """The regression's content inputs from a content feature frame."""
-    text = lambda c: frame[c].astype(str).to_numpy(object)  # noqa: E731
+    text = lambda c: _text(frame[c])  # noqa: E731
     topic = text("content_topic")
     return pd.DataFrame({
         "content_id": frame["content_id"].to_numpy(),

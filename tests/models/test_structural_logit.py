@@ -86,3 +86,17 @@ def test_the_regression_refuses_training_rows_without_a_category(fitted):
     content = spec._content_part(train).drop(columns=["content_format"])
     with pytest.raises(KeyError, match="content_format"):
         structural_logit.Regression.fit(spec._contact_part(train), content, train["clicked"].to_numpy())
+
+
+def test_a_missing_category_is_one_category_whichever_store_it_came_from():
+    from models.structural_logit import contact_view
+
+    frame = pd.DataFrame({"industry": pd.Series([None, np.nan, "saas"], dtype=object),
+                          "seniority": pd.array([pd.NA, "vp", "vp"], dtype="string"),
+                          "email_free_mail": pd.Series([True, None, False], dtype=object),
+                          "clicks_total": [1, 2, None], "click_rate_90d": [0.1, None, 0.0], "click_affinity_news": [0.2, 0.0, None]})
+    view = contact_view(frame)
+    assert view["industry"].tolist() == ["nan", "nan", "saas"]
+    assert view["seniority"].tolist() == ["nan", "vp", "vp"]
+    assert view["free_mail"].tolist() == ["True", "nan", "False"]
+    assert np.isfinite(view[["log_click_affinity_news", "log_clicks_total", "click_rate_90d"]].to_numpy()).all()
