@@ -14,6 +14,7 @@ materialized) holds the champions' per-contact outputs with their versions.
 """
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -175,13 +176,25 @@ def checked_schema(name: str, path: Path, join_key: str) -> list[Field]:
     return fields
 
 
-def feature_views(features_dir) -> dict[str, FeatureView]:
+def source_path(path, repo_path=None) -> str:
+    """A FileSource's `path`: relative to the Feast repo (`repo_path`, the feast dir) when given, else absolute.
+
+    Feast resolves a relative FileSource path against the repo path of the store that reads it
+    (`FileSource.get_uri_for_file_path`), so a registry of relative paths still names this data
+    directory's tables after the directory is copied or moved; an absolute one names the original."""
+    if repo_path is None:
+        return str(Path(path).resolve())
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(repo_path))
+
+
+def feature_views(features_dir, repo_path=None) -> dict[str, FeatureView]:
+    """The Parquet-backed views; their sources relative to `repo_path` when given (`source_path`)."""
     features_dir = Path(features_dir)
     views = {}
     for name, entity in VIEW_ENTITY.items():
         path = features_dir / TABLE_FILES[name]
         join_key = entity.join_key
-        source = FileSource(name=f"{name}_source", path=str(path.resolve()), timestamp_field="event_timestamp")
+        source = FileSource(name=f"{name}_source", path=source_path(path, repo_path), timestamp_field="event_timestamp")
         views[name] = FeatureView(
             name=name,
             entities=[entity],
@@ -215,9 +228,10 @@ def request_context_view(profile: FeatureView):
     return request_context
 
 
-def build_repo(features_dir) -> dict:
-    """All Feast objects for `store.apply`: {'entities', 'views', 'odfv', 'services'}."""
-    views = feature_views(features_dir)
+def build_repo(features_dir, repo_path=None) -> dict:
+    """All Feast objects for `store.apply`: {'entities', 'views', 'odfv', 'services'}; source paths
+    relative to `repo_path` when given."""
+    views = feature_views(features_dir, repo_path)
     odfv = request_context_view(views["contact_profile"])
     eng, prof = views["contact_engagement"], views["contact_profile"]
     services = {
@@ -262,7 +276,7 @@ def is_prediction_column(name: str) -> bool:
     return name in PREDICTION_COLUMNS or name.startswith(TOWER_PREFIX)
 
 
-def contact_predictions_view(features_dir, tower_width: int) -> FeatureView:
+def contact_predictions_view(features_dir, tower_width: int, repo_path=None) -> FeatureView:
     """What serving needs per contact that depends only on the contact's features and the champions,
     computed by `inbox publish` and written straight to the online store (no offline history: the
     source file is never written, `features.store.materialize` skips views tagged `written_by`).
@@ -293,7 +307,8 @@ def contact_predictions_view(features_dir, tower_width: int) -> FeatureView:
         entities=[contact],
         ttl=timedelta(0),
         schema=[Field(name="contact_id", dtype=Int64), *schema],
-        source=FileSource(name=f"{PREDICTIONS_VIEW}_source", path=str(path.resolve()), timestamp_field="event_timestamp"),
+        source=FileSource(name=f"{PREDICTIONS_VIEW}_source", path=source_path(path, repo_path),
+                          timestamp_field="event_timestamp"),
         online=True,
         tags={PUBLISHED_TAG: "inbox publish"},
         description="per-contact model outputs published after training or materialize, with model versions",

@@ -2,7 +2,9 @@
 
 `get_store(settings)` renders `features/feature_store.yaml` into
 `settings.feast_dir` (registry and online SQLite live there) and returns a
-`feast.FeatureStore`. `materialize` loads, per feature view, the latest
+`feast.FeatureStore`. Every path Feast keeps (the registry and online store in the
+config, each FileSource in the registry) is relative to that directory, so a data
+directory that is copied or moved keeps reading its own files. `materialize` loads, per feature view, the latest
 snapshot per entity in [start, end] from the Parquet feature table with DuckDB,
 streamed in record batches into `BatchSqliteOnlineStore.write_arrow` (one
 transaction per view, memory bounded by the batch), then records the interval in
@@ -30,13 +32,13 @@ def online_store_url(url: str | None = None) -> str | None:
     return url if url is not None else (os.environ.get(ONLINE_STORE_ENV) or None)
 
 
-def _online_store_block(feast_dir: Path, online_store_type: str, url: str | None) -> str:
+def _online_store_block(online_store_type: str, url: str | None) -> str:
     if url is not None:
         from features.online_redis import connection_string
 
         return (f"  type: {REDIS_STORE_TYPE}\n  connection_string: \"{connection_string(url)}\"\n"
                 "  skip_dedup: true")
-    return f"  type: {online_store_type}\n  path: {feast_dir}/online.db"
+    return f"  type: {online_store_type}\n  path: online.db"
 
 
 def render_config(feast_dir, online_store_type: str = BATCH_STORE_TYPE, online_store: str | None = None) -> Path:
@@ -46,7 +48,7 @@ def render_config(feast_dir, online_store_type: str = BATCH_STORE_TYPE, online_s
     feast_dir.mkdir(parents=True, exist_ok=True)
     url = online_store_url(online_store) if online_store_type == BATCH_STORE_TYPE else None
     text = string.Template(TEMPLATE.read_text()).substitute(
-        FEAST_DIR=str(feast_dir), ONLINE_STORE=_online_store_block(feast_dir, online_store_type, url)
+        ONLINE_STORE=_online_store_block(online_store_type, url)
     )
     path = feast_dir / "feature_store.yaml"
     fd, tmp = tempfile.mkstemp(dir=feast_dir, prefix=".feature_store.", suffix=".yaml")
@@ -58,15 +60,33 @@ def render_config(feast_dir, online_store_type: str = BATCH_STORE_TYPE, online_s
 
 def get_store(settings=None, feast_dir=None, online_store_type: str = BATCH_STORE_TYPE, online_store: str | None = None):
     """A FeatureStore over `settings.feast_dir` (or `feast_dir`); its online store on Redis when
-    `online_store` (default `INBOX_ONLINE_STORE`) is a redis:// URL."""
+    `online_store` (default `INBOX_ONLINE_STORE`) is a redis:// URL.
+
+    With settings (given or loaded, not for a bare `feast_dir`), a registry whose file sources are not in
+    `settings.features_dir` (a data directory copied or moved after `apply`) is re-applied from this
+    directory's tables first (`features.relocation.ensure_local_sources`)."""
     from feast import FeatureStore
 
     if feast_dir is None:
         from inbox.settings import load_settings
 
-        feast_dir = (settings or load_settings()).feast_dir
+        settings = settings or load_settings()
+        feast_dir = settings.feast_dir
     render_config(feast_dir, online_store_type, online_store)
-    return FeatureStore(repo_path=str(Path(feast_dir).resolve()))
+    store = FeatureStore(repo_path=str(Path(feast_dir).resolve()))
+    if settings is not None:
+        from features.relocation import ensure_local_sources
+
+        ensure_local_sources(store, settings.features_dir)
+    return store
+
+
+def source_file(store, view) -> str:
+    """The file a view's FileSource reads, as Feast resolves it: a relative path against the store's repo path."""
+    from feast import FileSource
+
+    resolved = FileSource.get_uri_for_file_path(store.repo_path, view.batch_source.path)
+    return resolved if "://" in resolved else os.path.normpath(resolved)
 
 
 def apply(store=None, settings=None, features_dir=None) -> dict:
@@ -78,7 +98,7 @@ def apply(store=None, settings=None, features_dir=None) -> dict:
 
         features_dir = (settings or load_settings()).features_dir
     store = store or get_store(settings)
-    repo = build_repo(features_dir)
+    repo = build_repo(features_dir, repo_path=store.repo_path)
     with warnings.catch_warnings():
         # Feast warns on every apply that registers an on-demand view that the feature is
         # "experimental ... does not scale well for offline retrieval": a notice about Feast, raised
@@ -163,7 +183,7 @@ def materialize(store=None, settings=None, end: datetime | None = None, start: d
             out[fv.name] = None
             continue
         key = fv.entity_columns[0].name
-        batches = _latest_batches(fv.batch_source.path, key, start, end, batch_rows)
+        batches = _latest_batches(source_file(store, fv), key, start, end, batch_rows)
         out[fv.name] = write_arrow(store, fv, batches, key, "event_timestamp")
         store.registry.apply_materialization(fv, store.project, start or datetime(1970, 1, 1, tzinfo=timezone.utc),
                                              end, commit=True)

@@ -60,11 +60,36 @@ def set_tracking_uri(uri: str) -> None:
     mlflow.set_tracking_uri(uri)
 
 
+def local_artifact_roots(tracking_uri: str, artifact_root=None) -> tuple[Path, ...] | None:
+    """Where a SQLite tracking store's local artifacts belong: the database's directory and `artifact_root`.
+
+    None for any other store (a tracking server, a shared database): its artifact locations are its own,
+    not part of a data directory that can be copied. A local location outside these directories was
+    written before the store was copied or moved (`inbox.locations`)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri[len("sqlite:///"):].split("?", 1)[0])
+    return tuple(dict.fromkeys(p.resolve() for p in (db.parent, *([artifact_root] if artifact_root else []))))
+
+
+def check_experiment_location(settings: "Settings", experiment) -> None:
+    """Raise `ForeignPathError` when a local store's experiment keeps its artifacts outside this store
+    (new runs would write into the directory it was copied from)."""
+    from inbox.locations import ForeignPathError, outside
+
+    roots = local_artifact_roots(settings.tracking_uri, settings.artifact_root)
+    stale = roots and outside(experiment.artifact_location, roots)
+    if stale:
+        raise ForeignPathError(f"MLflow experiment {experiment.name!r}'s artifact location", stale,
+                               settings.artifact_root)
+
+
 def configure(settings: "Settings", experiment: str, description: str | None = None) -> str:
     """Point MLflow at the installation's store and select (or create) `inbox/<experiment>`.
 
     The experiment's description is `description`, else `EXPERIMENT_DESCRIPTIONS[experiment]`
-    (set when missing or changed). Returns the experiment id.
+    (set when missing or changed). Returns the experiment id. An experiment of a copied or moved local
+    store whose artifacts are still the original's raises `inbox.locations.ForeignPathError`.
     """
     import mlflow
 
@@ -81,6 +106,7 @@ def configure(settings: "Settings", experiment: str, description: str | None = N
         exp_id = client.create_experiment(name, artifact_location=location.resolve().as_uri())
         tags = {}
     else:
+        check_experiment_location(settings, found)
         exp_id, tags = found.experiment_id, found.tags
     text = description or EXPERIMENT_DESCRIPTIONS.get(experiment)
     if text and tags.get(NOTE_TAG) != text:

@@ -89,6 +89,8 @@ def plan_reads(services: tuple[str, ...], settings, store=None) -> tuple[list[Vi
         store = _feast_store(settings)
     reads: dict[str, ViewRead] = {}
     if store is not None:
+        from features.store import source_file
+
         views = {v.name: v for v in store.list_feature_views()}
         for name in services:
             service = store.get_feature_service(name)
@@ -101,7 +103,7 @@ def plan_reads(services: tuple[str, ...], settings, store=None) -> tuple[list[Vi
                 if prev is not None:
                     feats = tuple(dict.fromkeys((prev.features or ()) + feats))
                 ttl = view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None
-                reads[view.name] = ViewRead(view.name, view.entity_columns[0].name, Path(view.batch_source.path),
+                reads[view.name] = ViewRead(view.name, view.entity_columns[0].name, Path(source_file(store, view)),
                                             ttl, feats)
         if digest is not None and read_plans.registry_digest(settings.feast_dir) == digest:  # unchanged meanwhile
             read_plans.record(settings.feast_dir, services, digest, reads.values())

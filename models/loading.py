@@ -12,6 +12,7 @@ import importlib
 from pathlib import Path
 
 MODEL_NAMES = ("lead_scoring", "send_time", "content_preference")
+RELOCATED_TO_TAG = "relocated_to_version"  # set by `inbox relocate` on a version whose files were elsewhere
 PREDICTORS = {
     "lead_scoring": "models.lead_scorer:LeadScorer",
     "send_time": "models.send_time:SendTimePlanner",
@@ -41,11 +42,32 @@ def _client(tracking_uri: str | None):
 
 
 def model_dir(name: str, version: str, tracking_uri: str | None = None) -> Path:
-    """Local directory of a registered model version (MLmodel + flavor files + extra_files)."""
+    """Local directory of a registered model version (MLmodel + flavor files + extra_files).
+
+    With a SQLite tracking store, a version whose files are outside the store's directories (the
+    store was copied or moved after it was registered) raises `inbox.locations.ForeignPathError`
+    instead of loading the original directory's model."""
     import mlflow
 
-    _client(tracking_uri)
+    client = _client(tracking_uri)
+    check_version_location(client, name, version)
     return Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
+
+
+def check_version_location(client, name: str, version: str) -> None:
+    from inbox.locations import ForeignPathError, outside
+    from inbox.settings import load_settings
+    from inbox.tracking import local_artifact_roots
+
+    settings = load_settings()
+    roots = local_artifact_roots(client.tracking_uri, settings.artifact_root)
+    if roots is None:
+        return
+    stale = outside(client.get_model_version_download_uri(name, version), roots)
+    if stale:
+        moved = client.get_model_version(name, version).tags.get(RELOCATED_TO_TAG)
+        detail = f"; `inbox relocate` registered this directory's copy as version {moved}" if moved else ""
+        raise ForeignPathError(f"model {name!r} version {version}", stale, roots[-1], detail=detail)
 
 
 def load_version(name: str, version: str | int, tracking_uri: str | None = None):

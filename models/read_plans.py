@@ -7,11 +7,15 @@ registry does. So the plan read from Feast is recorded in `<feast_dir>/read_plan
 SHA-256 of the registry file's bytes, and a later process whose registry has exactly those bytes
 takes the recorded plan without importing Feast. Any change to the registry (an apply, a
 materialize) changes the digest: the next join reads the plan from Feast again and records it anew.
+Table paths are recorded relative to the feast dir (as the registry's own sources are), so a copied or
+moved data directory's record names the copy's tables; a record with an absolute path (written before,
+possibly in another directory) is not used.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,9 +48,9 @@ def cached(feast_dir, services: tuple[str, ...], digest: str | None):
     if not isinstance(book, dict) or book.get("registry_sha256") != digest:
         return None
     rows = book.get("plans", {}).get(_key(services))
-    if rows is None:
+    if rows is None or any(Path(r["path"]).is_absolute() for r in rows):
         return None
-    return [ViewRead(r["view"], r["key"], Path(r["path"]),
+    return [ViewRead(r["view"], r["key"], Path(os.path.normpath(Path(feast_dir) / r["path"])),
                      None if r["ttl_us"] is None else timedelta(microseconds=r["ttl_us"]),
                      None if r["features"] is None else tuple(r["features"])) for r in rows]
 
@@ -64,7 +68,7 @@ def record(feast_dir, services: tuple[str, ...], digest: str, reads) -> None:
     if not isinstance(book, dict) or book.get("registry_sha256") != digest:
         book = {"registry_sha256": digest, "plans": {}}
     book["plans"][_key(services)] = [
-        {"view": r.view, "key": r.key, "path": str(r.path),
+        {"view": r.view, "key": r.key, "path": os.path.relpath(os.path.abspath(r.path), os.path.abspath(feast_dir)),
          "ttl_us": None if r.ttl is None else r.ttl // timedelta(microseconds=1),
          "features": None if r.features is None else list(r.features)} for r in reads]
     atomic_write_bytes(path, lambda fh: fh.write(json.dumps(book, indent=1).encode()))

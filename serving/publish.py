@@ -129,7 +129,7 @@ def published_view(store, models: Mapping, features_dir):
 
     from features.definitions import contact_predictions_service, contact_predictions_view
 
-    view = contact_predictions_view(features_dir, models["content_preference"].tower_width)
+    view = contact_predictions_view(features_dir, models["content_preference"].tower_width, repo_path=store.repo_path)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
         store.apply([view, contact_predictions_service(view)])

@@ -51,9 +51,9 @@ def _newest_by_window(path: str) -> pa.Table:
 
 @pytest.mark.parametrize("view", ["contact_engagement", "contact_send_hours"])  # daily, sparse
 def test_batches_hold_the_newest_row_per_entity(store, view):
-    from features.store import _latest_batches
+    from features.store import _latest_batches, source_file
 
-    path = store.get_feature_view(view).batch_source.path
+    path = source_file(store, store.get_feature_view(view))
     batches = list(_latest_batches(path, "contact_id", None, END, batch_rows=1))
     assert len(batches) == 3 and all(b.num_rows == 1 for b in batches)
     key = [("contact_id", "ascending")]
@@ -72,12 +72,12 @@ def test_small_batches_write_the_same_online_rows(store, tmp_path):
 
 
 def test_a_failing_stream_writes_nothing(store):
-    from features.store import materialize
+    from features.store import materialize, source_file
 
     materialize(store, end=ts("2026-05-15").to_pydatetime())
     view = store.get_feature_view("contact_engagement")
     before = _online_rows(store, "contact_engagement")
-    newest = _newest_by_window(view.batch_source.path)
+    newest = _newest_by_window(source_file(store, view))
     online = store._get_provider().online_store
 
     def stream():
@@ -92,10 +92,10 @@ def test_a_failing_stream_writes_nothing(store):
 
 
 def test_two_rows_at_the_newest_time_are_refused_and_nothing_is_written(store, tmp_path):
-    from features.store import materialize
+    from features.store import materialize, source_file
 
     view = store.get_feature_view("contact_topics")
-    path = view.batch_source.path
+    path = source_file(store, view)
     table = pq.read_table(path)
     pq.write_table(pa.concat_tables([table, table.slice(table.num_rows - 1, 1)]), path)  # a duplicated row
     with pytest.raises(ValueError, match="more than one row for some contact_id"):
