@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "sending.cli",
     "privacy.cli",
     "inbox.demo",
+    "inbox.relocate",
 ]
 
 
