@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from features.email_quality import email_quality
 from features.parquet_sink import ParquetSink
 from features.snapshots import BLOCK, EventArrays, SnapshotEngine
-from simulation.eventlog import SchemaError
+from simulation.eventlog import SchemaError, sql_file_list, table_files
 
 TABLE_FILES = {
     "contact_engagement": "contact_engagement.parquet",
@@ -90,15 +90,15 @@ def topic_slug(topic: str) -> str:
 
 def _check_inputs(events_dir: Path) -> None:
     """Cheap boundary validation from the Parquet footers (the full check is in simulation.eventlog)."""
-    from simulation.eventlog import SchemaError, table_path
+    from simulation.eventlog import table_path
     from simulation.schema import TABLES
 
     for name, schema in TABLES.items():
-        path = table_path(events_dir, name)
-        if not path.exists():
-            raise FileNotFoundError(f"{name}: no such file {path} (run `inbox simulate` or bring your own event log)")
-        got = pq.read_schema(path)
-        for col in schema.columns:
+        files = table_files(events_dir, name)
+        if not files:
+            raise FileNotFoundError(f"{name}: no such file {table_path(events_dir, name)} "
+                                    "(run `inbox simulate` or bring your own event log)")
+        for got, col in ((got, col) for got in map(pq.read_schema, files) for col in schema.columns):
             if col.name not in got.names:
                 raise SchemaError(name, col.name, "missing column")
             t = got.field(col.name).type
@@ -165,7 +165,7 @@ def build_features(
     con = _connect(cfg, tmp_dir)
     try:
         for name in ("contacts", "content", "sends", "events"):
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{events_dir / (name + '.parquet')}')")
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_file_list(table_files(events_dir, name))})")
         topics = [r[0] for r in con.execute("SELECT DISTINCT topic FROM content ORDER BY 1").fetchall()]
         slugs = sorted({topic_slug(t) for t in topics})
         first, last = con.execute(

@@ -38,20 +38,29 @@ SCAN = {"batch_size": 1 << 16, "batch_readahead": 1, "fragment_readahead": 1,
         "fragment_scan_options": pads.ParquetFragmentScanOptions(pre_buffer=False)}
 
 
+def _files(events_dir, table: str) -> list[Path]:
+    """The table's files (`simulation.eventlog.table_files`: base file and appended segments)."""
+    from simulation.eventlog import table_files, table_path
+
+    files = table_files(events_dir, table)
+    if not files:
+        raise FileNotFoundError(f"{table}: no such file {table_path(events_dir, table)} "
+                                "(run `inbox simulate` or bring an event log)")
+    return files
+
+
 def _path(events_dir, table: str) -> Path:
+    """The table's base path, to name it in messages."""
     from simulation.eventlog import table_path
 
-    path = table_path(events_dir, table)
-    if not path.exists():
-        raise FileNotFoundError(f"{table}: no such file {path} (run `inbox simulate` or bring an event log)")
-    return path
+    return table_path(events_dir, table)
 
 
 def _dataset(events_dir, table: str, columns: list[str]) -> pads.Dataset:
     from simulation.schema import TABLES
 
     path = _path(events_dir, table)
-    data = pads.dataset(str(path), format="parquet")
+    data = pads.dataset([str(f) for f in _files(events_dir, table)], format="parquet")
     contract = TABLES[table]
     for name in columns:
         if name not in data.schema.names:
@@ -86,13 +95,13 @@ def read_columns(events_dir, table: str, columns: list[str], filter=None) -> pd.
 
 def _column_range(events_dir, table: str, column: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     path = _path(events_dir, table)
-    meta = pq.ParquetFile(path).metadata
-    if meta.num_rows == 0:
+    metas = [pq.ParquetFile(f).metadata for f in _files(events_dir, table)]
+    if sum(meta.num_rows for meta in metas) == 0:
         raise ValueError(f"{table}: {path} has no rows")
-    idx = meta.schema.to_arrow_schema().get_field_index(column)
     lows, highs = [], []
-    for g in range(meta.num_row_groups):
+    for meta, g in ((meta, g) for meta in metas for g in range(meta.num_row_groups)):
         rg = meta.row_group(g)
+        idx = meta.schema.to_arrow_schema().get_field_index(column)
         if rg.num_rows == 0:
             continue
         stats = rg.column(idx).statistics if idx >= 0 else None

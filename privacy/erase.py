@@ -103,7 +103,7 @@ def resolve(settings, contact_ids=(), emails=()) -> Subject:
     from privacy.consent import ConsentLedger
     from privacy.files import parquet_batches, parquet_rows
     from privacy.suppression import email_digests, normalize_emails
-    from simulation.eventlog import table_path
+    from simulation.eventlog import table_files
 
     ids = {int(c) for c in contact_ids}
     for c in ids:
@@ -115,13 +115,13 @@ def resolve(settings, contact_ids=(), emails=()) -> Subject:
     digests = set(email_digests(settings, list(emails))) if emails else set()
     if not ids and not digests:
         raise ValueError("contact: give --contact ID or --email ADDR")
-    contacts = table_path(settings.events_dir, "contacts")
-    if digests and contacts.exists():  # batch by batch: the address column of a whole list is large
+    contacts = table_files(settings.events_dir, "contacts")
+    if digests and contacts:  # batch by batch: the address column of a whole list is large
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         wanted = normalize_emails(list(emails))
-        for batch in parquet_batches(pq.ParquetFile(contacts), 65_536, ["contact_id", "email"]):
+        for batch in (b for f in contacts for b in parquet_batches(pq.ParquetFile(f), 65_536, ["contact_id", "email"])):
             hit = pc.is_in(normalize_emails(batch.column("email")), value_set=wanted)
             ids |= set(batch.column("contact_id").filter(hit).to_pylist())
     for pending in _pending_records(settings):

@@ -33,12 +33,13 @@ def _umask() -> int:
     return mask
 
 
-def parquet_rows(path: Path, contact_ids, column: str = "contact_id") -> pa.Table:
-    """The rows of these contacts in a Parquet file (empty table when none or no file)."""
-    if not path.exists():
+def parquet_rows(path: Path | list[Path], contact_ids, column: str = "contact_id") -> pa.Table:
+    """The rows of these contacts in a Parquet file or list of files (empty table when none or no file)."""
+    files = [p for p in ([path] if isinstance(path, (str, os.PathLike)) else path) if Path(p).exists()]
+    if not files:
         return pa.table({})
     ids = pa.array(np.asarray(contact_ids, dtype=np.int64), pa.int64())
-    return pads.dataset(str(path), format="parquet").to_table(filter=pc.field(column).isin(ids))
+    return pads.dataset([str(p) for p in files], format="parquet").to_table(filter=pc.field(column).isin(ids))
 
 
 def parquet_batches(source: pq.ParquetFile, batch_rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:

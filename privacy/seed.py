@@ -5,7 +5,7 @@ Three sources, each idempotent:
 - `contacts.parquet` `consent` (source "import"): a contact's first import with consent is an
   opt_in at its `created_at`; a later import whose consent differs from the contact's newest
   import event is recorded as a new import event now (a withdrawal exported by the ESP wins);
-- `events.parquet` unsubscribe / complaint: an all-mail opt_out at the event's time, source
+- `events` table (every file) unsubscribe / complaint: an all-mail opt_out at the event's time, source
   "unsubscribe" / "complaint", ref "event:<event_id>" (recorded once);
 - the address of each contact, as a keyed digest (`privacy.suppression`), so a suppressed
   address re-imported under any contact id is not mailed.
@@ -50,16 +50,16 @@ def seed_consent(settings, force: bool = False, new_world: bool = False, batch_r
     `new_world`: the event log was replaced by another list (`inbox simulate`): the consent history of
     the previous list is dropped first (its contact ids name other people now); the suppression list stays.
     `batch_rows`: rows read and written per step (memory is proportional to it, not to the list)."""
-    from simulation.eventlog import table_path
+    from simulation.eventlog import table_files
 
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise ValueError(f"batch_rows: expected a positive integer, got {batch_rows!r}")
-    contacts_path = table_path(settings.events_dir, "contacts")
-    events_path = table_path(settings.events_dir, "events")
+    contacts_files = table_files(settings.events_dir, "contacts")
+    events_files = table_files(settings.events_dir, "events")
     out = {"imports": 0, "opt_outs": 0, "contacts": 0}
-    if not contacts_path.exists():
+    if not contacts_files:
         return out
-    fingerprint = _fingerprint(contacts_path, events_path)
+    fingerprint = _fingerprint(*contacts_files, *events_files)
     with ConsentLedger.open(settings) as ledger:
         if new_world:
             with ledger.transaction():
@@ -70,12 +70,13 @@ def seed_consent(settings, force: bool = False, new_world: bool = False, batch_r
         now = now_us()  # "now" of every import change and the recording time of every row of this run
         with ledger.transaction():
             since = ledger.last_seq()
-            for batch in parquet_batches(pq.ParquetFile(contacts_path), batch_rows, CONTACT_COLUMNS):
+            for batch in (b for f in contacts_files for b in parquet_batches(pq.ParquetFile(f), batch_rows,
+                                                                           CONTACT_COLUMNS)):
                 out["contacts"] += _map_addresses(settings, ledger, batch)
                 out["imports"] += ledger._append(_import_rows(ledger, batch, now), derive=False)
             if out["contacts"]:
                 ledger.derive_suppressed()  # new or changed addresses: which of them are suppressed
-            for rows in _opt_out_rows(events_path, batch_rows, now):
+            for rows in _opt_out_rows(events_files, batch_rows, now):
                 out["opt_outs"] += ledger._append(rows, derive=False)
             ledger.derive_since(since, batch_rows)  # the state of every contact given an event above
             ledger.set_meta("seeded_from", fingerprint)
@@ -117,13 +118,11 @@ def _import_rows(ledger: ConsentLedger, contacts: pa.RecordBatch | pa.Table, now
             for c, k, t in zip(ids[pick].tolist(), kinds.tolist(), when[pick].tolist())]
 
 
-def _opt_out_rows(events_path: Path, batch_rows: int, now: int) -> Iterator[list[tuple]]:
+def _opt_out_rows(events_files: list[Path], batch_rows: int, now: int) -> Iterator[list[tuple]]:
     """The unsubscribe / complaint events as ledger rows, from at most `batch_rows` events at a time
     (`ParquetFile` batches: a `pyarrow.dataset` scan holds on to what it read, apache/arrow#39808)."""
-    if not events_path.exists():
-        return
     columns = ["event_id", "contact_id", "type", "occurred_at"]
-    for batch in parquet_batches(pq.ParquetFile(events_path), batch_rows, columns):
+    for batch in (b for f in events_files for b in parquet_batches(pq.ParquetFile(f), batch_rows, columns)):
         batch = batch.filter(pc.is_in(batch.column("type"), value_set=pa.array(OPT_OUT_EVENTS)))
         if batch.num_rows:
             occurred = pc.cast(batch.column("occurred_at"), pa.int64()).to_pylist()

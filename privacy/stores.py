@@ -43,19 +43,21 @@ def _records(table: pa.Table) -> list[dict]:
 
 # --- event log ---------------------------------------------------------------------------------------
 def _event_table(table: str) -> Store:
-    def path(settings) -> Path:
-        from simulation.eventlog import table_path
-
-        return table_path(settings.events_dir, table)
-
+    """One event-log table: every file of it (`table_files`: base file and appended segments). Erasure
+    first deletes the superseded files merges left (they may still hold the contact's rows), then
+    rewrites, each atomically, only the files that hold the contact's rows; a re-run resumes."""
     def erase(settings, subject: Subject) -> int:
-        from serving.eventsink import eventlog_lock
+        from simulation.eventlog import table_files
+        from simulation.segments import cleanup, eventlog_lock
 
         with eventlog_lock(settings.events_dir):  # every writer of an event-log table holds it
-            return parquet_without(path(settings), subject.ids)
+            cleanup(settings.events_dir, table, grace=0)
+            return sum(parquet_without(f, subject.ids) for f in table_files(settings.events_dir, table))
 
     def export(settings, subject: Subject) -> list[dict]:
-        return _records(parquet_rows(path(settings), subject.ids))
+        from simulation.eventlog import table_files
+
+        return _records(parquet_rows(table_files(settings.events_dir, table), subject.ids))
 
     return Store(f"event log {table}", erase, export)
 

@@ -36,11 +36,15 @@ class Audience:
 
 
 def bounce_reasons(events_path, contact_ids: np.ndarray, soft_limit: int) -> np.ndarray:
-    """Row-aligned: "hard_bounce", "soft_bounces" or None (DuckDB over the events table)."""
+    """Row-aligned: "hard_bounce", "soft_bounces" or None (DuckDB over the events table: `events_path` is
+    its base path, `table_path(events_dir, "events")`, read with its segments, or a list of files)."""
     import duckdb
 
+    from simulation.eventlog import files_of
+
     out = np.full(len(contact_ids), None, dtype=object)
-    if not events_path.exists() or len(contact_ids) == 0:
+    files = files_of("events", events_path)
+    if not files or len(contact_ids) == 0:
         return out
     con = duckdb.connect()
     try:
@@ -58,7 +62,7 @@ def bounce_reasons(events_path, contact_ids: np.ndarray, soft_limit: int) -> np.
                           GROUP BY e.contact_id HAVING count(*) >= ?)
             SELECT contact_id, 'hard_bounce' FROM hard
             UNION ALL SELECT contact_id, 'soft_bounces' FROM soft WHERE contact_id NOT IN (SELECT contact_id FROM hard)
-        """, [str(events_path), int(soft_limit)]).fetchall()
+        """, [[str(f) for f in files], int(soft_limit)]).fetchall()
     finally:
         con.close()
     if rows:
@@ -89,13 +93,17 @@ def draw_order(contact_ids: np.ndarray, seed: int) -> np.ndarray:
 
 def select_audience(settings, config, queued: np.ndarray) -> Audience:
     """The contacts to enqueue for `config` now (minus `queued`, already in this run), with skip counts."""
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as pads
 
     from features.email_quality import email_quality
-    from simulation.eventlog import table_path
+    from simulation.eventlog import table_files, table_path
 
     spec = config.audience
-    contacts = pq.read_table(table_path(settings.events_dir, "contacts"), columns=["contact_id", "email"]).to_pandas()
+    files = table_files(settings.events_dir, "contacts")
+    if not files:
+        raise FileNotFoundError(f"contacts: no such file {table_path(settings.events_dir, 'contacts')}")
+    contacts = pads.dataset([str(f) for f in files], format="parquet").to_table(
+        columns=["contact_id", "email"]).to_pandas()
     if spec.contact_ids is not None:
         contacts = contacts[contacts["contact_id"].isin(spec.contact_ids)]
     ids = contacts["contact_id"].to_numpy(np.int64)

@@ -12,7 +12,7 @@
    outbox in one transaction, with the decided `send_at`;
 4. drains the outbox (`sending.delivery`): each message leaves when due, at
    most once, by default through a local SMTP sink started for the run;
-5. appends the sends (decision id, propensity) to `sends.parquet` and marks the
+5. appends the sends (decision id, propensity) to the `sends` table and marks the
    mailed decisions sent (`POST /sent`, `sending.sent_marks`): the campaign is
    registered with `learn_from: sent`, so a decision the run took but never
    mailed is not learned as "sent and ignored".
@@ -97,15 +97,10 @@ def ensure_campaign(settings, config: CampaignConfig, content: pd.DataFrame) -> 
 
 def next_send_id(events_dir: Path) -> int:
     """One above the largest send id in the event log (the outbox's counter never goes below it)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    from simulation.eventlog import table_files
+    from simulation.segments import column_max
 
-    from simulation.eventlog import table_path
-
-    path = table_path(events_dir, "sends")
-    if not path.exists():
-        return 1
-    hi = pc.max(pq.read_table(path, columns=["send_id"]).column("send_id")).as_py()
+    hi = column_max(table_files(events_dir, "sends"), "send_id")  # row-group statistics, no column read
     return int(hi or 0) + 1
 
 

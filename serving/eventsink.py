@@ -1,41 +1,27 @@
 """Appending webhook events and sends to the event log, atomically and without duplicates.
 
-Rewriting `events.parquet` (millions of rows) on every webhook call would
-cost seconds, so webhook events land first in a journal beside it,
+Writing a Parquet segment per webhook call would leave thousands of tiny
+files to merge, so webhook events land first in a journal beside the log,
 `events_dir/webhook_journal.db` (SQLite, WAL, `event_id` primary key: a
 provider's retry is an `INSERT OR IGNORE` no-op, one transaction per call).
-`flush(events_dir)` folds the journal into `events.parquet` (validated,
-deduplicated, written to a temp file and renamed); the send pipeline flushes
-before choosing an audience and after each round, the service on shutdown.
-Every writer of a Parquet table holds `events_dir/.eventlog.lock` (flock).
+`flush(events_dir)` folds the journal into the `events` table (validated,
+deduplicated, appended as one segment: `simulation.eventlog.append_new_rows`);
+the send pipeline flushes before choosing an audience and after each round,
+the service on shutdown. Every writer of a Parquet table holds
+`events_dir/.eventlog.lock` (flock, `eventlog_lock`).
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from simulation.eventlog import append_new_rows, table_path, validate
+from simulation.eventlog import append_new_rows, validate
+from simulation.segments import LOCK, eventlog_lock  # noqa: F401 (the lock every event-log writer holds)
 
 JOURNAL = "webhook_journal.db"
-LOCK = ".eventlog.lock"
-
-
-@contextlib.contextmanager
-def eventlog_lock(events_dir: str | Path):
-    """Exclusive lock held by every process rewriting an event-log table."""
-    events_dir = Path(events_dir)
-    events_dir.mkdir(parents=True, exist_ok=True)
-    with open(events_dir / LOCK, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class EventJournal:
@@ -77,7 +63,7 @@ class EventJournal:
         return recorded, len(records) - recorded
 
     def pending(self) -> pd.DataFrame:
-        """Journal rows not yet folded into events.parquet, as `events` rows."""
+        """Journal rows not yet folded into the `events` table, as `events` rows."""
         df = pd.read_sql_query(
             "SELECT event_id, send_id, contact_id, type, occurred_us, value FROM events WHERE flushed = 0",
             self.conn)
@@ -102,12 +88,12 @@ def _journal_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _append_table(events_dir: Path, table: str, rows: pd.DataFrame, key: str) -> int:
-    """Append rows whose `key` is new, atomically and streaming (`append_new_rows`). Lock held by caller."""
-    return append_new_rows(table, rows, table_path(events_dir, table), key)
+    """Append rows whose `key` is new as one segment (`append_new_rows`). Lock held by caller."""
+    return append_new_rows(table, rows, events_dir, key)
 
 
 def flush(events_dir: str | Path) -> int:
-    """Fold journaled webhook events into events.parquet; returns rows added."""
+    """Fold journaled webhook events into the `events` table; returns rows added."""
     events_dir = Path(events_dir)
     if not (events_dir / JOURNAL).exists():
         return 0
@@ -125,7 +111,7 @@ def flush(events_dir: str | Path) -> int:
 
 
 def append_sends(events_dir: str | Path, sends: pd.DataFrame) -> int:
-    """Append `sends` rows (new send_ids only) to sends.parquet atomically."""
+    """Append `sends` rows (new send_ids only) to the `sends` table atomically."""
     validate("sends", sends)
     with eventlog_lock(events_dir):
         return _append_table(Path(events_dir), "sends", sends, "send_id")

@@ -11,7 +11,7 @@ Send records are read, for the ids in one call only, from every source that
 holds them: first the send pipeline's outbox (`sending.outbox.lookup`, a
 primary-key lookup; its rows exist before the mail leaves, so an event that
 arrives before the send is in the event log still matches), then
-`sends.parquet` for the ids the outbox lacks (sends made before the outbox, or
+the `sends` table for the ids the outbox lacks (sends made before the outbox, or
 imported): only row groups whose send-id statistics can hold them are read.
 A source is `f(send_ids: np.ndarray) -> DataFrame[send_id, contact_id, decision_id]`.
 """
@@ -22,8 +22,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from serving.webhooks import ProviderEvent
 
@@ -36,32 +34,19 @@ def _empty() -> pd.DataFrame:
 
 
 def sends_table_source(events_dir: str | Path) -> SendSource:
-    """Send records from `sends.parquet` (none while the file does not exist).
+    """Send records from the `sends` table (none while it has no file).
 
     Reads only the row groups whose send-id statistics can hold a wanted id, and in them the
-    send-id column first: the other columns only of row groups that hold one."""
-    from simulation.eventlog import table_path
-
-    path = table_path(events_dir, "sends")
+    send-id column first: the other columns only of row groups that hold one
+    (`simulation.segments.rows_with_keys` over `table_files`: base file and appended segments)."""
+    from simulation.eventlog import table_files
+    from simulation.segments import rows_with_keys
 
     def read(send_ids: np.ndarray) -> pd.DataFrame:
-        if not path.exists() or len(send_ids) == 0:
+        if len(send_ids) == 0:
             return _empty()
-        wanted = np.unique(send_ids)
-        pf = pq.ParquetFile(path, pre_buffer=False)
-        key = pf.schema_arrow.get_field_index("send_id")
-        frames = []
-        for g in range(pf.metadata.num_row_groups):
-            stats = pf.metadata.row_group(g).column(key).statistics
-            if stats is not None and stats.has_min_max:
-                inside = np.searchsorted(wanted, stats.max, "right") - np.searchsorted(wanted, stats.min, "left")
-                if inside == 0:
-                    continue
-            ids = pf.read_row_group(g, columns=["send_id"]).column(0).to_numpy()
-            hit = np.isin(ids, wanted)
-            if hit.any():
-                frames.append(pf.read_row_group(g, columns=COLUMNS).filter(pa.array(hit)).to_pandas())
-        return pd.concat(frames, ignore_index=True) if frames else _empty()
+        found = rows_with_keys(table_files(events_dir, "sends"), "send_id", send_ids, COLUMNS)
+        return _empty() if found is None else found.to_pandas()
 
     return read
 
@@ -75,7 +60,7 @@ class SendLookup:
     @classmethod
     def for_settings(cls, settings) -> "SendLookup":
         """The installation's send records: the send pipeline's outbox (indexed by send id, and its rows
-        exist before a message leaves), then `sends.parquet` for ids the outbox does not hold."""
+        exist before a message leaves), then the `sends` table for ids the outbox does not hold."""
         from sending.outbox import lookup as outbox_lookup
 
         return cls([lambda ids: outbox_lookup(settings, ids), sends_table_source(settings.events_dir)])

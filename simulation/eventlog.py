@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from simulation import segments
 from simulation.schema import TABLES, TableSchema
 
 
@@ -128,8 +130,44 @@ def validate(table: str, data: pd.DataFrame | pa.Table) -> pa.Table:
 
 
 def table_path(events_dir: str | os.PathLike, table: str) -> Path:
+    """The table's base file `<table>.parquet`. Appended rows live in segments beside it: readers list
+    a table with `table_files`, or pass this path to `read_table` / `files_of`, which add them."""
     _schema(table)
-    return Path(events_dir) / f"{table}.parquet"
+    return segments.base_path(events_dir, table)
+
+
+def table_files(events_dir: str | os.PathLike, table: str) -> list[Path]:
+    """Every file of `table`, in row order (base file, then segments); [] when the table has none."""
+    _schema(table)
+    return segments.table_files(events_dir, table)
+
+
+def files_of(table: str, source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The files to read for `source`: a table's base path (`table_path`) means all of its files, any
+    other path itself (when it exists), a sequence those paths."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.name == f"{table}.parquet" and table in TABLES:
+            return segments.table_files(path.parent, table)
+        return [path] if path.exists() else []
+    return [Path(p) for p in source]
+
+
+def sql_file_list(files: Sequence[str | os.PathLike]) -> str:
+    """`files` as a DuckDB list literal, e.g. for `read_parquet([...])` in a view (no parameters there)."""
+    return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+
+
+def write_table(table: str, data: pd.DataFrame | pa.Table, path: str | os.PathLike) -> Path:
+    """Validate then atomically write one table to `path` (a .parquet file). At the base path
+    (`table_path`) of a table with appended segments this replaces the whole table, segments included."""
+    at = validate(table, data)
+    path = Path(path)
+    if path.name == f"{table}.parquet" and segments.segment_dir(path.parent, table).exists():
+        with segments.eventlog_lock(path.parent):
+            return _replace_tables(path.parent, {table: at})[table]
+    os.replace(_write_temp(at, path), path)
+    return path
 
 
 def _umask() -> int:
@@ -138,22 +176,10 @@ def _umask() -> int:
     return mask
 
 
-def write_table(table: str, data: pd.DataFrame | pa.Table, path: str | os.PathLike) -> Path:
-    """Validate then atomically write one table to `path` (a .parquet file)."""
-    return _write_validated(validate(table, data), path)
-
-
-def _write_validated(at: pa.Table, path: str | os.PathLike) -> Path:
-    """Atomically write an already validated table: temp file beside the target, then rename."""
-    path = Path(path)
-    os.replace(_write_temp(at, path), path)
-    return path
-
-
-def _write_temp(at: pa.Table, path: Path) -> str:
-    """Write `at` to a new temp file beside `path` (removed again if the write fails); its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _write_temp(at: pa.Table, target: Path) -> str:
+    """Write `at` to a new temp file beside `target` (removed again if the write fails); its name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         pq.write_table(at, tmp, compression="zstd")
@@ -164,72 +190,80 @@ def _write_temp(at: pa.Table, path: Path) -> str:
     return tmp
 
 
-def append_new_rows(table: str, rows: pd.DataFrame | pa.Table, path: str | os.PathLike, key: str,
-                    batch_rows: int = 1_000_000) -> int:
-    """Append the rows of `rows` whose `key` is not in the table yet; atomically; returns rows added.
+def _replace_tables(events_dir: Path, validated: dict[str, pa.Table]) -> dict[str, Path]:
+    """Write every table whole: all temp files first, then the renames, then the files they supersede
+    are deleted (`segments.whole_table_target`). Nothing is replaced when a write fails. Lock held."""
+    written: list[tuple[str, str, Path]] = []
+    try:
+        for name, at in validated.items():
+            target = segments.whole_table_target(events_dir, name)
+            written.append((name, _write_temp(at, target), target))
+    except BaseException:
+        for _, tmp, _ in written:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    for name, tmp, target in written:
+        os.replace(tmp, target)
+    for name, _, _ in written:
+        segments.cleanup(events_dir, name, grace=0)
+    return {name: target for name, _, target in written}
 
-    Streams: the existing file is copied batch by batch into a temp file and the new rows written
-    after it, so memory is one batch, not the table (a 1M-contact log holds ~50M events). Existing
-    keys are looked up only among the new ones (row groups whose key statistics exclude them are
-    skipped). Existing rows were validated when written; the new ones are validated here.
+
+def append_new_rows(table: str, rows: pd.DataFrame | pa.Table, events_dir: str | os.PathLike, key: str) -> int:
+    """Append the rows of `rows` whose `key` is not in the table yet, as a new segment; rows added.
+
+    Time follows the batch, not the log: the new rows are validated, their keys looked up only in
+    row groups whose key statistics can hold them (`segments.rows_with_keys`), the rest written as
+    one segment (temp file, then rename), then the table's files are merged by the tier policy
+    (`segments.compact`). The caller holds `segments.eventlog_lock(events_dir)`.
     """
-    path = Path(path)
     new = validate(table, rows)
-    if not path.exists():
-        _write_validated(new, path)
-        return new.num_rows
-    schema = _schema(table).arrow
     if new.num_rows:
-        seen = pq.read_table(path, columns=[key], filters=[(key, "in", new.column(key).to_pylist())])
-        new = new.filter(pc.invert(pc.is_in(new.column(key), value_set=seen.column(key).combine_chunks())))
+        seen = segments.rows_with_keys(table_files(events_dir, table), key, new.column(key).to_numpy())
+        if seen is not None:
+            new = new.filter(pc.invert(pc.is_in(new.column(key), value_set=seen.column(key).combine_chunks())))
     if new.num_rows == 0:
         return 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-                writer.write_batch(pa.RecordBatch.from_arrays(
-                    [batch.column(f.name).cast(f.type) for f in schema], schema=schema))
-            writer.write_table(new)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    segments.write_segment(events_dir, table, new)
+    segments.compact(events_dir, table, _schema(table).arrow)
     return new.num_rows
 
 
-def read_table(table: str, path: str | os.PathLike, *, as_arrow: bool = False) -> pd.DataFrame | pa.Table:
-    """Read and validate one table; `SchemaError` names the problem."""
-    path = Path(path)
-    if not path.exists():
+def compact_table(events_dir: str | os.PathLike, table: str, *, full: bool = False) -> int:
+    """Merge the table's files by the tier policy (all into one when `full`); merges done. Lock held."""
+    return segments.compact(events_dir, table, _schema(table).arrow, full=full)
+
+
+def read_table(table: str, path: str | os.PathLike | Sequence[str | os.PathLike], *,
+               as_arrow: bool = False) -> pd.DataFrame | pa.Table:
+    """Read and validate one table (`files_of(table, path)`: a base path reads its segments too);
+    `SchemaError` names the problem."""
+    files = files_of(table, path)
+    if not files:
         raise FileNotFoundError(f"{table}: no such file {path}")
+    parts = []
+    for file in files:
+        try:
+            parts.append(pq.read_table(file))
+        except pa.ArrowInvalid as exc:
+            raise SchemaError(table, None, f"{file} is not a readable Parquet file: {exc}") from None
     try:
-        at = pq.read_table(path)
+        at = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
     except pa.ArrowInvalid as exc:
-        raise SchemaError(table, None, f"{path} is not a readable Parquet file: {exc}") from None
+        raise SchemaError(table, None, f"files of different schemas: {exc}") from None
     at = validate(table, at)
     return at if as_arrow else at.to_pandas()
 
 
 def write_event_log(events_dir: str | os.PathLike, tables: dict[str, pd.DataFrame | pa.Table]) -> None:
-    """Validate every table, write each to a temp file, then rename them all into place.
+    """Validate every table, write each to a temp file, then rename them all into place; the segments
+    of a table written here are superseded and deleted.
 
     Nothing is written if any table is invalid or any write fails (the previous log stays whole).
     """
     validated = {name: validate(name, data) for name, data in tables.items()}
-    written: list[tuple[str, Path]] = []
-    try:
-        for name, at in validated.items():
-            path = table_path(events_dir, name)
-            written.append((_write_temp(at, path), path))
-    except BaseException:
-        for tmp, _ in written:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    for tmp, path in written:
-        os.replace(tmp, path)
+    with segments.eventlog_lock(events_dir):
+        _replace_tables(Path(events_dir), validated)
 
 
 def read_event_log(events_dir: str | os.PathLike, *, as_arrow: bool = False) -> dict:

@@ -5,7 +5,7 @@ event type within an attribution window after the send (the same window for
 every recipient, so late sends are not disadvantaged), conversion revenue, click
 and open counts (for ratio metrics such as click-to-open), and pre-period
 engagement of the contact before the campaign started (the CUPED covariate).
-One DuckDB query over the Parquet files.
+One DuckDB query over the Parquet files (`simulation.eventlog.table_files`).
 """
 from __future__ import annotations
 
@@ -26,11 +26,7 @@ def campaign_outcomes(
     revenue, pre_opens, pre_clicks."""
     import duckdb
 
-    events_dir = Path(events_dir)
-    sends, events = events_dir / "sends.parquet", events_dir / "events.parquet"
-    for path in (sends, events):
-        if not path.exists():
-            raise FileNotFoundError(f"event log table not found: {path}")
+    sends, events = _files(events_dir, "sends"), _files(events_dir, "events")
     if window_hours <= 0 or pre_days < 0:
         raise ValueError(f"window_hours must be > 0 and pre_days >= 0, got {window_hours}, {pre_days}")
     flags = ",\n".join(
@@ -69,10 +65,11 @@ def campaign_outcomes(
     ORDER BY o.send_id
     """
     with duckdb.connect() as con:
-        df = con.execute(query, [str(sends), campaign_id, str(events), pre_days, str(events), window_hours]).df()
-    if df.empty:
-        known = duckdb.sql(f"SELECT DISTINCT campaign_id FROM read_parquet('{sends}') ORDER BY 1 LIMIT 8").fetchall()
-        raise ValueError(f"campaign {campaign_id!r} has no sends in {sends}; e.g. {[k[0] for k in known]}")
+        df = con.execute(query, [sends, campaign_id, events, pre_days, events, window_hours]).df()
+        if df.empty:
+            known = con.execute("SELECT DISTINCT campaign_id FROM read_parquet(?) ORDER BY 1 LIMIT 8", [sends]).fetchall()
+            raise ValueError(f"campaign {campaign_id!r} has no sends in {Path(events_dir) / 'sends.parquet'}; "
+                             f"e.g. {[k[0] for k in known]}")
     require_columns(df.columns, ["variant", *EVENT_FLAGS], source="outcomes")
     df["sent_at"] = pd.to_datetime(df["sent_at"], utc=True)
     for col in ("opens", "clicks", "pre_opens", "pre_clicks"):
@@ -84,11 +81,19 @@ def campaign_summary(events_dir: str | Path) -> pd.DataFrame:
     """Campaigns in the event log with their number of sends and variants (to pick one to analyse)."""
     import duckdb
 
-    sends = Path(events_dir) / "sends.parquet"
-    if not sends.exists():
-        raise FileNotFoundError(f"event log table not found: {sends}")
-    return duckdb.sql(
-        f"""SELECT campaign_id, count(*) AS sends, count(DISTINCT content_id) AS variants,
-                   min(sent_at) AS first_send, bool_or(decision_id IS NOT NULL) AS allocated
-            FROM read_parquet('{sends}') GROUP BY 1 ORDER BY first_send"""
-    ).df()
+    sends = _files(events_dir, "sends")
+    with duckdb.connect() as con:
+        return con.execute(
+            """SELECT campaign_id, count(*) AS sends, count(DISTINCT content_id) AS variants,
+                      min(sent_at) AS first_send, bool_or(decision_id IS NOT NULL) AS allocated
+               FROM read_parquet(?) GROUP BY 1 ORDER BY first_send""", [sends]).df()
+
+
+def _files(events_dir, table: str) -> list[str]:
+    """The table's files (`simulation.eventlog.table_files`), for DuckDB's read_parquet."""
+    from simulation.eventlog import table_files, table_path
+
+    files = table_files(events_dir, table)
+    if not files:
+        raise FileNotFoundError(f"event log table not found: {table_path(events_dir, table)}")
+    return [str(f) for f in files]
