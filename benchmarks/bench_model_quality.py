@@ -5,7 +5,8 @@
     # 2. per world: the ceilings (benchmarks/bench_model_ceilings.py --json results/ceilings7.json)
     # 3. one table per seed: each model's metric, each baseline, the ceiling with its CI, share of lift,
     #    paired p-values, calibration ratio, target met or not
-    python benchmarks/bench_model_quality.py report results/seed*.json --ceilings results/ceilings*.json
+    python benchmarks/bench_model_quality.py report results/seed*.json --ceilings results/ceilings*.json \
+        [--plot quality.png]   # the same numbers as one figure: a panel per model, seeds side by side
 
 Every number of one row comes from the same test rows: the specs' own `evaluate`
 (paired tests from `models.paired`: DeLong for the lead AUC, bootstraps over
@@ -117,7 +118,63 @@ def _calibration(rec: dict) -> str:
             f"(no plan {m['test_calibration_ratio_no_plan']:.2f}, ECE {m['test_ece_over_base_rate_no_plan']:.2f} x base)")
 
 
-def report(results: list[Path], ceilings: list[Path]) -> None:
+def _panel_rows(res: dict, name: str, c: dict | None) -> dict:
+    """One model of one seed as the figure draws it: random, baselines, ours, served and the ceiling."""
+    rec = res["models"][name]
+    choice = rec.get("choice", "ours")
+    served = None if choice == "ours" else rec["baselines"][rec["best_baseline"]]
+    return {"seed": str(res["world_seed"]), "metric": rec["metric"], "random": rec["random"], "ours": rec["ours"],
+            "baselines": rec["baselines"], "served": served,
+            "ceiling": None if c is None else (c["value"], *c["ci"])}
+
+
+def plot(panels: dict[str, list[dict]], path: Path) -> None:
+    """One panel per model on the share-of-lift scale (0 = random, 1 = the ceiling), seeds side by side: each
+    baseline, ours, what training serves when a baseline won, the ceiling's 95% CI and the target share.
+    Seeds without a ceiling are left out (no scale)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.2 * len(panels), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    markers = "v^<>sPX*"
+    for ax, (name, rows) in zip(axes, panels.items()):
+        rows = [r for r in rows if r["ceiling"] is not None and r["random"] is not None]
+        names = sorted({b for r in rows for b in r["baselines"]})
+        shown = set()
+
+        def once(label):
+            if label in shown:
+                return None
+            shown.add(label)
+            return label
+
+        for i, r in enumerate(rows):
+            v, lo, hi = r["ceiling"]
+            share = lambda x: (x - r["random"]) / (v - r["random"])  # noqa: E731
+            ax.errorbar(i + 0.3, 1.0, yerr=[[1 - share(lo)], [share(hi) - 1]], fmt="_", color="black", ms=14,
+                        capsize=5, label=once("ceiling, 95% CI"))
+            for j, b in enumerate(names):
+                if b in r["baselines"]:
+                    ax.plot(i - 0.15, share(r["baselines"][b]), markers[j % len(markers)], color=f"C{j + 2}", ms=7,
+                            label=once(b))
+            ax.plot(i, share(r["ours"]), "o", color="tab:blue", ms=9, label=once("ours"))
+            if r["served"] is not None:
+                ax.plot(i + 0.15, share(r["served"]), "D", mfc="none", mec="tab:orange", mew=2, ms=10,
+                        label=once("served (a baseline won)"))
+        ax.axhline(SHARE_TARGET[name], color="tab:red", ls="--", lw=1, label=f"target {SHARE_TARGET[name]:.2f}")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(rows)), [f"seed {r['seed']}" for r in rows])
+        ax.set_xlim(-0.6, len(rows) - 0.4)
+        ax.set_title(f"{name} ({rows[0]['metric'] if rows else '-'})")
+        ax.set_ylabel("share of lift: (metric - random) / (ceiling - random)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle("test period, same rows for every scorer")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def report(results: list[Path], ceilings: list[Path], plot_path: Path | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -126,9 +183,12 @@ def report(results: list[Path], ceilings: list[Path]) -> None:
         c = json.loads(path.read_text())
         ceiling_of.setdefault(str(c["world_seed"]), {}).update(c)  # later files override earlier ones
     console = Console(width=200)
+    panels: dict[str, list[dict]] = {}
     for path in results:
         res = json.loads(path.read_text())
         seed = str(res["world_seed"])
+        for name in res["models"]:
+            panels.setdefault(name, []).append(_panel_rows(res, name, ceiling_of.get(seed, {}).get(name)))
         table = Table(title=f"world seed {seed}: test period, same rows for every scorer")
         for col in ("model", "metric", "ours", "baselines", "paired p (ours <= baseline)", "oracle",
                     "ceiling [95% CI]", "share of lift", "calibration ratio", "target"):
@@ -166,6 +226,9 @@ def report(results: list[Path], ceilings: list[Path]) -> None:
                           ("[green]" if ok else "") + f"{r['calibration_ratio']:.2f}" + ("[/]" if ok else ""),
                           f"{r['ece_over_base_rate']:.3f}", f"{r['auc']:.4f}", r["note"])
             console.print(t)
+    if plot_path is not None:
+        plot(panels, plot_path)
+        console.print(f"figure: {plot_path}")
 
 
 def main() -> None:
@@ -178,12 +241,13 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("results", type=Path, nargs="+")
     p.add_argument("--ceilings", type=Path, nargs="*", default=[])
+    p.add_argument("--plot", type=Path, default=None, help="also draw the tables as one figure (PNG)")
     args = ap.parse_args()
     if args.cmd == "run":
         args.out.parent.mkdir(parents=True, exist_ok=True)
         run(args.out, args.models.split(","), args.seed)
     else:
-        report(args.results, args.ceilings)
+        report(args.results, args.ceilings, args.plot)
 
 
 if __name__ == "__main__":
