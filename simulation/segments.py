@@ -181,6 +181,7 @@ def rows_with_keys(files: list[Path], key: str, wanted, columns: list[str] | Non
     parts = []
     if len(wanted) == 0:
         return None
+    value_set = pa.array(wanted)
     for path in files:
         pf = pq.ParquetFile(path, pre_buffer=False)
         idx = pf.schema_arrow.get_field_index(key)
@@ -190,13 +191,10 @@ def rows_with_keys(files: list[Path], key: str, wanted, columns: list[str] | Non
                 inside = np.searchsorted(wanted, stats.max, "right") - np.searchsorted(wanted, stats.min, "left")
                 if inside == 0:
                     continue
-            ids = pf.read_row_group(g, columns=[key]).column(0).to_numpy()
-            pos = np.minimum(np.searchsorted(wanted, ids), len(wanted) - 1)
-            hit = wanted[pos] == ids
-            if hit.any():
-                mask = pa.array(hit)
-                part = pf.read_row_group(g, columns=columns) if columns != [key] else pa.table({key: ids})
-                parts.append(part.filter(mask))
+            ids = pf.read_row_group(g, columns=[key])
+            hit = pc.is_in(ids.column(0), value_set=value_set)  # a hash lookup per key
+            if pc.any(hit).as_py():
+                parts.append((pf.read_row_group(g, columns=columns) if columns != [key] else ids).filter(hit))
     return pa.concat_tables(parts, promote_options="permissive") if parts else None
 
 
