@@ -24,6 +24,7 @@ import argparse
 from pathlib import Path
 
 MOVED_SUFFIX = " (moved from {})"
+MAX_NAME = 250  # MLflow's experiment name column holds 256 characters
 MOVED_TAG = "inbox.moved_from"  # on an experiment renamed by `inbox relocate`: its old artifact location
 
 
@@ -108,15 +109,23 @@ def _experiments(client, settings, roots, dry_run: bool) -> list[str]:
         if dry_run:
             lines.append(f"MLflow: experiment {exp.name!r} keeps artifacts in {old} (would be renamed and recreated)")
             continue
-        client.rename_experiment(exp.experiment_id, exp.name + MOVED_SUFFIX.format(old))
+        moved = _moved_name(exp, old)
+        client.rename_experiment(exp.experiment_id, moved)
         client.set_experiment_tag(exp.experiment_id, MOVED_TAG, str(old))
         location = Path(settings.artifact_root) / "artifacts"
         location.mkdir(parents=True, exist_ok=True)
         client.create_experiment(exp.name, artifact_location=location.resolve().as_uri(),
                                  tags={k: v for k, v in exp.tags.items() if k != MOVED_TAG})
         lines.append(f"MLflow: experiment {exp.name!r} recreated in {location} (its old runs, artifacts in {old}, "
-                     f"are under {exp.name + MOVED_SUFFIX.format(old)!r})")
+                     f"are under {moved!r})")
     return lines
+
+
+def _moved_name(exp, old) -> str:
+    """The old experiment's new name: `<name> (moved from <old location>)`, or with its id when that is too long
+    for MLflow's name column (the old location is in the tag either way)."""
+    name = exp.name + MOVED_SUFFIX.format(old)
+    return name if len(name) <= MAX_NAME else f"{exp.name} (moved, experiment {exp.experiment_id})"
 
 
 def counterpart(path: Path, roots) -> Path | None:
