@@ -3,6 +3,11 @@
 Readers reject bad input with `SchemaError` naming the table, column and
 problem. Writers validate first, write to a temporary file beside the target
 and rename it into place, so a failure never leaves a half-written table.
+
+A table is a base file `<table>.parquet` plus the segments appends add beside
+it (`simulation.segments`: layout, merging, the lock): `append_new_rows` costs
+time in proportion to its batch, not to the log. Readers list a table's files
+with `table_files` (or give `read_table` / `files_of` the base path).
 """
 from __future__ import annotations
 
