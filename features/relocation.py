@@ -9,7 +9,7 @@ read plans would then read silently (or fail on, once the original is gone).
 `ensure_local_sources(store, features_dir)` (called by `features.store.get_store`) finds the registered
 file sources outside `features_dir` and re-applies the project's definitions from this directory's
 tables through `store.apply` (Feast's public API), under a file lock so that serving workers starting
-together apply once. What it cannot rebuild (a view this project does not define, or tables missing
+together apply once and none reads the registry while another rewrites it. What it cannot rebuild (a view this project does not define, or tables missing
 from the copy) raises `inbox.locations.ForeignPathError` naming the path, instead of reading it.
 """
 from __future__ import annotations
@@ -49,10 +49,12 @@ def foreign_sources(store, features_dir) -> dict[str, str]:
 
 
 @contextmanager
-def _apply_lock(feast_dir):
+def _registry_lock(feast_dir, mode: int):
+    """flock on `<feast_dir>/.apply.lock`: shared to read the registry for the check, exclusive to re-apply
+    (Feast's file registry is rewritten in place, so a reader must not read it mid-write)."""
     fd = os.open(Path(feast_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, mode)
         yield
     finally:
         os.close(fd)
@@ -66,9 +68,10 @@ def _registry_exists(store) -> bool:
 def ensure_local_sources(store, features_dir) -> dict[str, str]:
     """Re-apply the registry from `features_dir` when any of its file sources is outside it; returns what
     was foreign ({} when nothing was). Raises ForeignPathError when the re-apply cannot fix it."""
-    if not _registry_exists(store) or not foreign_sources(store, features_dir):
-        return {}
-    with _apply_lock(store.repo_path):
+    with _registry_lock(store.repo_path, fcntl.LOCK_SH):
+        if not _registry_exists(store) or not foreign_sources(store, features_dir):
+            return {}
+    with _registry_lock(store.repo_path, fcntl.LOCK_EX):
         store.refresh_registry()  # another process may have re-applied while we waited
         foreign = foreign_sources(store, features_dir)
         if not foreign:

@@ -3,7 +3,11 @@ copy's feature tables, whether the registry was applied with relative sources (n
 (before; re-applied by `get_store`), and a copy that cannot be re-applied fails naming the path."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import time
 import warnings
 import pandas as pd
 import pyarrow.parquet as pq
@@ -123,3 +127,32 @@ def test_a_copy_without_its_tables_fails_naming_the_original_path(built, tmp_pat
         get_store(settings)
     assert str(tmp_path / "orig" / "data" / "features") in info.value.path
     assert info.value.fix == "inbox features all" and "contact_topics.parquet" in str(info.value)
+
+
+def test_processes_starting_together_on_an_absolute_copy_reapply_it_once_and_read_the_copy(built, tmp_path):
+    """Three processes (serving workers starting) open the copied store at the same moment, Feast already imported."""
+    settings = _move(built, tmp_path, _apply_absolute)
+    go = tmp_path / "go"
+    probe = ("import sys, time\n"
+             "from pathlib import Path\n"
+             "import feast\n"
+             "from features.relocation import foreign_sources\n"
+             "from features.store import get_store\n"
+             "from inbox.settings import load_settings\n"
+             "Path(sys.argv[1]).touch()\n"
+             "while not Path(sys.argv[2]).exists():\n"
+             "    time.sleep(0.001)\n"
+             "s = load_settings()\n"
+             "print(len(foreign_sources(get_store(s), s.features_dir)))\n")
+    env = {**os.environ, "INBOX_DATA_DIR": str(settings.data_dir)}
+    ready = [tmp_path / f"ready{i}" for i in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-c", probe, str(r), str(go)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for r in ready]
+    deadline = time.monotonic() + 240
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.01)
+    go.touch()
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outs]
+    assert [out.strip() for out, _ in outs] == ["0", "0", "0"]
+    assert sum("re-applying it" in err for _, err in outs) == 1  # the others waited, then found it done
