@@ -87,8 +87,9 @@ def ensure_local_sources(store, features_dir) -> dict[str, str]:
         left = foreign_sources(store, features_dir)
         if left:
             what, path = next(iter(left.items()))
-            raise ForeignPathError(f"Feast registry's {what}", path, features_dir, fix="inbox features apply",
-                                   detail="; it is not one of this project's definitions, so it was not re-applied")
+            raise ForeignPathError(f"Feast registry's {what}", path, features_dir, fix="feast apply",
+                                   detail="; it is not one of this project's definitions, so it was not re-applied: "
+                                          f"apply your own definition of it with a path relative to {store.repo_path}")
     return foreign
 
 

@@ -129,6 +129,27 @@ def test_a_copy_without_its_tables_fails_naming_the_original_path(built, tmp_pat
     assert info.value.fix == "inbox features all" and "contact_topics.parquet" in str(info.value)
 
 
+def test_a_foreign_view_the_project_does_not_define_is_refused_not_read(built, tmp_path):
+    from feast import FeatureView, FileSource
+
+    from features.definitions import contact
+    from features.store import get_store
+    from inbox.locations import ForeignPathError
+
+    def register(settings):
+        _apply_relative(settings)
+        path = str(settings.features_dir / "contact_topics.parquet")  # absolute, as another tool may register it
+        view = FeatureView(name="custom", entities=[contact], source=FileSource(name="custom_source", path=path,
+                                                                               timestamp_field="event_timestamp"))
+        get_store(settings).apply([view])
+
+    settings = _move(built, tmp_path, register)
+    with pytest.raises(ForeignPathError) as info:
+        get_store(settings)
+    assert info.value.fix == "feast apply" and "custom" in str(info.value)
+    assert info.value.path == str(tmp_path / "orig" / "data" / "features" / "contact_topics.parquet")
+
+
 def test_processes_starting_together_on_an_absolute_copy_reapply_it_once_and_read_the_copy(built, tmp_path):
     """Three processes (serving workers starting) open the copied store at the same moment, Feast already imported."""
     settings = _move(built, tmp_path, _apply_absolute)
