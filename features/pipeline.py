@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from features.email_quality import email_quality
 from features.parquet_sink import ParquetSink
-from features.snapshots import BLOCK, EventArrays, SnapshotEngine
+from features.snapshots import BLOCK, EventArrays, PopulationPriors, SnapshotEngine, population_priors
 from simulation.eventlog import SchemaError, sql_file_list, table_files
 
 TABLE_FILES = {
@@ -311,10 +311,17 @@ def _event_arrays(con, topics: list[str]) -> EventArrays:
 CONTACT_TABLES = ("contact_engagement", "contact_send_time", "contact_topics", "contact_send_hours")
 
 
-def snapshot_engine(ev: EventArrays, days: list[date], cfg: PipelineConfig) -> SnapshotEngine:
-    """The snapshot engine over every contact's facts (it takes ownership of `ev`'s fact arrays)."""
+def snapshot_engine(ev: EventArrays, days: list[date], cfg: PipelineConfig, priors: PopulationPriors | None = None
+                    ) -> SnapshotEngine:
+    """The snapshot engine over `ev`'s contacts (it takes ownership of `ev`'s fact arrays); `priors`: the
+    whole list's (`snapshot_priors`) when `ev` holds a range of the contacts (`features.spark_build`)."""
     return SnapshotEngine(ev, [_dayno(d) for d in days], cfg.half_life_days, cfg.prior_strength,
-                          cfg.profile_prior_strength, cfg.engagement_weights)
+                          cfg.profile_prior_strength, cfg.engagement_weights, priors)
+
+
+def snapshot_priors(ev: EventArrays, days: list[date]) -> PopulationPriors:
+    """The population priors of every contact in `ev`, for engines over ranges of them."""
+    return population_priors(ev, [_dayno(d) for d in days])
 
 
 def chunk_contacts(engine: SnapshotEngine, cfg: PipelineConfig) -> int:

@@ -7,6 +7,13 @@ its running sum along days is taken once (with a leading zero column), and a
 snapshot at day S reads `cum[S - day0]` (everything on days < S); a w-day
 window is `cum[S - day0] - cum[S - w - day0]`. Chunks bound memory; the work
 is a handful of vectorized passes, never a Python loop over rows.
+
+The population priors (the whole list's per-day totals the rates and profiles are
+shrunk to, and the day grid) are a small `PopulationPriors` computed once from every
+contact's facts. An engine built over a contact range's facts alone (`split_contacts`)
+with the whole list's priors computes that range's rows exactly as the engine over
+every contact does: that is how the Spark build (`features.spark_build`) gives each task
+only its partition's facts.
 """
 from __future__ import annotations
 
@@ -44,6 +51,49 @@ class EventArrays:
     other_t: np.ndarray
     other_kind: np.ndarray        # 0 conversion, 1 unsubscribe, 2 bounce, 3 complaint
     other_value: np.ndarray       # revenue for conversions
+
+    def n_facts(self) -> int:
+        """Fact rows held (sends, opens, clicks and other events); 0 once an engine has taken them."""
+        return sum(len(getattr(self, f"{family}_c")) for family in FACT_FAMILIES
+                   if getattr(self, f"{family}_c") is not None)
+
+
+# per-fact fields of each family of facts in `EventArrays`, the contact position first
+FACT_FAMILIES = {
+    "send": ("send_c", "send_t", "send_topic"),
+    "open": ("open_c", "open_t", "open_send_t"),
+    "click": ("click_c", "click_t", "click_topic"),
+    "other": ("other_c", "other_t", "other_kind", "other_value"),
+}
+CONTACT_FIELDS = ("contact_ids", "created_us", "tz_codes")
+
+
+def split_contacts(ev: EventArrays, bounds: list[tuple[int, int]]) -> list[EventArrays]:
+    """`ev` cut into the contact ranges `bounds` (consecutive, covering every contact): one
+    `EventArrays` per range holding only its contacts and their facts, contact positions relative
+    to the range's start. A contact's facts keep their order (a stable sort), so the engine's
+    per-cell float sums are the same. Takes ownership of `ev`'s fact arrays (released family by family).
+    """
+    n = len(ev.contact_ids)
+    starts = np.array([lo for lo, _ in bounds] + [hi for _, hi in bounds[-1:]], dtype=np.int64)
+    ends = np.array([hi for _, hi in bounds], dtype=np.int64)
+    if not len(bounds) or starts[0] != 0 or ends[-1] != n or (ends != starts[1:]).any() or (ends < starts[:-1]).any():
+        raise ValueError(f"bounds: expected consecutive (lo, hi) ranges covering contacts 0..{n}, got {bounds}")
+    pieces: list[dict] = [{name: getattr(ev, name)[lo:hi] for name in CONTACT_FIELDS} for lo, hi in bounds]
+    for fields in FACT_FAMILIES.values():
+        c = getattr(ev, fields[0])
+        part = np.searchsorted(starts[1:], c, side="right")      # range of each fact
+        order = np.argsort(part.astype(np.uint16) if len(bounds) < 2**16 else part, kind="stable")
+        edges = np.searchsorted(part[order], np.arange(len(bounds) + 1))
+        del part
+        for name in fields:
+            col = getattr(ev, name)[order]
+            setattr(ev, name, None)
+            if name == fields[0]:
+                col -= np.repeat(starts[:-1], np.diff(edges)).astype(col.dtype)  # relative to the range
+            for piece, a, b in zip(pieces, edges[:-1], edges[1:]):
+                piece[name] = col[a:b]
+    return [EventArrays(zones=ev.zones, topics=ev.topics, **piece) for piece in pieces]
 
 
 def local_hour_bins(open_c: np.ndarray, open_t: np.ndarray, tz_codes: np.ndarray, zones: list[str]) -> np.ndarray:
@@ -117,20 +167,80 @@ def _shrunk(k, n, p, a):
     return (k + a * p) / (n + a) if a > 0 else np.where(n > 0, k / np.maximum(n, 1), p)
 
 
+@dataclass
+class PopulationPriors:
+    """What a contact's snapshots need from the whole list: the day grid (`day0`: the day before
+    the first fact or snapshot; `nd` days up to the last snapshot) and the population's running
+    per-day totals (`cum`: sends, opens, clicks, conversions; sends and clicks per topic; opens per
+    local-hour bin) that the rates, topic affinities and hour profiles are shrunk to. Small: days x
+    (4 + 2 topics + 48) counts, whatever the number of contacts."""
+
+    snaps: np.ndarray
+    day0: int
+    nd: int
+    cum: dict[str, np.ndarray]
+
+
+def _fact_days(ev: EventArrays) -> np.ndarray:
+    ts = [t for t in (ev.send_t, ev.open_t, ev.click_t, ev.other_t) if len(t)]
+    return np.concatenate(ts) // US_PER_DAY if ts else np.zeros(0, dtype=np.int64)
+
+
+def _day_positions(t: np.ndarray, day0: int, nd: int) -> tuple[np.ndarray, np.ndarray]:
+    """Day positions of µs times, and a mask of those before the last snapshot."""
+    d = t // US_PER_DAY - day0
+    return d, d < nd
+
+
+def population_priors(ev: EventArrays, snaps, open_bins: np.ndarray | None = None) -> PopulationPriors:
+    """The priors of the population whose facts are all of `ev` (same windows, same snapshot days);
+    `open_bins`: `local_hour_bins` of its opens, if already computed."""
+    snaps = np.asarray(snaps, dtype=np.int64)
+    if len(snaps) == 0 or (np.diff(snaps) <= 0).any():
+        raise ValueError("snaps: expected increasing snapshot day numbers, at least one")
+    day0 = int(min(_fact_days(ev).min(initial=snaps[0] - 1), snaps[0] - 1))
+    nd = int(snaps[-1] - day0)
+    if open_bins is None:
+        open_bins = local_hour_bins(ev.open_c, ev.open_t, ev.tz_codes, ev.zones)
+
+    def per_day(t, groups=None, n_groups=1):
+        d, ok = _day_positions(t, day0, nd)
+        c = np.zeros(int(ok.sum()), dtype=np.int64)
+        out = _dense(c, d[ok], 1, nd, None, None if groups is None else groups[ok], n_groups)
+        return _cum0(out[:, :, 0] if groups is not None else out[:, 0])
+
+    nt = len(ev.topics)
+    cum = {"sends": per_day(ev.send_t), "opens": per_day(ev.open_t), "clicks": per_day(ev.click_t),
+           "conversions": per_day(ev.other_t[ev.other_kind == 0]),
+           "sends_t": per_day(ev.send_t, ev.send_topic, nt), "clicks_t": per_day(ev.click_t, ev.click_topic, nt),
+           "bins": per_day(ev.open_t, open_bins, 48)}
+    return PopulationPriors(snaps=snaps, day0=day0, nd=nd, cum=cum)
+
+
 class SnapshotEngine:
+    """Snapshots of the contacts in `ev`: `chunk(lo, hi)` -> the four contact tables of contacts lo..hi-1.
+
+    `priors`: the population's (`population_priors` over every contact's facts) when `ev` holds
+    only some contacts (`split_contacts`); None when `ev` is the whole list, which is then its own
+    population. Either way a contact's rows are the same.
+    """
+
     def __init__(self, ev: EventArrays, snaps: np.ndarray, half_life_days: float, prior_strength: float,
-                 profile_prior_strength: float, weights: dict):
+                 profile_prior_strength: float, weights: dict, priors: PopulationPriors | None = None):
         self.ev = ev
         self.snaps = np.asarray(snaps, dtype=np.int64)      # snapshot day numbers, sorted
-        self.day0 = int(min(self._all_days().min(initial=self.snaps[0] - 1), self.snaps[0] - 1))
-        self.nd = int(self.snaps[-1] - self.day0)           # days day0 .. last snapshot - 1
+        open_bins = local_hour_bins(ev.open_c, ev.open_t, ev.tz_codes, ev.zones)
+        if priors is None:
+            priors = population_priors(ev, self.snaps, open_bins)
+        elif not np.array_equal(priors.snaps, self.snaps):
+            raise ValueError("priors: computed for other snapshot days than `snaps`")
+        self.priors = priors
+        self.day0, self.nd, self.pop = priors.day0, priors.nd, priors.cum  # days day0 .. last snapshot - 1
         self.h = float(half_life_days)
         self.a = float(prior_strength)
         self.a_prof = float(profile_prior_strength)
         self.w = weights
         self.schemas = contact_table_schemas(ev.topics)
-        open_bins = local_hour_bins(ev.open_c, ev.open_t, ev.tz_codes, ev.zones)
-        self._population(open_bins)
         # facts before the last snapshot, grouped by block of contacts once: a chunk is a slice.
         # Each family's per-fact arrays in `ev` are released (set to None) once grouped, so the
         # facts are held once, not twice, whoever else holds `ev`.
@@ -169,15 +279,9 @@ class SnapshotEngine:
             c, rest = c[mine], [x[mine] for x in rest]
         return [c - lo, *rest]
 
-    def _all_days(self) -> np.ndarray:
-        ev = self.ev
-        ts = [t for t in (ev.send_t, ev.open_t, ev.click_t, ev.other_t) if len(t)]
-        return np.concatenate(ts) // US_PER_DAY if ts else np.zeros(0, dtype=np.int64)
-
     def _day(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Day positions, and a mask of facts before the last snapshot."""
-        d = t // US_PER_DAY - self.day0
-        return d, d < self.nd
+        return _day_positions(t, self.day0, self.nd)
 
     def _at(self, cum: np.ndarray, lag: int = 0) -> np.ndarray:
         """cum (nd+1, ...) read at every snapshot (minus `lag` days) -> (n_snaps, ...); a view
@@ -187,26 +291,7 @@ class SnapshotEngine:
             return cum[idx[0]: idx[-1] + 1]
         return cum[idx]
 
-    # ---- population priors (all contacts, same windows, same snapshot) ---------------
-    def _population(self, open_bins: np.ndarray) -> None:
-        ev, nd = self.ev, self.nd
-        def per_day(t, groups=None, n_groups=1, weights=None):
-            d, ok = self._day(t)
-            c = np.zeros(int(ok.sum()), dtype=np.int64)
-            g = None if groups is None else groups[ok]
-            out = _dense(c, d[ok], 1, nd, None if weights is None else weights[ok], g, n_groups)
-            return out[:, :, 0] if groups is not None else out[:, 0]
-
-        conv = ev.other_kind == 0
-        self.pop = {
-            "sends": _cum0(per_day(ev.send_t)), "opens": _cum0(per_day(ev.open_t)),
-            "clicks": _cum0(per_day(ev.click_t)), "conversions": _cum0(per_day(ev.other_t[conv])),
-        }
-        nt = len(ev.topics)
-        self.pop["sends_t"] = _cum0(per_day(ev.send_t, ev.send_topic, nt))
-        self.pop["clicks_t"] = _cum0(per_day(ev.click_t, ev.click_topic, nt))
-        self.pop["bins"] = _cum0(per_day(ev.open_t, open_bins, 48))
-
+    # ---- population rates (all contacts, same windows, same snapshot) ---------------
     def _pop_rate(self, k: str, n: str, window: int) -> np.ndarray:
         kk = self._at(self.pop[k]) - self._at(self.pop[k], window)
         nn = self._at(self.pop[n]) - self._at(self.pop[n], window)
