@@ -3,85 +3,136 @@
 `build_features_spark(spark, events_dir, out_dir)` is `features.pipeline.build_features` with its
 contact-snapshot step handed to Spark: the event log is reduced to fact arrays by the same DuckDB
 step, the contacts are cut into `partitions` ranges (multiples of the engine's block), and each
-Spark task (`mapInArrow`) builds the same `SnapshotEngine` over the facts and runs `engine.chunk`
-for its range, in the same chunk sizes as the embedded build. The population priors are computed by
-every engine from all facts, so a partition's rows equal the embedded build's (tested). The tables
-come back to the driver in contact order as Arrow IPC and are written by the same `ParquetSink`,
-so the files are the embedded build's too. Content and profile tables are the embedded code as is.
+Spark task (`mapInArrow`) builds a `SnapshotEngine` over its range and runs `engine.chunk` in the
+same chunk sizes as the embedded build.
 
-The facts reach the tasks as one pickle file beside the build (local or shared storage): every task
-holds all facts, so this spreads the compute, which is what grows with contacts x days, not the
-memory of the facts.
+What a task holds follows its partition, not the list: the driver computes the population priors
+(`features.snapshots.PopulationPriors`: per-day totals of the whole list, days x (4 + 2 topics + 48)
+counts) once from every contact's facts, then cuts the facts into one pickle file per range
+(`split_contacts`: a contact's facts stay in order), releasing its own copy as it goes. A task
+reads only its range's file and gets the priors with its function (a small closure), so its rows
+equal the embedded engine's over every contact (tested, table by table). The tables come back to
+the driver in contact order as Arrow IPC and are written by the same `ParquetSink`, so the files
+are the embedded build's too. Content and profile tables are the embedded code as is.
+
+The range files live in a scratch folder inside the build's staging directory (local or shared
+storage the executors read), removed when the step ends, whether it succeeded or failed.
 """
 from __future__ import annotations
 
+import bisect
 import pickle
+import shutil
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
 
 from features.snapshots import BLOCK
 
-RESULT_SCHEMA = "table string, lo long, ipc binary"
+RESULT_SCHEMA = pa.schema([("table", pa.string()), ("lo", pa.int64()), ("ipc", pa.binary()), ("facts", pa.int64())])
+RESULT_DDL = "table string, lo long, ipc binary, facts long"
 
 
 def _ranges(n: int, partitions: int) -> list[tuple[int, int]]:
-    """`partitions` contact ranges covering 0..n, each a multiple of BLOCK but the last."""
-    size = max(BLOCK, -(-max(n, 1) // max(partitions, 1)) // BLOCK * BLOCK or BLOCK)
+    """At most `partitions` contact ranges covering 0..n, each a multiple of BLOCK but the last."""
+    per_part = -(-max(n, 1) // max(partitions, 1))
+    size = -(-per_part // BLOCK) * BLOCK
     return [(lo, min(lo + size, n)) for lo in range(0, max(n, 1), size)]
 
 
-def _partition_snapshots(facts_path: str, days, cfg):
-    """mapInArrow function: (lo, hi) ranges -> (table, chunk start, Arrow IPC stream) rows."""
+def _write_ranges(ev, bounds: list[tuple[int, int]], directory: Path) -> list[str]:
+    """Each range's facts to its own pickle in `directory`; `ev`'s fact arrays are released as they are cut."""
+    from features.snapshots import split_contacts
+
+    pieces = split_contacts(ev, bounds)
+    paths = []
+    for k in range(len(pieces)):
+        path = directory / f"range-{k:05d}.pkl"
+        with open(path, "wb") as fh:
+            pickle.dump(pieces[k], fh, protocol=pickle.HIGHEST_PROTOCOL)
+        pieces[k] = None  # the driver keeps no range once written
+        paths.append(str(path))
+    return paths
+
+
+def _range_snapshots(days, cfg, priors):
+    """mapInArrow function: (lo, hi, path) ranges -> (table, chunk start, Arrow IPC stream, facts loaded) rows."""
 
     def run(batches):
         from features.pipeline import chunk_contacts, snapshot_engine
 
-        engine = None
         for batch in batches:
-            for lo, hi in zip(batch.column("lo").to_pylist(), batch.column("hi").to_pylist()):
-                if engine is None:
-                    with open(facts_path, "rb") as fh:
-                        engine = snapshot_engine(pickle.load(fh), days, cfg)
-                    step = chunk_contacts(engine, cfg)
-                for a in range(lo, max(hi, lo + 1), step):
-                    for name, table in engine.chunk(a, min(a + step, hi)).items():
+            for lo, hi, path in zip(*(batch.column(c).to_pylist() for c in ("lo", "hi", "path"))):
+                with open(path, "rb") as fh:
+                    ev = pickle.load(fh)
+                if len(ev.contact_ids) != hi - lo:
+                    raise ValueError(f"{path}: holds {len(ev.contact_ids)} contacts, expected range {lo}..{hi}")
+                facts = ev.n_facts()
+                engine = snapshot_engine(ev, days, cfg, priors)
+                del ev
+                step = chunk_contacts(engine, cfg)
+                for a in range(0, max(hi - lo, 1), step):
+                    for name, table in engine.chunk(a, min(a + step, hi - lo)).items():
                         sink = pa.BufferOutputStream()
                         with pa.ipc.new_stream(sink, table.schema) as writer:
                             writer.write_table(table)
-                        yield pa.RecordBatch.from_pydict(
-                            {"table": [name], "lo": [a], "ipc": [sink.getvalue().to_pybytes()]},
-                            schema=pa.schema([("table", pa.string()), ("lo", pa.int64()), ("ipc", pa.binary())]))
+                        yield pa.RecordBatch.from_pydict({"table": [name], "lo": [lo + a], "ipc": [sink.getvalue().to_pybytes()],
+                                                          "facts": [facts]}, schema=RESULT_SCHEMA)
+                del engine
 
     return run
 
 
-def spark_contact_snapshots(spark, partitions: int = 4):
-    """A `contact_snapshots` step for `build_features` that runs the snapshot engine on Spark."""
+class SparkContactSnapshots:
+    """A `contact_snapshots` step for `build_features` that runs the snapshot engine on Spark.
 
-    def write(ev, days, cfg, out_dir: Path, say) -> dict:
+    After a run, `tasks` holds one record per partition: its contact range (`lo`, `hi`) and the
+    fact rows its task loaded (`facts`, as counted by the task); `facts_total`: the whole list's."""
+
+    def __init__(self, spark, partitions: int = 4):
+        if int(partitions) < 1:
+            raise ValueError(f"partitions must be >= 1, got {partitions}")
+        self.spark, self.partitions = spark, int(partitions)
+        self.tasks: list[dict] = []
+        self.facts_total = 0
+
+    def __call__(self, ev, days, cfg, out_dir: Path, say) -> dict:
         from features.parquet_sink import ParquetSink
-        from features.pipeline import CONTACT_TABLES, TABLE_FILES
+        from features.pipeline import CONTACT_TABLES, TABLE_FILES, snapshot_priors
         from features.table_schemas import contact_table_schemas
 
-        n = len(ev.contact_ids)
-        facts = Path(out_dir) / ".facts.pkl"
-        with open(facts, "wb") as fh:
-            pickle.dump(ev, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        ranges = _ranges(n, partitions)
-        frame = spark.createDataFrame(ranges, "lo long, hi long").repartitionByRange(len(ranges), "lo")
-        rows = frame.mapInArrow(_partition_snapshots(str(facts), days, cfg), RESULT_SCHEMA).orderBy("lo", "table")
-        say(f"contact snapshots on Spark: {len(ranges)} partitions of {n:,} contacts")
-        schemas = contact_table_schemas(ev.topics)
-        with ParquetSink({name: Path(out_dir) / TABLE_FILES[name] for name in CONTACT_TABLES},
-                         {name: schemas[name] for name in CONTACT_TABLES}) as sink:
-            for row in rows.toLocalIterator():
-                sink.put(row["table"], pa.ipc.open_stream(row["ipc"]).read_all())
-            counts = sink.close()
-        facts.unlink(missing_ok=True)
+        n, n_facts = len(ev.contact_ids), ev.n_facts()
+        self.tasks, self.facts_total = [], n_facts
+        bounds = _ranges(n, self.partitions)
+        priors = snapshot_priors(ev, days)  # from every contact's facts, before they are cut
+        scratch = Path(out_dir) / f".facts-{uuid.uuid4().hex}"
+        scratch.mkdir(parents=True)
+        try:
+            paths = _write_ranges(ev, bounds, scratch)
+            frame = self.spark.createDataFrame([(lo, hi, p) for (lo, hi), p in zip(bounds, paths)],
+                                               "lo long, hi long, path string").repartitionByRange(len(bounds), "lo")
+            rows = frame.mapInArrow(_range_snapshots(days, cfg, priors), RESULT_DDL).orderBy("lo", "table")
+            say(f"contact snapshots on Spark: {len(bounds)} partitions of {n:,} contacts, {n_facts:,} facts")
+            starts, loaded = [lo for lo, _ in bounds], {}
+            schemas = contact_table_schemas(ev.topics)
+            with ParquetSink({name: Path(out_dir) / TABLE_FILES[name] for name in CONTACT_TABLES},
+                             {name: schemas[name] for name in CONTACT_TABLES}) as sink:
+                for row in rows.toLocalIterator():
+                    sink.put(row["table"], pa.ipc.open_stream(row["ipc"]).read_all())
+                    loaded[bisect.bisect_right(starts, row["lo"]) - 1] = row["facts"]
+                counts = sink.close()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self.tasks = [{"lo": lo, "hi": hi, "facts": loaded.get(k)} for k, (lo, hi) in enumerate(bounds)]
+        biggest = max((t["facts"] or 0 for t in self.tasks), default=0)
+        say(f"contact snapshots on Spark: the largest task loaded {biggest:,} of {n_facts:,} facts")
         return counts
 
-    return write
+
+def spark_contact_snapshots(spark, partitions: int = 4) -> SparkContactSnapshots:
+    """A `contact_snapshots` step for `build_features` that runs the snapshot engine on Spark."""
+    return SparkContactSnapshots(spark, partitions)
 
 
 def build_features_spark(spark, events_dir, out_dir, partitions: int = 4, **kwargs) -> dict:
