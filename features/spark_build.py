@@ -11,16 +11,22 @@ What a task holds follows its partition, not the list: the driver computes the p
 counts) once from every contact's facts, then cuts the facts into one pickle file per range
 (`split_contacts`: a contact's facts stay in order), releasing its own copy as it goes. A task
 reads only its range's file and gets the priors with its function (a small closure), so its rows
-equal the embedded engine's over every contact (tested, table by table). The tables come back to
-the driver in contact order as Arrow IPC and are written by the same `ParquetSink`, so the files
-are the embedded build's too. Content and profile tables are the embedded code as is.
+equal the embedded engine's over every contact (tested, table by table).
 
-The range files live in a scratch folder inside the build's staging directory (local or shared
-storage the executors read), removed when the step ends, whether it succeeded or failed.
+A task writes each chunk's tables as Arrow IPC files (zstd) beside the range files; only their
+names pass through Spark, so neither the shuffle nor the driver's JVM holds the tables (Spark's
+`toLocalIterator` gathers a whole partition in the JVM heap). The driver reads them in contact order
+into the same `ParquetSink`, so the files are the embedded build's too. Content and profile tables
+are the embedded code as is.
+
+The range and chunk files live in a scratch folder inside the build's staging directory (local, or
+storage shared by the driver and the executors), removed when the step ends, whether it succeeded
+or failed.
 """
 from __future__ import annotations
 
 import bisect
+import os
 import pickle
 import shutil
 import uuid
@@ -30,8 +36,9 @@ import pyarrow as pa
 
 from features.snapshots import BLOCK
 
-RESULT_SCHEMA = pa.schema([("table", pa.string()), ("lo", pa.int64()), ("ipc", pa.binary()), ("facts", pa.int64())])
-RESULT_DDL = "table string, lo long, ipc binary, facts long"
+RESULT_SCHEMA = pa.schema([("table", pa.string()), ("lo", pa.int64()), ("path", pa.string()), ("facts", pa.int64())])
+RESULT_DDL = "table string, lo long, path string, facts long"
+IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
 def _ranges(n: int, partitions: int) -> list[tuple[int, int]]:
@@ -56,8 +63,17 @@ def _write_ranges(ev, bounds: list[tuple[int, int]], directory: Path) -> list[st
     return paths
 
 
-def _range_snapshots(days, cfg, priors):
-    """mapInArrow function: (lo, hi, path) ranges -> (table, chunk start, Arrow IPC stream, facts loaded) rows."""
+def _write_chunk(table: pa.Table, path: Path) -> str:
+    """One chunk's table as an Arrow IPC file (temp file + rename: a retried task never leaves half a file)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=IPC_OPTIONS) as writer:
+        writer.write_table(table)
+    tmp.replace(path)
+    return str(path)
+
+
+def _range_snapshots(days, cfg, priors, out: str):
+    """mapInArrow function: (lo, hi, path) ranges -> (table, chunk start, Arrow IPC file in `out`, facts loaded) rows."""
 
     def run(batches):
         from features.pipeline import chunk_contacts, snapshot_engine
@@ -74,10 +90,8 @@ def _range_snapshots(days, cfg, priors):
                 step = chunk_contacts(engine, cfg)
                 for a in range(0, max(hi - lo, 1), step):
                     for name, table in engine.chunk(a, min(a + step, hi - lo)).items():
-                        sink = pa.BufferOutputStream()
-                        with pa.ipc.new_stream(sink, table.schema) as writer:
-                            writer.write_table(table)
-                        yield pa.RecordBatch.from_pydict({"table": [name], "lo": [lo + a], "ipc": [sink.getvalue().to_pybytes()],
+                        chunk = _write_chunk(table, Path(out) / f"{name}-{lo + a:012d}.arrow")
+                        yield pa.RecordBatch.from_pydict({"table": [name], "lo": [lo + a], "path": [chunk],
                                                           "facts": [facts]}, schema=RESULT_SCHEMA)
                 del engine
 
@@ -112,14 +126,18 @@ class SparkContactSnapshots:
             paths = _write_ranges(ev, bounds, scratch)
             frame = self.spark.createDataFrame([(lo, hi, p) for (lo, hi), p in zip(bounds, paths)],
                                                "lo long, hi long, path string").repartitionByRange(len(bounds), "lo")
-            rows = frame.mapInArrow(_range_snapshots(days, cfg, priors), RESULT_DDL).orderBy("lo", "table")
             say(f"contact snapshots on Spark: {len(bounds)} partitions of {n:,} contacts, {n_facts:,} facts")
+            # the tables stay in files: only their names pass through Spark and the driver's JVM
+            rows = sorted(frame.mapInArrow(_range_snapshots(days, cfg, priors, str(scratch)), RESULT_DDL).collect(),
+                          key=lambda row: (row["lo"], row["table"]))
             starts, loaded = [lo for lo, _ in bounds], {}
             schemas = contact_table_schemas(ev.topics)
             with ParquetSink({name: Path(out_dir) / TABLE_FILES[name] for name in CONTACT_TABLES},
                              {name: schemas[name] for name in CONTACT_TABLES}) as sink:
-                for row in rows.toLocalIterator():
-                    sink.put(row["table"], pa.ipc.open_stream(row["ipc"]).read_all())
+                for row in rows:
+                    with pa.OSFile(row["path"]) as src:
+                        sink.put(row["table"], pa.ipc.open_file(src).read_all())
+                    os.unlink(row["path"])
                     loaded[bisect.bisect_right(starts, row["lo"]) - 1] = row["facts"]
                 counts = sink.close()
         finally:
