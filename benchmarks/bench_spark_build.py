@@ -12,7 +12,8 @@ peak RSS (VmHWM) of each Python worker Spark started (workers are reused across 
 peak is that of the largest task it ran) and of the JVM, and the largest fact file (`*.pkl`) in the
 build's staging directory, which is what one task unpickles. The driver's own VmHWM is read at the
 end. Wall time is the whole build and its contact-snapshot step (progress messages). The four
-contact tables of both trees are compared (Arrow equality per file) and then deleted.
+contact tables of both trees are compared (in slices, NaN equal) and then deleted. A build that
+fails (e.g. the JVM out of heap) is reported with its last error line.
 """
 from __future__ import annotations
 
@@ -128,13 +129,17 @@ def child(events: str, out: str, partitions: int) -> None:
     }))
 
 
-def run_tree(tree: Path, events: Path, out: Path, partitions: int) -> dict:
+def run_tree(tree: Path, events: Path, out: Path, partitions: int, driver_memory: str | None) -> dict:
+    """One build in a fresh process; a failed build is a result too (its last error line)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    if driver_memory:  # read by pyspark when it starts the JVM
+        env["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {driver_memory} pyspark-shell"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_spark_build.py"), "--child", str(events), str(out),
            str(partitions)]
     done = subprocess.run(cmd, env=env, cwd=str(tree), capture_output=True, text=True)
     if done.returncode:
-        raise SystemExit(f"{tree} on {events} failed:\n{done.stderr[-4000:]}")
+        errors = [line.strip() for line in done.stderr.splitlines() if "Error" in line or "Exception" in line]
+        return {"failed": (errors or ["exit code %d" % done.returncode])[-1][:160]}
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if not result["code"].startswith(str(tree)):
         raise SystemExit(f"{tree}: the build ran {result['code']}, not the tree under test")
@@ -189,34 +194,39 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="scratch folder for the builds' outputs")
     ap.add_argument("--events", type=Path, nargs="+", required=True, help="event-log folders (only read)")
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--driver-memory", default=None, help="the Spark driver's JVM heap for both trees, e.g. 6g")
     args = ap.parse_args()
     if not (args.base_tree / "features" / "spark_build.py").exists():
         raise SystemExit(f"--base-tree {args.base_tree}: not a checkout (git worktree add --detach it at the baseline)")
     rows = []
     for events in args.events:
         results = {}
+        world = events.parent.parent.name if events.parent.name == "data" else events.parent.name
         for label, tree in (("baseline", args.base_tree), ("this tree", ROOT)):
-            out = args.work / f"{events.parent.name}-{label.replace(' ', '_')}"
+            out = args.work / f"{world}-{label.replace(' ', '_')}"
             shutil.rmtree(out, ignore_errors=True)
-            results[label] = run_tree(tree, events, out, args.partitions)
-            print(f"{events}: {label} done in {results[label]['wall_s']:.0f} s", file=sys.stderr, flush=True)
-        a, b = (args.work / f"{events.parent.name}-{x}" for x in ("baseline", "this_tree"))
-        equal = same_tables(a, b)
+            results[label] = run_tree(tree, events, out, args.partitions, args.driver_memory)
+            print(f"{events}: {label}: {json.dumps(results[label])}", file=sys.stderr, flush=True)
+        a, b = (args.work / f"{world}-{x}" for x in ("baseline", "this_tree"))
+        equal = None if any("failed" in r for r in results.values()) else same_tables(a, b)
         shutil.rmtree(a, ignore_errors=True)
         shutil.rmtree(b, ignore_errors=True)
         for label, r in results.items():
-            rows.append((events.parent.name, label, r, equal))
-    print(f"\nSpark local[2], {args.partitions} partitions; peak RSS = VmHWM; worker = a Python worker Spark started "
-          "(reused across tasks)\n")
+            rows.append((world, label, r, equal))
+    print(f"\nSpark local[2], {args.partitions} partitions, driver memory {args.driver_memory or 'default (1g)'}; "
+          "peak RSS = VmHWM; worker = a Python worker Spark started (reused across tasks)\n")
     print("| world | code | rows (engagement) | build s | snapshot step s | largest fact file MiB | fact files "
           "| worker peak MiB (max / sum) | driver peak MiB | JVM peak MiB | facts per task (largest / total) | tables equal |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for world, label, r, equal in rows:
+        if "failed" in r:
+            print(f"| {world} | {label} | failed: {r['failed']} |" + " |" * 10)
+            continue
         w = r["worker_hwm"]
         facts = (f"{max(r['task_facts']):,} / {r['facts_total']:,}" if r["task_facts"] else "all (one file)")
         print(f"| {world} | {label} | {r['rows']:,} | {r['wall_s']:.0f} | {r['snapshots_s']:.0f} | "
               f"{r['fact_file_max'] / MIB:,.0f} | {r['fact_files']} | {max(w, default=0) / MIB:,.0f} / {sum(w) / MIB:,.0f} | "
-              f"{r['driver_hwm'] / MIB:,.0f} | {r['jvm_hwm'] / MIB:,.0f} | {facts} | {'yes' if equal else 'NO'} |")
+              f"{r['driver_hwm'] / MIB:,.0f} | {r['jvm_hwm'] / MIB:,.0f} | {facts} | {'-' if equal is None else 'yes' if equal else 'NO'} |")
 
 
 if __name__ == "__main__":
