@@ -54,3 +54,16 @@ def outside(uri: str | None, roots) -> Path | None:
     if path is None or any(is_within(path, root) for root in roots):
         return None
     return path
+
+
+def counterpart(path, roots, min_parts: int = 1) -> Path | None:
+    """This store's copy of a foreign artifact directory: the longest trailing part of `path`, of at least
+    `min_parts` components, that exists under one of `roots`
+    (…/mlruns/artifacts/models/m-1/artifacts -> <root>/artifacts/models/m-1/artifacts)."""
+    parts = Path(path).parts
+    for i in range(1, len(parts) - min_parts + 1):
+        for root in roots:
+            candidate = Path(root, *parts[i:])
+            if candidate.exists():
+                return candidate
+    return None

@@ -128,20 +128,8 @@ def _moved_name(exp, old) -> str:
     return name if len(name) <= MAX_NAME else f"{exp.name} (moved, experiment {exp.experiment_id})"
 
 
-def counterpart(path: Path, roots) -> Path | None:
-    """This store's copy of a foreign artifact directory: the longest trailing part of `path` that
-    exists under one of `roots` (…/mlruns/artifacts/models/m-1/artifacts -> <root>/artifacts/models/m-1/artifacts)."""
-    parts = Path(path).parts
-    for i in range(1, len(parts)):
-        for root in roots:
-            candidate = Path(root, *parts[i:])
-            if candidate.exists():
-                return candidate
-    return None
-
-
 def _model_versions(client, roots, dry_run: bool, versions: dict) -> list[str]:
-    from inbox.locations import outside
+    from inbox.locations import counterpart, outside
     from models.loading import RELOCATED_TO_TAG
 
     lines = []

@@ -16,6 +16,12 @@ records in the tracking database (schema, row count and a digest, no rows).
 
 Artifact writes go through the artifact repository (`log_artifact` replaces a file, then the
 examples are deleted): re-running after a crash finishes the job.
+
+Only this installation's files are read or changed. A local (SQLite) store that was copied or moved
+still records the original directory's artifact locations (`inbox.locations`); each one outside this
+store's directories is taken to its copy here (`counterpart`), and one without a copy here is not
+touched and is named in the erasure's note: erasing from the copy must never rewrite, or depend on,
+the directory it was copied from.
 """
 from __future__ import annotations
 
@@ -67,6 +73,34 @@ def _runs(client, experiment_ids):
             return
 
 
+class _Locations:
+    """Maps a recorded artifact location to the one this installation owns (`None`: not here)."""
+
+    def __init__(self, settings):
+        from inbox.tracking import local_artifact_roots
+
+        self.roots = local_artifact_roots(settings.tracking_uri, settings.artifact_root)
+        self.missing: list[str] = []
+
+    def own(self, uri: str) -> str | None:
+        from inbox.locations import counterpart, outside
+
+        foreign = self.roots and outside(uri, self.roots)
+        if not foreign:
+            return uri
+        here = counterpart(foreign, self.roots, min_parts=2)
+        if here is None:
+            self.missing.append(str(foreign))
+            return None
+        return here.as_uri()
+
+    def note(self) -> str | None:
+        if not self.missing:
+            return None
+        return (f"{len(self.missing)} MLflow artifact location(s) outside this store with no copy in it were not "
+                f"touched (first: {self.missing[0]}; this store was copied or moved, see `inbox relocate`)")
+
+
 def _walk(repo, path: str | None = None):
     for info in repo.list_artifacts(path):
         if info.is_dir:
@@ -75,18 +109,27 @@ def _walk(repo, path: str | None = None):
             yield info.path
 
 
-def erase_input_examples(settings, subject) -> int:
-    """Remove every logged model's input example and the subject's rows from run tables; files changed."""
+def erase_input_examples(settings, subject):
+    """Remove every logged model's input example and the subject's rows from run tables, in this
+    installation's files only; files changed (an `Erased` with a note when some were not here)."""
     from mlflow.models import Model
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    from privacy.erase import Erased
 
     if not _tracking_exists(settings):
         return 0
     client = _client(settings)
     experiments = _experiments(client)
+    where = _Locations(settings)
     changed = 0
+    seen = set()
     for model in _logged_models(client, experiments):
-        repo = get_artifact_repository(model.artifact_location)
+        location = where.own(model.artifact_location)
+        if location is None or location in seen:
+            continue
+        seen.add(location)
+        repo = get_artifact_repository(location)
         names = {info.path for info in repo.list_artifacts()}
         present = [f for f in EXAMPLE_FILES if f in names]
         if not present:
@@ -104,11 +147,15 @@ def erase_input_examples(settings, subject) -> int:
             repo.delete_artifacts(f)
             changed += 1
     for run in _runs(client, experiments):
-        repo = get_artifact_repository(run.info.artifact_uri)
+        location = where.own(run.info.artifact_uri)
+        if location is None:
+            continue
+        repo = get_artifact_repository(location)
         for path in _walk(repo):
             if path.endswith(".json"):
                 changed += _filter_table(repo, path, subject)
-    return changed
+    note = where.note()
+    return changed if note is None else Erased(changed, note)
 
 
 def _filter_table(repo, path: str, subject) -> int:
@@ -139,10 +186,14 @@ def export_input_examples(settings, subject) -> list[dict]:
     if not _tracking_exists(settings):
         return []
     client = _client(settings)
+    where = _Locations(settings)
     out = []
     ids = set(subject.contact_ids)
     for run in _runs(client, _experiments(client)):
-        repo = get_artifact_repository(run.info.artifact_uri)
+        location = where.own(run.info.artifact_uri)
+        if location is None:
+            continue
+        repo = get_artifact_repository(location)
         for path in _walk(repo):
             if not path.endswith(".json"):
                 continue
