@@ -13,7 +13,8 @@ peak is that of the largest task it ran) and of the JVM, and the largest fact fi
 build's staging directory, which is what one task unpickles. The driver's own VmHWM is read at the
 end. Wall time is the whole build and its contact-snapshot step (progress messages). The four
 contact tables of both trees are compared (in slices, NaN equal) and then deleted. A build that
-fails (e.g. the JVM out of heap) is reported with its last error line.
+fails in the driver after its tasks ran (e.g. the JVM out of heap while collecting the tables) is
+reported with its cause and the tasks' measurements; a process that dies, with its first cause.
 """
 from __future__ import annotations
 
@@ -107,11 +108,16 @@ def child(events: str, out: str, partitions: int) -> None:
                 marks[key] = time.perf_counter()
 
     spark = spark_session("local[2]")
+    summary, error = {}, None
     try:
         poller.start()
         t0 = time.perf_counter()
         step = sb.spark_contact_snapshots(spark, partitions)
-        summary = build_features(events, out_dir, contact_snapshots=step, progress=say)
+        try:
+            summary = build_features(events, out_dir, contact_snapshots=step, progress=say)
+        except Exception as exc:  # e.g. the driver's JVM out of heap: the tasks' peaks are still measured
+            lines = [x.strip() for x in str(exc).splitlines()]
+            error = next((x for x in lines if x.startswith("Caused by:")), lines[0] if lines else type(exc).__name__)
         wall = time.perf_counter() - t0
         time.sleep(0.5)
     finally:
@@ -119,11 +125,12 @@ def child(events: str, out: str, partitions: int) -> None:
         poller.join()
         spark.stop()
     tasks = getattr(step, "tasks", None)
+    end = marks.get("content features", time.perf_counter() if error else None)
     print(json.dumps({
-        "code": sb.__file__, "wall_s": wall, "snapshots_s": marks["content features"] - marks["contact snapshots"],
+        "code": sb.__file__, "wall_s": wall, "snapshots_s": end - marks["contact snapshots"], "error": error,
         "driver_hwm": _status_kib(os.getpid(), "VmHWM") * 1024, "jvm_hwm": poller.jvm,
         "worker_hwm": sorted(poller.workers.values(), reverse=True), "fact_file_max": poller.biggest_file,
-        "fact_files": poller.files, "rows": summary["contact_engagement"],
+        "fact_files": poller.files, "rows": summary.get("contact_engagement"),
         "task_facts": [t["facts"] for t in tasks] if tasks else None,
         "facts_total": getattr(step, "facts_total", None),
     }))
@@ -138,8 +145,11 @@ def run_tree(tree: Path, events: Path, out: Path, partitions: int, driver_memory
            str(partitions)]
     done = subprocess.run(cmd, env=env, cwd=str(tree), capture_output=True, text=True)
     if done.returncode:
-        errors = [line.strip() for line in done.stderr.splitlines() if "Error" in line or "Exception" in line]
-        return {"failed": (errors or ["exit code %d" % done.returncode])[-1][:160]}
+        out.mkdir(parents=True, exist_ok=True)
+        (out.parent / f"{out.name}.log").write_text(done.stderr)
+        lines = [line.strip() for line in done.stderr.splitlines()]
+        causes = [x for x in lines if x.startswith("Caused by:") or "Error:" in x]
+        return {"failed": (causes or [f"exit code {done.returncode}"])[0][:160]}
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if not result["code"].startswith(str(tree)):
         raise SystemExit(f"{tree}: the build ran {result['code']}, not the tree under test")
@@ -208,7 +218,7 @@ def main() -> None:
             results[label] = run_tree(tree, events, out, args.partitions, args.driver_memory)
             print(f"{events}: {label}: {json.dumps(results[label])}", file=sys.stderr, flush=True)
         a, b = (args.work / f"{world}-{x}" for x in ("baseline", "this_tree"))
-        equal = None if any("failed" in r for r in results.values()) else same_tables(a, b)
+        equal = None if any("failed" in r or r["error"] for r in results.values()) else same_tables(a, b)
         shutil.rmtree(a, ignore_errors=True)
         shutil.rmtree(b, ignore_errors=True)
         for label, r in results.items():
@@ -224,7 +234,8 @@ def main() -> None:
             continue
         w = r["worker_hwm"]
         facts = (f"{max(r['task_facts']):,} / {r['facts_total']:,}" if r["task_facts"] else "all (one file)")
-        print(f"| {world} | {label} | {r['rows']:,} | {r['wall_s']:.0f} | {r['snapshots_s']:.0f} | "
+        rows_or_error = f"{r['rows']:,}" if r["rows"] is not None else f"FAILED after {r['wall_s']:.0f} s: {r['error'][:110]}"
+        print(f"| {world} | {label} | {rows_or_error} | {r['wall_s']:.0f} | {r['snapshots_s']:.0f} | "
               f"{r['fact_file_max'] / MIB:,.0f} | {r['fact_files']} | {max(w, default=0) / MIB:,.0f} / {sum(w) / MIB:,.0f} | "
               f"{r['driver_hwm'] / MIB:,.0f} | {r['jvm_hwm'] / MIB:,.0f} | {facts} | {'-' if equal is None else 'yes' if equal else 'NO'} |")
 
