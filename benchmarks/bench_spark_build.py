@@ -7,14 +7,17 @@ baseline tree (a `git worktree` of the commit before per-range facts) in the sam
 
 Each build (`features.pipeline.build_features` with `features.spark_build.spark_contact_snapshots`,
 `--partitions` ranges) runs in a fresh Python process whose PYTHONPATH is the tree under test; the
-event log is only read. While it runs, a thread polls the process's descendants every 0.2 s: the
-peak RSS (VmHWM) of each Python worker Spark started (workers are reused across tasks, so a worker's
-peak is that of the largest task it ran) and of the JVM, and the largest fact file (`*.pkl`) in the
-build's staging directory, which is what one task unpickles. The driver's own VmHWM is read at the
-end. Wall time is the whole build and its contact-snapshot step (progress messages). The four
-contact tables of both trees are compared (in slices, NaN equal) and then deleted. A build that
-fails in the driver after its tasks ran (e.g. the JVM out of heap while collecting the tables) is
-reported with its cause and the tasks' measurements; a process that dies, with its first cause.
+event log is only read. While it runs, a thread of this process polls it and its descendants every
+0.2 s: the peak RSS (VmHWM) of the build process (the driver), of the JVM and of each Python worker
+Spark started (workers are reused across tasks, so a worker's peak is that of the largest task it
+ran), and the largest fact file (`*.pkl`) in the build's staging directory, which is what one task
+unpickles. Polled from outside, a build that dies is measured up to then. Wall time is the whole
+build and its contact-snapshot step (progress messages). The four contact tables of both trees are
+compared (in slices, NaN equal) and then deleted. A failed build is reported with its first cause
+(the process's stderr is kept beside its output folder).
+
+`--driver-memory` sets the driver JVM's heap of both trees: the baseline gathers each result
+partition of the tables in that heap.
 """
 from __future__ import annotations
 
@@ -59,21 +62,22 @@ def _descendants(root: int) -> list[int]:
 
 
 class Poller(threading.Thread):
-    """Peak VmHWM of the Python workers and the JVM below this process, and the largest fact file."""
+    """Peak VmHWM of a build process (the driver), the JVM and the Python workers below it, and the
+    largest fact file; polled from outside, so a build that dies is measured up to then."""
 
-    def __init__(self, out_dir: Path):
+    def __init__(self, root: int, out_dir: Path):
         super().__init__(daemon=True)
-        self.out_dir, self.stop = out_dir, threading.Event()
+        self.root, self.out_dir, self.stop = root, out_dir, threading.Event()
         self.workers: dict[int, int] = {}
-        self.jvm = 0
+        self.jvm = self.driver = 0
         self.biggest_file = 0
         self.files = 0
 
     def run(self) -> None:
-        me = os.getpid()
         seen_files: set[str] = set()
         while not self.stop.wait(0.2):
-            for pid in _descendants(me):
+            self.driver = max(self.driver, _status_kib(self.root, "VmHWM") * 1024)
+            for pid in _descendants(self.root):
                 try:
                     cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
                 except OSError:
@@ -99,7 +103,6 @@ def child(events: str, out: str, partitions: int) -> None:
     from models.spark_scoring import spark_session
 
     out_dir = Path(out)
-    poller = Poller(out_dir)
     marks: dict[str, float] = {}
 
     def say(msg: str) -> None:
@@ -110,7 +113,6 @@ def child(events: str, out: str, partitions: int) -> None:
     spark = spark_session("local[2]")
     summary, error = {}, None
     try:
-        poller.start()
         t0 = time.perf_counter()
         step = sb.spark_contact_snapshots(spark, partitions)
         try:
@@ -119,18 +121,14 @@ def child(events: str, out: str, partitions: int) -> None:
             lines = [x.strip() for x in str(exc).splitlines()]
             error = next((x for x in lines if x.startswith("Caused by:")), lines[0] if lines else type(exc).__name__)
         wall = time.perf_counter() - t0
-        time.sleep(0.5)
+        time.sleep(0.5)  # a last poll of the workers
     finally:
-        poller.stop.set()
-        poller.join()
         spark.stop()
     tasks = getattr(step, "tasks", None)
     end = marks.get("content features", time.perf_counter() if error else None)
     print(json.dumps({
         "code": sb.__file__, "wall_s": wall, "snapshots_s": end - marks["contact snapshots"], "error": error,
-        "driver_hwm": _status_kib(os.getpid(), "VmHWM") * 1024, "jvm_hwm": poller.jvm,
-        "worker_hwm": sorted(poller.workers.values(), reverse=True), "fact_file_max": poller.biggest_file,
-        "fact_files": poller.files, "rows": summary.get("contact_engagement"),
+        "driver_hwm": _status_kib(os.getpid(), "VmHWM") * 1024, "rows": summary.get("contact_engagement"),
         "task_facts": [t["facts"] for t in tasks] if tasks else None,
         "facts_total": getattr(step, "facts_total", None),
     }))
@@ -143,14 +141,26 @@ def run_tree(tree: Path, events: Path, out: Path, partitions: int, driver_memory
         env["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {driver_memory} pyspark-shell"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_spark_build.py"), "--child", str(events), str(out),
            str(partitions)]
-    done = subprocess.run(cmd, env=env, cwd=str(tree), capture_output=True, text=True)
-    if done.returncode:
-        out.mkdir(parents=True, exist_ok=True)
-        (out.parent / f"{out.name}.log").write_text(done.stderr)
-        lines = [line.strip() for line in done.stderr.splitlines()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = out.parent / f"{out.name}.log"
+    t0 = time.perf_counter()
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, env=env, cwd=str(tree), stdout=subprocess.PIPE, stderr=err, text=True)
+        poller = Poller(proc.pid, out)
+        poller.start()
+        stdout, _ = proc.communicate()
+        poller.stop.set()
+        poller.join()
+    measured = {"jvm_hwm": poller.jvm, "worker_hwm": sorted(poller.workers.values(), reverse=True),
+                "fact_file_max": poller.biggest_file, "fact_files": poller.files}
+    if proc.returncode:
+        lines = [line.strip() for line in log.read_text().splitlines()]
         causes = [x for x in lines if x.startswith("Caused by:") or "Error:" in x]
-        return {"failed": (causes or [f"exit code {done.returncode}"])[0][:160]}
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+        return {"code": str(tree), "wall_s": time.perf_counter() - t0, "snapshots_s": None, "rows": None,
+                "error": (causes or [f"exit code {proc.returncode}"])[0], "driver_hwm": poller.driver,
+                "task_facts": None, **measured}
+    log.unlink()
+    result = {**json.loads(stdout.strip().splitlines()[-1]), **measured}
     if not result["code"].startswith(str(tree)):
         raise SystemExit(f"{tree}: the build ran {result['code']}, not the tree under test")
     return result
@@ -218,7 +228,7 @@ def main() -> None:
             results[label] = run_tree(tree, events, out, args.partitions, args.driver_memory)
             print(f"{events}: {label}: {json.dumps(results[label])}", file=sys.stderr, flush=True)
         a, b = (args.work / f"{world}-{x}" for x in ("baseline", "this_tree"))
-        equal = None if any("failed" in r or r["error"] for r in results.values()) else same_tables(a, b)
+        equal = None if any(r["error"] for r in results.values()) else same_tables(a, b)
         shutil.rmtree(a, ignore_errors=True)
         shutil.rmtree(b, ignore_errors=True)
         for label, r in results.items():
@@ -229,13 +239,11 @@ def main() -> None:
           "| worker peak MiB (max / sum) | driver peak MiB | JVM peak MiB | facts per task (largest / total) | tables equal |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for world, label, r, equal in rows:
-        if "failed" in r:
-            print(f"| {world} | {label} | failed: {r['failed']} |" + " |" * 10)
-            continue
         w = r["worker_hwm"]
         facts = (f"{max(r['task_facts']):,} / {r['facts_total']:,}" if r["task_facts"] else "all (one file)")
+        snap = "-" if r["snapshots_s"] is None else f"{r['snapshots_s']:.0f}"
         rows_or_error = f"{r['rows']:,}" if r["rows"] is not None else f"FAILED after {r['wall_s']:.0f} s: {r['error'][:110]}"
-        print(f"| {world} | {label} | {rows_or_error} | {r['wall_s']:.0f} | {r['snapshots_s']:.0f} | "
+        print(f"| {world} | {label} | {rows_or_error} | {r['wall_s']:.0f} | {snap} | "
               f"{r['fact_file_max'] / MIB:,.0f} | {r['fact_files']} | {max(w, default=0) / MIB:,.0f} / {sum(w) / MIB:,.0f} | "
               f"{r['driver_hwm'] / MIB:,.0f} | {r['jvm_hwm'] / MIB:,.0f} | {facts} | {'-' if equal is None else 'yes' if equal else 'NO'} |")
 
