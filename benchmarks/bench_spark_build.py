@@ -16,7 +16,9 @@ build and its contact-snapshot step (progress messages). The four contact tables
 compared (in slices, NaN equal) and then deleted. A failed build is reported with its first cause
 (the process's stderr is kept beside its output folder).
 
-`--driver-memory` sets the driver JVM's heap of both trees: the baseline gathers each result
+`--embedded` also runs this tree's embedded build (no Spark) and compares the Spark tables to its
+tables: at sizes where the baseline fails, that is the equality check. `--driver-memory` sets the
+driver JVM's heap of both trees: the baseline gathers each result
 partition of the tables in that heap.
 """
 from __future__ import annotations
@@ -97,7 +99,7 @@ class Poller(threading.Thread):
 
 
 def child(events: str, out: str, partitions: int) -> None:
-    """One build with the tree on PYTHONPATH; prints a JSON line."""
+    """One build with the tree on PYTHONPATH (partitions 0: the embedded build, no Spark); prints a JSON line."""
     import features.spark_build as sb
     from features.pipeline import build_features
     from models.spark_scoring import spark_session
@@ -110,11 +112,11 @@ def child(events: str, out: str, partitions: int) -> None:
             if msg == key:
                 marks[key] = time.perf_counter()
 
-    spark = spark_session("local[2]")
+    spark = spark_session("local[2]") if partitions else None
     summary, error = {}, None
     try:
         t0 = time.perf_counter()
-        step = sb.spark_contact_snapshots(spark, partitions)
+        step = sb.spark_contact_snapshots(spark, partitions) if partitions else None
         try:
             summary = build_features(events, out_dir, contact_snapshots=step, progress=say)
         except Exception as exc:  # e.g. the driver's JVM out of heap: the tasks' peaks are still measured
@@ -123,7 +125,8 @@ def child(events: str, out: str, partitions: int) -> None:
         wall = time.perf_counter() - t0
         time.sleep(0.5)  # a last poll of the workers
     finally:
-        spark.stop()
+        if spark is not None:
+            spark.stop()
     tasks = getattr(step, "tasks", None)
     end = marks.get("content features", time.perf_counter() if error else None)
     print(json.dumps({
@@ -214,6 +217,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="scratch folder for the builds' outputs")
     ap.add_argument("--events", type=Path, nargs="+", required=True, help="event-log folders (only read)")
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--embedded", action="store_true",
+                    help="also run the embedded build of this tree and compare this tree's Spark tables to it")
     ap.add_argument("--driver-memory", default=None, help="the Spark driver's JVM heap for both trees, e.g. 6g")
     args = ap.parse_args()
     if not (args.base_tree / "features" / "spark_build.py").exists():
@@ -222,30 +227,37 @@ def main() -> None:
     for events in args.events:
         results = {}
         world = events.parent.parent.name if events.parent.name == "data" else events.parent.name
-        for label, tree in (("baseline", args.base_tree), ("this tree", ROOT)):
-            out = args.work / f"{world}-{label.replace(' ', '_')}"
+        runs = [("baseline", args.base_tree, args.partitions), ("this tree", ROOT, args.partitions)]
+        runs += [("embedded, this tree", ROOT, 0)] if args.embedded else []
+        outs = {}
+        for label, tree, partitions in runs:
+            outs[label] = out = args.work / f"{world}-{label.replace(' ', '_').replace(',', '')}"
             shutil.rmtree(out, ignore_errors=True)
-            results[label] = run_tree(tree, events, out, args.partitions, args.driver_memory)
+            results[label] = run_tree(tree, events, out, partitions, args.driver_memory)
             print(f"{events}: {label}: {json.dumps(results[label])}", file=sys.stderr, flush=True)
-        a, b = (args.work / f"{world}-{x}" for x in ("baseline", "this_tree"))
-        equal = None if any(r["error"] for r in results.values()) else same_tables(a, b)
-        shutil.rmtree(a, ignore_errors=True)
-        shutil.rmtree(b, ignore_errors=True)
+        equal = {}
+        for label, other in (("this tree", "baseline"), ("this tree", "embedded, this tree")):
+            if other in results and not results[label]["error"] and not results[other]["error"]:
+                verdict = f"{other}: {'yes' if same_tables(outs[label], outs[other]) else 'NO'}"
+                equal[label] = f"{equal[label]}; {verdict}" if label in equal else verdict
+        for out in outs.values():
+            shutil.rmtree(out, ignore_errors=True)
         for label, r in results.items():
-            rows.append((world, label, r, equal))
+            rows.append((world, label, r, equal.get(label, "-")))
     print(f"\nSpark local[2], {args.partitions} partitions, driver memory {args.driver_memory or 'default (1g)'}; "
           "peak RSS = VmHWM; worker = a Python worker Spark started (reused across tasks)\n")
     print("| world | code | rows (engagement) | build s | snapshot step s | largest fact file MiB | fact files "
-          "| worker peak MiB (max / sum) | driver peak MiB | JVM peak MiB | facts per task (largest / total) | tables equal |")
+          "| worker peak MiB (max / sum) | driver peak MiB | JVM peak MiB | facts per task (largest / total) | contact tables equal to |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for world, label, r, equal in rows:
         w = r["worker_hwm"]
-        facts = (f"{max(r['task_facts']):,} / {r['facts_total']:,}" if r["task_facts"] else "all (one file)")
+        facts = (f"{max(r['task_facts']):,} / {r['facts_total']:,}" if r["task_facts"]
+                 else "all (one file)" if w else "all (one process)")
         snap = "-" if r["snapshots_s"] is None else f"{r['snapshots_s']:.0f}"
         rows_or_error = f"{r['rows']:,}" if r["rows"] is not None else f"FAILED after {r['wall_s']:.0f} s: {r['error'][:110]}"
         print(f"| {world} | {label} | {rows_or_error} | {r['wall_s']:.0f} | {snap} | "
               f"{r['fact_file_max'] / MIB:,.0f} | {r['fact_files']} | {max(w, default=0) / MIB:,.0f} / {sum(w) / MIB:,.0f} | "
-              f"{r['driver_hwm'] / MIB:,.0f} | {r['jvm_hwm'] / MIB:,.0f} | {facts} | {'-' if equal is None else 'yes' if equal else 'NO'} |")
+              f"{r['driver_hwm'] / MIB:,.0f} | {r['jvm_hwm'] / MIB:,.0f} | {facts} | {equal} |")
 
 
 if __name__ == "__main__":

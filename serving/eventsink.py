@@ -4,9 +4,23 @@ Writing a Parquet segment per webhook call would leave thousands of tiny
 files to merge, so webhook events land first in a journal beside the log,
 `events_dir/webhook_journal.db` (SQLite, WAL, `event_id` primary key: a
 provider's retry is an `INSERT OR IGNORE` no-op, one transaction per call).
-`flush(events_dir)` folds the journal into the `events` table (validated,
-deduplicated, appended as one segment: `simulation.eventlog.append_new_rows`);
-the send pipeline flushes before choosing an audience and after each round,
+The journal keeps every id it has recorded, and `append_events` (the send
+pipeline's own events) records its rows there too, so the journal holds every
+id appended to `events`: `flush(events_dir)` appends the pending rows as one
+segment without looking their ids up in the table
+(`simulation.eventlog.append_rows`), and its time follows the batch.
+
+Exactly once across crashes, in two phases under the event-log lock: one
+transaction tags the pending rows with the sequence number their segment will
+take (`flush_seq`); the segment is written under that number; a second
+transaction marks the tagged rows flushed. Rows still tagged but unflushed when
+a flush starts belong to an attempt that crashed: the file that now holds that
+sequence number (the segment, or a merge or whole-table write that replaced it:
+`simulation.segments.file_holding`) is searched for their ids, the rows found
+there are marked flushed and the rest flushed again. The rows a journal from
+before this scheme left pending are checked against the whole table once.
+
+The send pipeline flushes before choosing an audience and after each round,
 the service on shutdown. Every writer of a Parquet table holds
 `events_dir/.eventlog.lock` (flock, `eventlog_lock`).
 """
@@ -17,15 +31,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from simulation.eventlog import append_new_rows, validate
-from simulation.segments import LOCK, eventlog_lock  # noqa: F401 (the lock every event-log writer holds)
+from simulation.eventlog import append_new_rows, append_rows, new_rows, next_seq, table_files, validate
+from simulation.segments import LOCK, eventlog_lock, file_holding, rows_with_keys  # noqa: F401 (LOCK: the lock every event-log writer holds)
 
 JOURNAL = "webhook_journal.db"
+UNKNOWN = -1  # flush_seq of rows a pre-two-phase journal left pending: they may be anywhere in the table
+_COLUMNS = "event_id, send_id, contact_id, type, occurred_us, value"
 
 
 class EventJournal:
-    """Durable, deduplicating landing table for webhook events."""
+    """Durable, deduplicating landing table for webhook events.
+
+    Columns: the `events` row (`occurred_us` in microseconds), `flushed` (1 once in the `events`
+    table) and `flush_seq` (the segment a flush is writing them to; NULL before). A partial index
+    holds only the unflushed rows, so finding them costs time in their number, not the journal's.
+    """
 
     def __init__(self, events_dir: str | Path):
         self.events_dir = Path(events_dir)
@@ -34,46 +56,73 @@ class EventJournal:
                                     isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS events (event_id INTEGER PRIMARY KEY, send_id INTEGER NOT NULL, "
-            "contact_id INTEGER NOT NULL, type TEXT NOT NULL, occurred_us INTEGER NOT NULL, value REAL, "
-            "flushed INTEGER NOT NULL DEFAULT 0)"
-        )
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS events (event_id INTEGER PRIMARY KEY, send_id INTEGER NOT NULL, "
+                "contact_id INTEGER NOT NULL, type TEXT NOT NULL, occurred_us INTEGER NOT NULL, value REAL, "
+                "flushed INTEGER NOT NULL DEFAULT 0, flush_seq INTEGER)")
+            columns = {row[1] for row in self.conn.execute("PRAGMA table_info(events)")}
+            if "flush_seq" not in columns:  # a journal written before the two-phase flush
+                self.conn.execute("ALTER TABLE events ADD COLUMN flush_seq INTEGER")
+                self.conn.execute("UPDATE events SET flush_seq = ? WHERE flushed = 0", (UNKNOWN,))
+            self.conn.execute("CREATE INDEX IF NOT EXISTS unflushed ON events (flush_seq) WHERE flushed = 0")
 
     def close(self) -> None:
         self.conn.close()
 
-    def append(self, rows: pd.DataFrame) -> tuple[int, int]:
-        """Insert validated `events` rows; returns (recorded, duplicates)."""
-        if rows.empty:
+    def append(self, rows: pd.DataFrame | pa.Table, seq: int | None = None) -> tuple[int, int]:
+        """Insert validated `events` rows whose ids are new to the journal, tagged `seq` (a flush in
+        progress; default none); returns (recorded, duplicates)."""
+        if len(rows) == 0:
             return 0, 0
         at = validate("events", rows)
         occurred = at.column("occurred_at").cast("int64").to_numpy()
         value = at.column("value").to_pandas().astype(object).where(lambda s: s.notna(), None)
         records = list(zip(at.column("event_id").to_pylist(), at.column("send_id").to_pylist(),
                            at.column("contact_id").to_pylist(), at.column("type").to_pylist(),
-                           occurred.tolist(), value.tolist()))
+                           occurred.tolist(), value.tolist(), [seq] * at.num_rows))
         before = self.conn.total_changes
         with self.conn:  # one transaction
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.executemany(
-                "INSERT OR IGNORE INTO events (event_id, send_id, contact_id, type, occurred_us, value) "
-                "VALUES (?, ?, ?, ?, ?, ?)", records)
+                f"INSERT OR IGNORE INTO events ({_COLUMNS}, flush_seq) VALUES (?, ?, ?, ?, ?, ?, ?)", records)
         recorded = self.conn.total_changes - before
         return recorded, len(records) - recorded
 
     def pending(self) -> pd.DataFrame:
         """Journal rows not yet folded into the `events` table, as `events` rows."""
-        df = pd.read_sql_query(
-            "SELECT event_id, send_id, contact_id, type, occurred_us, value FROM events WHERE flushed = 0",
-            self.conn)
-        return _journal_rows(df)
+        return _journal_rows(pd.read_sql_query(f"SELECT {_COLUMNS} FROM events WHERE flushed = 0", self.conn))
 
-    def mark_flushed(self, event_ids: np.ndarray) -> None:
+    # --- the two-phase flush (the caller holds the event-log lock) -----------------------------------
+    def unfinished(self) -> list[int]:
+        """Sequence numbers of flushes that tagged rows and did not mark them flushed (a crash)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT flush_seq FROM events WHERE flushed = 0 AND flush_seq IS NOT NULL")]
+
+    def tagged(self, seq: int) -> pd.DataFrame:
+        """The unflushed rows tagged with `seq`, as `events` rows."""
+        return _journal_rows(pd.read_sql_query(
+            f"SELECT {_COLUMNS} FROM events WHERE flushed = 0 AND flush_seq = ?", self.conn, params=(seq,)))
+
+    def tag(self, seq: int) -> int:
+        """Phase one: tag every untagged unflushed row with `seq`, in one transaction; rows tagged."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany("UPDATE events SET flushed = 1 WHERE event_id = ?",
-                                  [(int(e),) for e in event_ids])
+            return self.conn.execute("UPDATE events SET flush_seq = ? WHERE flushed = 0 AND flush_seq IS NULL",
+                                     (seq,)).rowcount
+
+    def finish(self, seq: int, written: np.ndarray | None = None) -> None:
+        """Phase two: mark the rows tagged `seq` flushed (all of them, or only the ids in `written`,
+        untagging the rest so the next flush writes them), in one transaction."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            if written is not None:
+                self.conn.executemany("UPDATE events SET flushed = 1 WHERE event_id = ? AND flush_seq = ?",
+                                      [(int(e), seq) for e in written])
+                self.conn.execute("UPDATE events SET flush_seq = NULL WHERE flushed = 0 AND flush_seq = ?", (seq,))
+            else:
+                self.conn.execute("UPDATE events SET flushed = 1 WHERE flushed = 0 AND flush_seq = ?", (seq,))
 
 
 def _journal_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -87,38 +136,66 @@ def _journal_rows(df: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _append_table(events_dir: Path, table: str, rows: pd.DataFrame, key: str) -> int:
-    """Append rows whose `key` is new as one segment (`append_new_rows`). Lock held by caller."""
-    return append_new_rows(table, rows, events_dir, key)
+def _recover(journal: EventJournal, events_dir: Path) -> None:
+    """Settle the flushes a crash interrupted: rows already in the file that holds their sequence
+    number (for `UNKNOWN`, anywhere in the table) are marked flushed, the others untagged. Reads only
+    that file, and only after a crash. Lock held."""
+    for seq in journal.unfinished():
+        rows = journal.tagged(seq)
+        if seq == UNKNOWN:
+            files = table_files(events_dir, "events")
+        else:
+            holder = file_holding(events_dir, "events", seq)
+            files = [holder] if holder is not None else []
+        found = rows_with_keys(files, "event_id", rows["event_id"].to_numpy()) if files and len(rows) else None
+        journal.finish(seq, np.empty(0, np.int64) if found is None else found.column(0).to_numpy())
 
 
 def flush(events_dir: str | Path) -> int:
-    """Fold journaled webhook events into the `events` table; returns rows added."""
+    """Fold journaled webhook events into the `events` table as one segment; returns rows added."""
     events_dir = Path(events_dir)
     if not (events_dir / JOURNAL).exists():
         return 0
     journal = EventJournal(events_dir)
     try:
         with eventlog_lock(events_dir):
-            pending = journal.pending()
-            if pending.empty:
+            _recover(journal, events_dir)
+            seq = next_seq(events_dir, "events")
+            if journal.tag(seq) == 0:
                 return 0
-            added = _append_table(events_dir, "events", pending, "event_id")
-            journal.mark_flushed(pending["event_id"].to_numpy())
-            return added
+            return _write_tagged(journal, events_dir, seq)
     finally:
         journal.close()
+
+
+def _write_tagged(journal: EventJournal, events_dir: Path, seq: int) -> int:
+    """Write the rows tagged `seq` as segment `seq`, then mark them flushed. Lock held."""
+    added = append_rows("events", journal.tagged(seq), events_dir, seq=seq)
+    journal.finish(seq)
+    return added
 
 
 def append_sends(events_dir: str | Path, sends: pd.DataFrame) -> int:
     """Append `sends` rows (new send_ids only) to the `sends` table atomically."""
     validate("sends", sends)
     with eventlog_lock(events_dir):
-        return _append_table(Path(events_dir), "sends", sends, "send_id")
+        return append_new_rows("sends", sends, Path(events_dir), "send_id")
 
 
 def append_events(events_dir: str | Path, events: pd.DataFrame) -> int:
-    """Append `events` rows directly (e.g. the send pipeline's own records)."""
+    """Append `events` rows directly (e.g. the send pipeline's own records): the rows whose ids neither
+    the table (exact lookup, `new_rows`) nor the journal holds, through the journal's two-phase flush,
+    so the journal knows every id appended to `events` and a webhook event whose hashed id collides
+    with one of them is dropped as a duplicate, as before."""
     validate("events", events)
-    with eventlog_lock(events_dir):
-        return _append_table(Path(events_dir), "events", events, "event_id")
+    events_dir = Path(events_dir)
+    journal = EventJournal(events_dir)
+    try:
+        with eventlog_lock(events_dir):
+            _recover(journal, events_dir)
+            seq = next_seq(events_dir, "events")
+            if journal.append(new_rows("events", events, events_dir, "event_id"), seq)[0] == 0:
+                return 0
+            return _write_tagged(journal, events_dir, seq)
+    finally:
+        journal.close()

@@ -217,21 +217,44 @@ def _replace_tables(events_dir: Path, validated: dict[str, pa.Table]) -> dict[st
 def append_new_rows(table: str, rows: pd.DataFrame | pa.Table, events_dir: str | os.PathLike, key: str) -> int:
     """Append the rows of `rows` whose `key` is not in the table yet, as a new segment; rows added.
 
-    Time follows the batch, not the log: the new rows are validated, their keys looked up only in
-    row groups whose key statistics can hold them (`segments.rows_with_keys`), the rest written as
-    one segment (temp file, then rename), then the table's files are merged by the tier policy
-    (`segments.compact`). The caller holds `segments.eventlog_lock(events_dir)`.
+    Time follows the batch, not the log: `new_rows` looks the keys up only in row groups whose key
+    statistics can hold them, `append_rows` writes the rest. The caller holds `segments.eventlog_lock(events_dir)`.
     """
+    return append_rows(table, new_rows(table, rows, events_dir, key), events_dir)
+
+
+def new_rows(table: str, rows: pd.DataFrame | pa.Table, events_dir: str | os.PathLike, key: str) -> pa.Table:
+    """The validated rows of `rows` whose `key` the table does not hold (exact; reads only row groups
+    whose key statistics can hold one, `segments.rows_with_keys`). Lock held, to append them."""
     new = validate(table, rows)
     if new.num_rows:
         seen = segments.rows_with_keys(table_files(events_dir, table), key, new.column(key).to_numpy())
         if seen is not None:
             new = new.filter(pc.invert(pc.is_in(new.column(key), value_set=seen.column(key).combine_chunks())))
+    return new
+
+
+def append_rows(table: str, rows: pd.DataFrame | pa.Table, events_dir: str | os.PathLike, *,
+                seq: int | None = None) -> int:
+    """Append `rows` as one segment, numbered `seq` (default `next_seq`), without looking their keys up
+    in the table: for a writer that knows they are new (e.g. a journal that keeps every key it has
+    written, `serving.eventsink`). Validated (keys unique within the batch), written as one segment
+    (temp file, then rename), then the table's files are merged by the tier policy
+    (`segments.compact`); rows added. The caller holds `segments.eventlog_lock(events_dir)`.
+    """
+    new = validate(table, rows)
     if new.num_rows == 0:
         return 0
-    segments.write_segment(events_dir, table, new)
+    segments.write_segment(events_dir, table, new, seq)
     segments.compact(events_dir, table, _schema(table).arrow)
     return new.num_rows
+
+
+def next_seq(events_dir: str | os.PathLike, table: str) -> int:
+    """The sequence number `append_rows` gives the table's next segment; a writer records it before
+    writing, so after a crash `segments.file_holding` tells whether that segment landed. Lock held."""
+    _schema(table)
+    return segments.next_seq(events_dir, table)
 
 
 def compact_table(events_dir: str | os.PathLike, table: str, *, full: bool = False) -> int:

@@ -147,9 +147,25 @@ def _next_seq(pieces: list[Piece]) -> int:
     return max((p.hi for p in pieces), default=0) + 1
 
 
-def write_segment(events_dir, table: str, at: pa.Table) -> Path:
-    """Write the validated rows `at` as the table's newest segment (temp file, then rename). Lock held."""
-    seq = _next_seq(_pieces(events_dir, table))
+def next_seq(events_dir, table: str) -> int:
+    """The sequence number the table's next appended segment takes (one above every file's hi). Lock held."""
+    return _next_seq(_pieces(events_dir, table))
+
+
+def file_holding(events_dir, table: str, seq: int) -> Path | None:
+    """The live file whose range holds sequence number `seq` (the segment appended as `seq`, or the
+    merge or whole-table write that replaced it); None when no file does."""
+    return next((p.path for p in _split(_pieces(events_dir, table))[0] if p.lo <= seq <= p.hi), None)
+
+
+def write_segment(events_dir, table: str, at: pa.Table, seq: int | None = None) -> Path:
+    """Write the validated rows `at` as segment `part-<seq>-<seq>` (default `next_seq`; a given `seq`
+    must be at least that, so it is one no file holds) by temp file, then rename. Lock held."""
+    first = _next_seq(_pieces(events_dir, table))
+    if seq is None:
+        seq = first
+    elif seq < first:
+        raise ValueError(f"{table}: segment {seq} is taken (the next free one is {first})")
     folder = segment_dir(events_dir, table)
     tmp = _temp_in(folder, "part")
     try:
