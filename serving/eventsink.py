@@ -12,7 +12,7 @@ segment without looking their ids up in the table
 
 Exactly once across crashes, in two phases under the event-log lock: one
 transaction tags the pending rows with the sequence number their segment will
-take (`flush_seq`); the segment is written under that number; a second
+take (a small `flushing` table); the segment is written under that number; a second
 transaction marks the tagged rows flushed. Rows still tagged but unflushed when
 a flush starts belong to an attempt that crashed: the file that now holds that
 sequence number (the segment, or a merge or whole-table write that replaced it:
@@ -37,16 +37,17 @@ from simulation.eventlog import append_new_rows, append_rows, new_rows, next_seq
 from simulation.segments import LOCK, eventlog_lock, file_holding, rows_with_keys  # noqa: F401 (LOCK: the lock every event-log writer holds)
 
 JOURNAL = "webhook_journal.db"
-UNKNOWN = -1  # flush_seq of rows a pre-two-phase journal left pending: they may be anywhere in the table
+UNKNOWN = -1  # the seq of rows a pre-two-phase journal left pending: they may be anywhere in the table
 _COLUMNS = "event_id, send_id, contact_id, type, occurred_us, value"
 
 
 class EventJournal:
     """Durable, deduplicating landing table for webhook events.
 
-    Columns: the `events` row (`occurred_us` in microseconds), `flushed` (1 once in the `events`
-    table) and `flush_seq` (the segment a flush is writing them to; NULL before). A partial index
-    holds only the unflushed rows, so finding them costs time in their number, not the journal's.
+    `events` holds every row recorded (`occurred_us` in microseconds) and `flushed` (1 once in the
+    `events` table); a partial index holds only the unflushed ones, so finding them costs time in
+    their number, not the journal's. `flushing` holds the ids a flush is writing and the sequence
+    number of their segment: small, so tagging them does not rewrite the large table's rows.
     """
 
     def __init__(self, events_dir: str | Path):
@@ -58,35 +59,40 @@ class EventJournal:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS events (event_id INTEGER PRIMARY KEY, send_id INTEGER NOT NULL, "
                 "contact_id INTEGER NOT NULL, type TEXT NOT NULL, occurred_us INTEGER NOT NULL, value REAL, "
-                "flushed INTEGER NOT NULL DEFAULT 0, flush_seq INTEGER)")
-            columns = {row[1] for row in self.conn.execute("PRAGMA table_info(events)")}
-            if "flush_seq" not in columns:  # a journal written before the two-phase flush
-                self.conn.execute("ALTER TABLE events ADD COLUMN flush_seq INTEGER")
-                self.conn.execute("UPDATE events SET flush_seq = ? WHERE flushed = 0", (UNKNOWN,))
-            self.conn.execute("CREATE INDEX IF NOT EXISTS unflushed ON events (flush_seq) WHERE flushed = 0")
+                "flushed INTEGER NOT NULL DEFAULT 0)")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS flushing (event_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)")
+            if "events" in tables and "flushing" not in tables:  # a journal written before the two-phase flush
+                self.conn.execute("INSERT INTO flushing SELECT event_id, ? FROM events WHERE flushed = 0", (UNKNOWN,))
+            self.conn.execute("CREATE INDEX IF NOT EXISTS unflushed ON events (event_id) WHERE flushed = 0")
+            self.conn.execute("CREATE INDEX IF NOT EXISTS flushing_seq ON flushing (seq)")
 
     def close(self) -> None:
         self.conn.close()
 
     def append(self, rows: pd.DataFrame | pa.Table, seq: int | None = None) -> tuple[int, int]:
-        """Insert validated `events` rows whose ids are new to the journal, tagged `seq` (a flush in
-        progress; default none); returns (recorded, duplicates)."""
+        """Insert validated `events` rows whose ids are new to the journal (with `seq`, tagged for the
+        flush writing segment `seq`); returns (recorded, duplicates)."""
         if len(rows) == 0:
             return 0, 0
         at = validate("events", rows)
+        ids = at.column("event_id").to_pylist()
         occurred = at.column("occurred_at").cast("int64").to_numpy()
         value = at.column("value").to_pandas().astype(object).where(lambda s: s.notna(), None)
-        records = list(zip(at.column("event_id").to_pylist(), at.column("send_id").to_pylist(),
-                           at.column("contact_id").to_pylist(), at.column("type").to_pylist(),
-                           occurred.tolist(), value.tolist(), [seq] * at.num_rows))
+        records = list(zip(ids, at.column("send_id").to_pylist(), at.column("contact_id").to_pylist(),
+                           at.column("type").to_pylist(), occurred.tolist(), value.tolist()))
         before = self.conn.total_changes
         with self.conn:  # one transaction
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(
-                f"INSERT OR IGNORE INTO events ({_COLUMNS}, flush_seq) VALUES (?, ?, ?, ?, ?, ?, ?)", records)
+            if seq is not None:  # the ids new to the journal, before they are inserted
+                tagged = self.conn.total_changes
+                self.conn.executemany("INSERT INTO flushing SELECT ?1, ?2 WHERE NOT EXISTS "
+                                      "(SELECT 1 FROM events WHERE event_id = ?1)", [(e, seq) for e in ids])
+                before += self.conn.total_changes - tagged
+            self.conn.executemany(f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", records)
         recorded = self.conn.total_changes - before
         return recorded, len(records) - recorded
 
@@ -97,32 +103,33 @@ class EventJournal:
     # --- the two-phase flush (the caller holds the event-log lock) -----------------------------------
     def unfinished(self) -> list[int]:
         """Sequence numbers of flushes that tagged rows and did not mark them flushed (a crash)."""
-        return [r[0] for r in self.conn.execute(
-            "SELECT DISTINCT flush_seq FROM events WHERE flushed = 0 AND flush_seq IS NOT NULL")]
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT seq FROM flushing")]
 
     def tagged(self, seq: int) -> pd.DataFrame:
         """The unflushed rows tagged with `seq`, as `events` rows."""
         return _journal_rows(pd.read_sql_query(
-            f"SELECT {_COLUMNS} FROM events WHERE flushed = 0 AND flush_seq = ?", self.conn, params=(seq,)))
+            f"SELECT {_COLUMNS} FROM events WHERE flushed = 0 AND event_id IN "
+            "(SELECT event_id FROM flushing WHERE seq = ?)", self.conn, params=(seq,)))
 
     def tag(self, seq: int) -> int:
         """Phase one: tag every untagged unflushed row with `seq`, in one transaction; rows tagged."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            return self.conn.execute("UPDATE events SET flush_seq = ? WHERE flushed = 0 AND flush_seq IS NULL",
-                                     (seq,)).rowcount
+            return self.conn.execute(
+                "INSERT INTO flushing SELECT event_id, ? FROM events WHERE flushed = 0 AND event_id NOT IN "
+                "(SELECT event_id FROM flushing)", (seq,)).rowcount
 
     def finish(self, seq: int, written: np.ndarray | None = None) -> None:
-        """Phase two: mark the rows tagged `seq` flushed (all of them, or only the ids in `written`,
-        untagging the rest so the next flush writes them), in one transaction."""
+        """Phase two: mark the rows tagged `seq` flushed (all of them, or only the ids in `written`;
+        the others go back to untagged, so the next flush writes them), in one transaction."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             if written is not None:
-                self.conn.executemany("UPDATE events SET flushed = 1 WHERE event_id = ? AND flush_seq = ?",
-                                      [(int(e), seq) for e in written])
-                self.conn.execute("UPDATE events SET flush_seq = NULL WHERE flushed = 0 AND flush_seq = ?", (seq,))
+                self.conn.executemany("UPDATE events SET flushed = 1 WHERE event_id = ?", [(int(e),) for e in written])
             else:
-                self.conn.execute("UPDATE events SET flushed = 1 WHERE flushed = 0 AND flush_seq = ?", (seq,))
+                self.conn.execute("UPDATE events SET flushed = 1 WHERE flushed = 0 AND event_id IN "
+                                  "(SELECT event_id FROM flushing WHERE seq = ?)", (seq,))
+            self.conn.execute("DELETE FROM flushing WHERE seq = ?", (seq,))
 
 
 def _journal_rows(df: pd.DataFrame) -> pd.DataFrame:
