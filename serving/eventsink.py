@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from simulation.eventlog import append_new_rows, append_rows, new_rows, next_seq, table_files, validate
 from simulation.segments import LOCK, eventlog_lock, file_holding, rows_with_keys  # noqa: F401 (LOCK: the lock every event-log writer holds)
@@ -74,11 +75,13 @@ class EventJournal:
         self.conn.close()
 
     def append(self, rows: pd.DataFrame | pa.Table, seq: int | None = None) -> tuple[int, int]:
-        """Insert validated `events` rows whose ids are new to the journal (with `seq`, tagged for the
-        flush writing segment `seq`); returns (recorded, duplicates)."""
+        """Insert validated `events` rows whose ids are new to the journal; returns (recorded,
+        duplicates). With `seq` they go in flushed and tagged for the append writing segment `seq`
+        (a crash before it lands makes them pending again: `_recover`)."""
         if len(rows) == 0:
             return 0, 0
         at = validate("events", rows)
+        at = at.take(pc.sort_indices(at.column("event_id")))  # key order: each B-tree page is touched once
         ids = at.column("event_id").to_pylist()
         occurred = at.column("occurred_at").cast("int64").to_numpy()
         value = at.column("value").to_pandas().astype(object).where(lambda s: s.notna(), None)
@@ -92,7 +95,8 @@ class EventJournal:
                 self.conn.executemany("INSERT INTO flushing SELECT ?1, ?2 WHERE NOT EXISTS "
                                       "(SELECT 1 FROM events WHERE event_id = ?1)", [(e, seq) for e in ids])
                 before += self.conn.total_changes - tagged
-            self.conn.executemany(f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", records)
+            self.conn.executemany(f"INSERT OR IGNORE INTO events ({_COLUMNS}, flushed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  [(*r, int(seq is not None)) for r in records])
         recorded = self.conn.total_changes - before
         return recorded, len(records) - recorded
 
@@ -106,9 +110,9 @@ class EventJournal:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT seq FROM flushing")]
 
     def tagged(self, seq: int) -> pd.DataFrame:
-        """The unflushed rows tagged with `seq`, as `events` rows."""
+        """The rows tagged with `seq`, as `events` rows."""
         return _journal_rows(pd.read_sql_query(
-            f"SELECT {_COLUMNS} FROM events WHERE flushed = 0 AND event_id IN "
+            f"SELECT {_COLUMNS} FROM events WHERE event_id IN "
             "(SELECT event_id FROM flushing WHERE seq = ?)", self.conn, params=(seq,)))
 
     def tag(self, seq: int) -> int:
@@ -121,10 +125,12 @@ class EventJournal:
 
     def finish(self, seq: int, written: np.ndarray | None = None) -> None:
         """Phase two: mark the rows tagged `seq` flushed (all of them, or only the ids in `written`;
-        the others go back to untagged, so the next flush writes them), in one transaction."""
+        the others become pending and untagged, so the next flush writes them), in one transaction."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             if written is not None:
+                self.conn.execute("UPDATE events SET flushed = 0 WHERE event_id IN "
+                                  "(SELECT event_id FROM flushing WHERE seq = ?)", (seq,))
                 self.conn.executemany("UPDATE events SET flushed = 1 WHERE event_id = ?", [(int(e),) for e in written])
             else:
                 self.conn.execute("UPDATE events SET flushed = 1 WHERE flushed = 0 AND event_id IN "

@@ -227,3 +227,20 @@ def test_erasure_between_a_crash_and_the_recovery(tmp_path, monkeypatch, crash_a
     assert_once(tmp_path, ids[contacts != 1])
     with sqlite3.connect(tmp_path / JOURNAL) as db:
         assert db.execute("SELECT count(*) FROM events WHERE contact_id = 1").fetchone()[0] == 0
+
+
+def test_append_events_that_crashed_before_its_segment_is_flushed_later(tmp_path, monkeypatch):
+    ids = hashed(50, 1)
+
+    def fail(*args, **kwargs):
+        raise Crash("before the segment")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(segments, "write_segment", fail)
+        with pytest.raises(Crash):
+            append_events(tmp_path, rows(ids))
+    assert table_files(tmp_path, "events") == []
+    assert journal(tmp_path, ids[:5]) == (0, 5)  # the journal knows them: a webhook with one of these ids is a duplicate
+    assert flush(tmp_path) == 50
+    assert append_events(tmp_path, rows(ids)) == 0
+    assert_once(tmp_path, ids)
