@@ -48,7 +48,9 @@ class EventJournal:
     `events` holds every row recorded (`occurred_us` in microseconds) and `flushed` (1 once in the
     `events` table); a partial index holds only the unflushed ones, so finding them costs time in
     their number, not the journal's. `flushing` holds the ids a flush is writing and the sequence
-    number of their segment: small, so tagging them does not rewrite the large table's rows.
+    number of their segment: small, so tagging them does not rewrite the large table's rows. The
+    rows `append_events` records go in flushed and tagged at once; `_recover` makes them pending
+    when their segment did not land.
     """
 
     def __init__(self, events_dir: str | Path):
