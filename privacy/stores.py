@@ -339,10 +339,14 @@ def _mlflow_store() -> Store:
     return Store("MLflow artifacts", erase_input_examples, export_input_examples)
 
 
+# The webhook journal comes before the event tables: a flush (under the event-log lock) that ran between
+# erasing `events` and erasing the journal would write the subject's pending journal rows back into
+# `events`; erased first, the journal has none left to flush, and a flush already holding the lock
+# finishes before the `events` eraser (which takes the lock) removes what it wrote.
 STORES = [
+    Store("webhook journal", _erase_journal, _export_journal),
     _event_table("sends"),
     _event_table("events"),
-    Store("webhook journal", _erase_journal, _export_journal),
     Store("simulator world", _erase_world, _export_world),
     Store("feature tables", _erase_features, _export_features),
     Store("online store", _erase_online, _export_online),
