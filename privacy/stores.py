@@ -2,8 +2,8 @@
 
 | store | where | what is removed |
 |---|---|---|
-| event log sends / events | `data/events/{sends,events}.parquet` | the contact's rows (file rewritten) |
-| webhook journal | `data/events/webhook_journal.db` | the contact's journaled events |
+| webhook journal | `data/events/webhook_journal.db` | the contact's journaled events (first: see `STORES`) |
+| event log sends / events | `data/events/{sends,events}.parquet` and their segments (`.parquet.d/`) | the contact's rows (each file holding them rewritten) |
 | simulator world | `data/world/contacts.parquet`, `traits.npz` | the contact's row and latent traits |
 | feature tables | `data/features/*.parquet` with a `contact_id` column | every snapshot row |
 | online store | `data/feast/online.db`, every table (or Redis) | the contact's entity rows: features and the published `contact_predictions` |
