@@ -1,8 +1,8 @@
 """Appending to a large `events` table: segments (this tree) against the whole-file rewrite of a
 baseline tree (a `git worktree` of the commit before segments), in the same run.
 
-    flock /work/scale/big.lock .venv/bin/python benchmarks/bench_eventlog_append.py \\
-        --base-tree /work/scale/eventlog/base --work /work/scale/eventlog --sizes 10000000 50000000
+    .venv/bin/python benchmarks/bench_eventlog_append.py \\
+        --base-tree BASE --work WORK --sizes 10000000 50000000
 
 The table is synthetic (numpy, no world), built once per size under `--work` and reused: event ids
 0..n-1 as the simulator writes them, send and contact ids, a type among the contract's, increasing
@@ -170,8 +170,8 @@ def fresh_copy(table: Path, run_dir: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000_000, 50_000_000])
-    ap.add_argument("--base-tree", type=Path, default=Path("/work/scale/eventlog/base"))
-    ap.add_argument("--work", type=Path, default=Path("/work/scale/eventlog"))
+    ap.add_argument("--base-tree", type=Path, help="a worktree of the baseline commit (git worktree add DIR REV); required")
+    ap.add_argument("--work", type=Path, help="scratch directory for the synthetic tables and runs; required")
     ap.add_argument("--webhook-batch", type=int, default=2_000)
     ap.add_argument("--webhook-appends", type=int, default=100)
     ap.add_argument("--round-batch", type=int, default=100_000)
@@ -189,6 +189,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.events_dir, args.rows, args.appends, args.seed)))
         return
+    if args.base_tree is None or args.work is None:
+        ap.error("--base-tree and --work are required")
     if not (args.base_tree / "simulation" / "eventlog.py").exists():
         raise SystemExit(f"--base-tree {args.base_tree}: not a checkout (git worktree add --detach it at the baseline)")
     trees = {"baseline": args.base_tree, "segments": ROOT}

@@ -1,8 +1,8 @@
 """Webhook journal flushes after many hashed-id events: this tree (two-phase flush, no lookup in the
 table) against a baseline tree (a `git worktree` of the commit before it), in the same run.
 
-    .venv/bin/python benchmarks/bench_journal_flush.py --base-tree /work/scale/journalflush/base \\
-        --work /work/scale/journalflush --history 10000000
+    .venv/bin/python benchmarks/bench_journal_flush.py --base-tree BASE --work WORK \\
+        --table WORK/synthetic-10000000/events.parquet --history 10000000
 
 Each tree starts from a hard link of a synthetic `events.parquet` (`--table`, e.g. the sequential-id
 table `bench_eventlog_append.py` builds), then `--history` events with random 63-bit ids (like
@@ -75,9 +75,9 @@ def run_child(tree: Path, phase: str, events_dir: Path, rows: int, batch: int, s
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base-tree", type=Path, default=Path("/work/scale/journalflush/base"))
-    ap.add_argument("--work", type=Path, default=Path("/work/scale/journalflush"))
-    ap.add_argument("--table", type=Path, default=Path("/work/scale/eventlog/synthetic-10000000/events.parquet"))
+    ap.add_argument("--base-tree", type=Path, help="a worktree of the baseline commit (git worktree add DIR REV); required")
+    ap.add_argument("--work", type=Path, help="scratch directory for the runs; required")
+    ap.add_argument("--table", type=Path, help="a synthetic events table (bench_eventlog_append.py builds one); required")
     ap.add_argument("--history", type=int, nargs="+", default=[10_000_000])
     ap.add_argument("--history-batch", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=2_000)
@@ -90,6 +90,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.events_dir, args.rows, args.batch, args.seed)))
         return
+    if args.base_tree is None or args.work is None or args.table is None:
+        ap.error("--base-tree, --work and --table are required")
     if not (args.base_tree / "serving" / "eventsink.py").exists():
         raise SystemExit(f"--base-tree {args.base_tree}: not a checkout (git worktree add --detach it at the baseline)")
     import pyarrow.parquet as pq
